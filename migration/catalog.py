@@ -1,0 +1,177 @@
+"""Read the table back from the PostgreSQL catalog and compare it with schema.TABLE.
+
+Side-effect free: only SELECTs on pg_catalog. Used by the existence check,
+the post-migration verification, the result screen and the rollback preview.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .schema import TABLE, Table
+
+
+@dataclass(frozen=True)
+class ColumnFact:
+    name: str
+    type: str
+    not_null: bool
+    default: str | None
+
+
+@dataclass(frozen=True)
+class IndexFact:
+    name: str
+    definition: str
+    table: str  # schema-qualified table the index belongs to
+
+
+@dataclass(frozen=True)
+class StructureReport:
+    """What the catalog says about the table, judged against the definition.
+
+    ``problems`` make an existing table unusable (the migration fails);
+    ``differences`` are tolerated but reported.
+    """
+
+    exists: bool
+    columns: tuple[ColumnFact, ...] = ()
+    indexes: tuple[IndexFact, ...] = ()
+    constraints: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+    differences: tuple[str, ...] = ()
+    sequence: str | None = None
+    row_count: int | None = None
+    foreign_index_names: tuple[IndexFact, ...] = field(default=())
+
+    @property
+    def valid(self) -> bool:
+        return self.exists and not self.problems
+
+    @property
+    def state(self) -> str:
+        if not self.exists:
+            return "absent"
+        return "valid" if self.valid else "invalid"
+
+
+_COLUMNS = """
+SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(d.adbin, d.adrelid)
+FROM pg_attribute a
+LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+"""
+_INDEXES = """
+SELECT i.relname, pg_get_indexdef(i.oid), format('%%I.%%I', n.nspname, t.relname)
+FROM pg_class i
+JOIN pg_index x ON x.indexrelid = i.oid
+JOIN pg_class t ON t.oid = x.indrelid
+JOIN pg_namespace n ON n.oid = t.relnamespace
+WHERE {where}
+ORDER BY i.relname
+"""
+_CONSTRAINTS = """
+SELECT contype, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s ORDER BY conname
+"""
+
+
+def table_oid(conn, schema: str, table: Table = TABLE) -> int | None:
+    row = conn.execute(
+        "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+        (schema, table.name),
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
+def index_name_clashes(conn, schema: str, table: Table = TABLE) -> tuple[IndexFact, ...]:
+    """Relations in the schema already using one of our index names (not on our table)."""
+    rows = conn.execute(
+        "SELECT c.relname, c.relkind::text, coalesce(pg_get_indexdef(c.oid), ''), "
+        "coalesce((SELECT format('%%I.%%I', tn.nspname, t.relname) FROM pg_index x "
+        "  JOIN pg_class t ON t.oid = x.indrelid JOIN pg_namespace tn ON tn.oid = t.relnamespace "
+        "  WHERE x.indexrelid = c.oid), '') "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = ANY(%s)",
+        (schema, [ix.name for ix in table.indexes]),
+    ).fetchall()
+    own = f"{schema}.{table.name}"
+    return tuple(
+        IndexFact(name, definition or f"a relation of kind {kind}", owner or "(not an index)")
+        for name, kind, definition, owner in rows
+        if owner.replace('"', "") != own
+    )
+
+
+def inspect(conn, schema: str, table: Table = TABLE, *, strict: bool = False) -> StructureReport:
+    """Read the table's structure. ``strict`` (after creation) turns differences into problems."""
+    clashes = index_name_clashes(conn, schema, table)
+    oid = table_oid(conn, schema, table)
+    if oid is None:
+        return StructureReport(exists=False, foreign_index_names=clashes)
+
+    kind = conn.execute("SELECT relkind::text FROM pg_class WHERE oid = %s", (oid,)).fetchone()[0]
+    columns = tuple(ColumnFact(n, t, bool(nn), d) for n, t, nn, d in conn.execute(_COLUMNS, (oid,)).fetchall())
+    indexes = tuple(
+        IndexFact(*row) for row in conn.execute(_INDEXES.format(where="x.indrelid = %s"), (oid,)).fetchall()
+    )
+    constraints = tuple(f"{t}:{d}" for t, d in conn.execute(_CONSTRAINTS, (oid,)).fetchall())
+    seq_row = conn.execute(
+        "SELECT pg_get_serial_sequence(%s, %s)", (f'"{schema}"."{table.name}"', table.serial_column)
+    ).fetchone() if any(c.name == table.serial_column for c in columns) else None
+
+    problems: list[str] = []
+    differences: list[str] = []
+    if kind not in ("r", "p"):
+        problems.append(f"{schema}.{table.name} exists but is not a table (relkind {kind})")
+    by_name = {c.name: c for c in columns}
+    for col in table.columns:
+        fact = by_name.get(col.name)
+        if fact is None:
+            problems.append(f"Required column {col.name} is missing from {table.name} table")
+            continue
+        if not col.accepts(fact.type):
+            problems.append(f"Column {col.name} has type {fact.type}, expected {col.catalog_type}")
+        elif fact.type != col.catalog_type:
+            differences.append(f"Column {col.name} has type {fact.type} (compatible with {col.catalog_type})")
+        if col.not_null and not fact.not_null:
+            differences.append(f"Column {col.name} allows NULL, expected NOT NULL")
+        if not _default_matches(col.catalog_default, fact.default):
+            differences.append(
+                f"Column {col.name} has default {fact.default or 'none'}, expected {col.catalog_default or 'none'}"
+            )
+    extra = [c.name for c in columns if c.name not in set(table.column_names)]
+    if extra:
+        differences.append("Extra columns not in the definition: " + ", ".join(extra))
+    if not any(c.startswith("p:") for c in constraints):
+        differences.append(f"No primary key on {table.name}")
+    if not any(c.startswith("u:") and "(filename)" in c for c in constraints):
+        differences.append("No UNIQUE constraint on filename")
+    index_names = {ix.name for ix in indexes}
+    for ix in table.indexes:
+        if ix.name not in index_names:
+            differences.append(f"Index {ix.name} is missing")
+    if strict:
+        problems.extend(differences)
+        differences = []
+    return StructureReport(
+        exists=True,
+        columns=columns,
+        indexes=indexes,
+        constraints=constraints,
+        problems=tuple(problems),
+        differences=tuple(differences),
+        sequence=seq_row[0] if seq_row else None,
+        foreign_index_names=clashes,
+    )
+
+
+def _default_matches(expected: str | None, actual: str | None) -> bool:
+    if expected is None:
+        return actual is None
+    if actual is None:
+        return False
+    if expected == "nextval":
+        return actual.startswith("nextval(")
+    return actual == expected or actual.replace("CURRENT_TIMESTAMP", "now()") == expected

@@ -1,0 +1,142 @@
+"""Failures an operator can meet, each as a message plus a fix hint.
+
+:func:`explain` turns any exception from psycopg/libpq into an
+:class:`OperatorError`; nothing else in the product formats raw exceptions,
+so no traceback and no secret reaches a screen or the headless output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class OperatorError:
+    """What went wrong (message), what to do (hint), and the SQLSTATE if any."""
+
+    message: str
+    hint: str
+    sqlstate: str | None = None
+    detail: str | None = None
+
+    def lines(self) -> list[str]:
+        out = [f"Error: {self.message}"]
+        if self.sqlstate:
+            out[0] += f" (SQLSTATE {self.sqlstate})"
+        if self.detail:
+            out.append(f"  Detail: {self.detail}")
+        out.append(f"  Fix: {self.hint}")
+        return out
+
+
+class MigrateError(Exception):
+    """An expected failure carrying an :class:`OperatorError`."""
+
+    def __init__(self, error: OperatorError):
+        super().__init__(error.message)
+        self.error = error
+
+
+class ConfigError(MigrateError):
+    """Bad or missing configuration: nothing was attempted."""
+
+    def __init__(self, message: str, hint: str, detail: str | None = None):
+        super().__init__(OperatorError(message, hint, None, detail))
+
+
+def _grant_hint(user: str | None, schema: str) -> str:
+    return f"Ask an administrator to run: GRANT CREATE ON SCHEMA {schema} TO {user or 'your_database_user'};"
+
+
+CONNECTION_HINT = (
+    "Verify DATABASE_URL is correct, check network connectivity, and ensure the database server is running."
+)
+
+# SQLSTATE -> (message prefix, hint). Messages keep the server's own words after the prefix.
+_BY_SQLSTATE: dict[str, tuple[str, str]] = {
+    "42P07": ("An object with this name already exists", "Another object uses one of the names this migration "
+              "creates. Rename or drop it (check the index names idx_database_backups_*), then run again."),
+    "55P03": ("Could not get a lock within the lock timeout", "Another session holds a conflicting lock. Wait for "
+              "it to finish (see pg_stat_activity) or raise --lock-timeout, then run again."),
+    "57014": ("The statement was cancelled", "It was cancelled by you or by statement_timeout; raise "
+              "--statement-timeout if the server is just slow, then run again."),
+    "25006": ("The database is read-only", "You are connected to a read-only server or session (a hot standby, "
+              "or default_transaction_read_only = on). Point DATABASE_URL at the primary."),
+    "57P01": ("The server shut down or terminated this session", "Check that the server is running and nobody "
+              "terminated the session (pg_terminate_backend), then run again; nothing was committed."),
+    "57P02": ("The server crashed", "Check the server log, wait for recovery, then run again; nothing was committed."),
+    "57P03": ("The server is not accepting connections yet", "Wait for the server to finish starting up, then run again."),
+    "53300": ("Too many connections", "Close idle sessions or raise max_connections, then run again."),
+    "3D000": ("The database does not exist", "Check the database name at the end of DATABASE_URL."),
+    "28P01": ("Password authentication failed", "Check the user and password in DATABASE_URL."),
+    "28000": ("The server rejected this login", "Check pg_hba.conf and the user in DATABASE_URL."),
+    "3F000": ("The schema does not exist", "Create the schema first or pass an existing one with --schema."),
+    "2BP01": ("Other objects depend on this table", "Review the dependent objects listed in the detail; "
+              "drop them first or confirm a CASCADE rollback."),
+    "40P01": ("A deadlock was detected", "Another session competed for the same objects; run again."),
+    "53100": ("The server is out of disk space", "Free disk space on the database server, then run again."),
+}
+
+
+def explain(exc: BaseException, *, user: str | None = None, schema: str = "public",
+            secrets: list[str] | None = None) -> OperatorError:
+    """Map an exception to an operator-facing error. Never raises."""
+    from .settings import redact
+
+    if isinstance(exc, MigrateError):
+        return exc.error
+    secrets = secrets or []
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover
+        psycopg = None  # type: ignore[assignment]
+
+    sqlstate = getattr(exc, "sqlstate", None)
+    diag = getattr(exc, "diag", None)
+    primary = (getattr(diag, "message_primary", None) or str(exc).strip().splitlines()[0:1] or [""])
+    primary = primary if isinstance(primary, str) else (primary[0] if primary else "")
+    primary = redact(primary, secrets)
+    detail = getattr(diag, "message_detail", None)
+    detail = redact(detail, secrets) if detail else None
+
+    if sqlstate == "42501":
+        return OperatorError(f"Permission denied: {primary}", _grant_hint(user, schema), sqlstate, detail)
+    if sqlstate in _BY_SQLSTATE:
+        prefix, hint = _BY_SQLSTATE[sqlstate]
+        message = prefix if primary.lower().startswith(prefix.lower()) else f"{prefix}: {primary}"
+        return OperatorError(message, hint, sqlstate, detail)
+    if psycopg is not None and isinstance(exc, psycopg.OperationalError):
+        text = redact(str(exc).strip(), secrets)
+        low = text.lower()
+        if "password authentication failed" in low:
+            return OperatorError("Connection failed: password authentication failed.",
+                                 "Check the user and password in DATABASE_URL.", sqlstate)
+        if "no password supplied" in low:
+            return OperatorError("Connection failed: the server asks for a password and DATABASE_URL has none.",
+                                 "Add the password to DATABASE_URL (postgresql://USER:PASSWORD@HOST/DB).", sqlstate)
+        if "does not exist" in low and "database" in low:
+            return OperatorError(f"Connection failed: {_last_line(text)}", "Check the database name at the end of "
+                                 "DATABASE_URL.", sqlstate)
+        if "timeout expired" in low:
+            return OperatorError("Connection failed: the server did not answer within the connect timeout.",
+                                 CONNECTION_HINT, sqlstate)
+        if "server closed the connection" in low or "terminating connection" in low or "consuming input" in low:
+            return OperatorError("The connection to the server was lost.", "Check that the server is running and "
+                                 "nobody terminated the session; nothing was committed. Run again.", sqlstate)
+        return OperatorError(f"Connection to server failed: {_last_line(text)}", CONNECTION_HINT, sqlstate)
+    if psycopg is not None and isinstance(exc, psycopg.Error):
+        return OperatorError(primary or type(exc).__name__, "See the detail above; nothing was committed.",
+                             sqlstate, detail)
+    if isinstance(exc, OSError):
+        return OperatorError(f"{type(exc).__name__}: {redact(str(exc), secrets)}",
+                             "Check the file system path and permissions.")
+    return OperatorError(f"Unexpected error: {type(exc).__name__}: {redact(str(exc), secrets)}",
+                         "This is a bug in migrate-tui; nothing was committed. Please report it with the audit log.")
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return "unknown error"
+    # libpq prefixes 'connection to server at "h" (ip), port p failed: FATAL:  msg'
+    return lines[0] if len(lines) == 1 else " ".join(lines[:2])

@@ -1,0 +1,18 @@
+"""Exit codes of every migrate-tui command: scripts rely on these, so they live here only."""
+
+OK = 0  # success, or nothing needed (migration not needed, nothing to roll back)
+FAILURE = 1  # the operation failed; nothing was left half-done
+USAGE = 2  # bad command-line arguments (argparse's own code)
+BUSY = 75  # another migration holds the lock (EX_TEMPFAIL): try again later
+CONFIG = 78  # bad or missing configuration, or no terminal for the wizard (EX_CONFIG)
+CANCELLED = 130  # interrupted by Ctrl+C / SIGTERM; everything rolled back
+
+from .events import Outcome  # noqa: E402
+
+BY_OUTCOME = {
+    Outcome.SUCCESS: OK,
+    Outcome.NOT_NEEDED: OK,
+    Outcome.FAILED: FAILURE,
+    Outcome.CANCELLED: CANCELLED,
+    Outcome.BUSY: BUSY,
+}

@@ -1,0 +1,92 @@
+"""The headless printer: turns engine events into the guide's "Expected Output"."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from .events import (
+    Event,
+    Notice,
+    Outcome,
+    RunFinished,
+    RunStarted,
+    Step,
+    StepFailed,
+    StepFinished,
+    StepSkipped,
+    StepStarted,
+)
+
+SUCCESS_LINES = (
+    "The database_backups table has been added to your database.",
+    "You can now use the backup system in your admin panel.",
+)
+NEXT_STEPS = (
+    "Next steps:",
+    "  1. Add CRON_SECRET (a long random string) to your .env file",
+    "  2. Deploy your updated application with the backup system code",
+    "  3. Test it: open /admin/backups, create a manual backup, and check it appears in your S3/R2 storage",
+)
+
+
+class Printer:
+    """Call with each event. ``verbose`` also prints quiet steps, skips and timings."""
+
+    def __init__(self, out: TextIO | None = None, verbose: bool = False) -> None:
+        self.out = out or sys.stdout
+        self.verbose = verbose
+
+    def line(self, text: str = "") -> None:
+        print(text, file=self.out, flush=True)
+
+    def __call__(self, event: Event) -> None:
+        timing = (lambda ms: f" ({ms:.1f} ms)") if self.verbose else (lambda ms: "")
+        if isinstance(event, RunStarted):
+            self.line(f"🚀 Starting safe migration: Add {event.table} table")
+            self.line(f"Database: {event.masked_url}")
+            if event.schema != "public" or self.verbose:
+                self.line(f"Schema: {event.schema}")
+        elif isinstance(event, StepStarted):
+            if self.verbose:
+                self.line(f"… Step {event.step.value}/8 {event.step.title}")
+        elif isinstance(event, StepFinished):
+            if event.quiet and not self.verbose:
+                return
+            mark = "⚠️ " if event.warning else "✓"
+            self.line(f"{mark} {event.message}{timing(event.elapsed_ms)}")
+            if self.verbose or event.step is Step.CONNECTION_TEST:
+                for detail in event.details:
+                    self.line(f"  {detail}")
+        elif isinstance(event, StepSkipped):
+            if self.verbose:
+                self.line(f"- Step {event.step.value}/8 {event.step.title} skipped: {event.reason}")
+        elif isinstance(event, StepFailed):
+            self.line(f"✗ Step {event.step.value}/8 {event.step.title} failed{timing(event.elapsed_ms)}")
+            for text in event.error.lines():
+                self.line(text)
+        elif isinstance(event, Notice):
+            self.line(f"  Notice: {event.message}")
+        elif isinstance(event, RunFinished):
+            self.finished(event)
+
+    def finished(self, event: RunFinished) -> None:
+        if event.outcome is Outcome.SUCCESS:
+            self.line()
+            self.line(f"🎉 {event.message}")
+            for text in SUCCESS_LINES:
+                self.line(text)
+            self.line()
+            for text in NEXT_STEPS:
+                self.line(text)
+        elif event.outcome is Outcome.NOT_NEEDED:
+            self.line(f"✅ {event.message}")
+            report = event.report
+            for text in report.differences if report else ():
+                self.line(f"  Note: {text}")
+        elif event.outcome is Outcome.CANCELLED:
+            self.line(f"⏹  Cancelled — {event.message[0].lower()}{event.message[1:]}")
+        else:
+            self.line(f"↩️  {event.message}" if event.rolled_back else f"Nothing was changed.")
+            self.line("❌ Migration failed" + (" - another migration is running" if event.outcome is Outcome.BUSY
+                                              else ""))

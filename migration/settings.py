@@ -1,0 +1,271 @@
+"""Configuration: .env + environment, DATABASE_URL validation and masking.
+
+The password is read here and handed only to libpq (psycopg) or, for child
+processes, to their environment / a 0600 passfile. Everything meant for
+display goes through :func:`mask_url` or :meth:`Settings.masked_url`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import quote, unquote, urlsplit
+
+from .errors import ConfigError
+
+OPTIONAL_VARS = ("CRON_SECRET", "CLOUDFLARE_ACCESS_KEY_ID", "CLOUDFLARE_SECRET_ACCESS_KEY")
+DEFAULT_SCHEMA = "public"
+DEFAULT_LOCK_TIMEOUT_MS = 5_000
+DEFAULT_STATEMENT_TIMEOUT_MS = 60_000
+DEFAULT_LOCK_WAIT_S = 10.0
+DEFAULT_CONNECT_TIMEOUT_S = 10
+
+# Every URI query parameter libpq understands (PostgreSQL 18 "Parameter Key Words").
+LIBPQ_PARAMS = frozenset(
+    """host hostaddr port dbname user password passfile require_auth channel_binding
+    connect_timeout client_encoding options application_name fallback_application_name
+    keepalives keepalives_idle keepalives_interval keepalives_count tcp_user_timeout
+    replication gssencmode sslmode requiressl sslnegotiation sslcompression sslcert sslkey
+    sslkeylogfile sslpassword sslcertmode sslrootcert sslcrl sslcrldir sslsni requirepeer
+    ssl_min_protocol_version ssl_max_protocol_version krbsrvname gsslib gssdelegation
+    service target_session_attrs load_balance_hosts min_protocol_version max_protocol_version
+    oauth_issuer oauth_client_id oauth_client_secret oauth_scope""".split()
+)
+# Parameters that ORMs and poolers add to URLs but libpq rejects, with what to do instead.
+FOREIGN_PARAM_HINTS = {
+    "schema": "Remove '?schema=...' from DATABASE_URL and pass the schema with --schema instead.",
+    "pgbouncer": "Remove '?pgbouncer=true' and use a direct (non-pooled) connection URL for migrations.",
+    "connection_limit": "Remove 'connection_limit' (a Prisma setting); libpq does not know it.",
+    "pool_timeout": "Remove 'pool_timeout' (a Prisma setting); libpq does not know it.",
+    "ssl": "Replace 'ssl=true' with 'sslmode=require'.",
+}
+
+_SCHEMES = ("postgres", "postgresql")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs. ``database_url`` holds the secret: never print it."""
+
+    database_url: str = field(repr=False)
+    schema: str = DEFAULT_SCHEMA
+    lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS
+    statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS
+    lock_wait_s: float = DEFAULT_LOCK_WAIT_S
+    connect_timeout_s: int = DEFAULT_CONNECT_TIMEOUT_S
+    env_file: Path | None = None
+    optional: Mapping[str, str | None] = field(default_factory=dict, repr=False)
+    demo: bool = False
+
+    @property
+    def masked_url(self) -> str:
+        return mask_url(self.database_url)
+
+    @property
+    def password(self) -> str | None:
+        return conninfo(self.database_url).get("password")
+
+    @property
+    def target(self) -> dict[str, str]:
+        """User, host, port and database name: safe to display."""
+        info = conninfo(self.database_url)
+        return {
+            "user": info.get("user") or os.environ.get("PGUSER") or _os_user(),
+            "host": info.get("host") or os.environ.get("PGHOST") or "localhost",
+            "port": info.get("port") or os.environ.get("PGPORT") or "5432",
+            "dbname": info.get("dbname") or info.get("user") or _os_user(),
+        }
+
+    def optional_present(self) -> dict[str, bool]:
+        return {name: bool(self.optional.get(name)) for name in OPTIONAL_VARS}
+
+    def secrets(self) -> list[str]:
+        """Values that must never appear in any output (used by redaction)."""
+        values = [self.password or ""] + [v or "" for v in self.optional.values()]
+        return [v for v in values if len(v) >= 3]
+
+
+def _os_user() -> str:
+    try:
+        import getpass
+
+        return getpass.getuser()
+    except Exception:  # pragma: no cover - no passwd entry
+        return "postgres"
+
+
+def conninfo(url: str) -> dict[str, str]:
+    """Parse a URL/DSN with libpq's own rules. Raises ConfigError with no secret in it."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        return {k: str(v) for k, v in conninfo_to_dict(url).items() if v is not None}
+    except Exception as exc:  # psycopg.ProgrammingError; its text may quote the URL
+        raise ConfigError(
+            "DATABASE_URL is not a valid PostgreSQL connection string.",
+            "Use the form postgresql://USER:PASSWORD@HOST:5432/DBNAME "
+            "(percent-encode special characters in the password).",
+            detail=redact(str(exc), [_password_guess(url)]),
+        ) from None
+
+
+def _password_guess(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        return unquote(parts.password or "")
+    except ValueError:
+        return ""
+
+
+def validate_url(url: str | None) -> str:
+    """Check DATABASE_URL before anything connects; return it unchanged."""
+    if url is None or not url.strip():
+        raise ConfigError(
+            "DATABASE_URL is not set.",
+            "Add DATABASE_URL=postgresql://USER:PASSWORD@HOST:5432/DBNAME to .env "
+            "(or export it), or try the demo with: migrate-tui --demo",
+        )
+    url = url.strip()
+    if "://" in url:
+        scheme = url.split("://", 1)[0].lower()
+        if scheme not in _SCHEMES:
+            raise ConfigError(
+                f"DATABASE_URL uses the scheme '{scheme}://', which is not PostgreSQL.",
+                "Use a URL starting with postgresql:// or postgres://.",
+            )
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises on a non-numeric port
+        except ValueError:
+            raise ConfigError(
+                "DATABASE_URL has an invalid host or port.",
+                "Check the part after '@': HOST:PORT, where PORT is a number such as 5432.",
+            ) from None
+        for pair in filter(None, parts.query.split("&")):
+            key = unquote(pair.split("=", 1)[0])
+            if key not in LIBPQ_PARAMS:
+                raise ConfigError(
+                    f"DATABASE_URL has the parameter '{key}', which PostgreSQL (libpq) does not accept.",
+                    FOREIGN_PARAM_HINTS.get(
+                        key, f"Remove '{key}=...' from the query string of DATABASE_URL."
+                    ),
+                )
+    conninfo(url)
+    return url
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ****; never raises, never leaks."""
+    try:
+        if "://" not in url:
+            info = conninfo(url)
+            user = info.get("user", "")
+            host = info.get("host", "")
+            port = info.get("port", "")
+            db = info.get("dbname", "")
+            cred = f"{quote(user)}:****@" if user else ("****@" if "password" in info else "")
+            return f"postgresql://{cred}{host}{':' + port if port else ''}/{db}"
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if "@" in netloc:
+            cred, hostport = netloc.rsplit("@", 1)
+            user = cred.split(":", 1)[0]
+            netloc = f"{user}:****@{hostport}" if user else f"****@{hostport}"
+        query = "&".join(
+            ("password=****" if p.split("=", 1)[0] in ("password", "sslpassword") else p)
+            for p in parts.query.split("&")
+            if p
+        )
+        return f"{parts.scheme}://{netloc}{parts.path}{'?' + query if query else ''}"
+    except Exception:
+        return "postgresql://****@****"
+
+
+def redact(text: str, secrets: list[str] | tuple[str, ...]) -> str:
+    """Replace every secret (and its URL-encoded form) in text by ****."""
+    for secret in sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True):
+        for form in {secret, quote(secret, safe=""), quote(secret)}:
+            text = text.replace(form, "****")
+    return text
+
+
+def check_identifier(name: str, what: str = "schema") -> str:
+    if not _IDENT.match(name):
+        raise ConfigError(
+            f"'{name}' is not a valid {what} name.",
+            f"Use a plain PostgreSQL identifier for the {what}: letters, digits and underscores.",
+        )
+    return name
+
+
+def _int_setting(value: str | int | None, default: int, name: str) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a whole number, got '{value}'.", f"Set {name} to e.g. {default}.") from None
+    if number <= 0:
+        raise ConfigError(f"{name} must be positive, got {number}.", f"Set {name} to e.g. {default}.")
+    return number
+
+
+def load_settings(
+    env_file: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    schema: str | None = None,
+    lock_timeout_ms: int | None = None,
+    statement_timeout_ms: int | None = None,
+    lock_wait_s: float | None = None,
+    database_url: str | None = None,
+    demo: bool = False,
+) -> Settings:
+    """Read .env (explicit path, or ./.env when present) under the real environment.
+
+    Real environment variables win over the file, like python-dotenv's default.
+    """
+    from dotenv import dotenv_values
+
+    env = dict(os.environ if environ is None else environ)
+    loaded: Path | None = None
+    if env_file is not None:
+        path = Path(env_file)
+        if not path.is_file():
+            raise ConfigError(
+                f"The env file {path} does not exist.",
+                "Check the --env-file path, or leave it out to use ./.env.",
+            )
+        loaded = path
+    elif Path(".env").is_file():
+        loaded = Path(".env")
+    if loaded is not None:
+        try:
+            file_values = dotenv_values(loaded)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"Could not read {loaded}: {type(exc).__name__}.",
+                "Make sure the file is readable UTF-8 text with KEY=value lines.",
+            ) from None
+        for key, value in file_values.items():
+            if value is not None and key not in env:
+                env[key] = value
+    url = validate_url(database_url if database_url is not None else env.get("DATABASE_URL"))
+    return Settings(
+        database_url=url,
+        schema=check_identifier(schema or env.get("MIGRATE_SCHEMA") or DEFAULT_SCHEMA),
+        lock_timeout_ms=lock_timeout_ms
+        or _int_setting(env.get("MIGRATE_LOCK_TIMEOUT_MS"), DEFAULT_LOCK_TIMEOUT_MS, "MIGRATE_LOCK_TIMEOUT_MS"),
+        statement_timeout_ms=statement_timeout_ms
+        or _int_setting(
+            env.get("MIGRATE_STATEMENT_TIMEOUT_MS"), DEFAULT_STATEMENT_TIMEOUT_MS, "MIGRATE_STATEMENT_TIMEOUT_MS"
+        ),
+        lock_wait_s=DEFAULT_LOCK_WAIT_S if lock_wait_s is None else lock_wait_s,
+        env_file=loaded.resolve() if loaded else None,
+        optional={name: env.get(name) for name in OPTIONAL_VARS},
+        demo=demo,
+    )
