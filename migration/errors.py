@@ -62,9 +62,11 @@ _BY_SQLSTATE: dict[str, tuple[str, str]] = {
               "--statement-timeout if the server is just slow, then run again."),
     "25006": ("The database is read-only", "You are connected to a read-only server or session (a hot standby, "
               "or default_transaction_read_only = on). Point DATABASE_URL at the primary."),
-    "57P01": ("The server shut down or terminated this session", "Check that the server is running and nobody "
-              "terminated the session (pg_terminate_backend), then run again; nothing was committed."),
-    "57P02": ("The server crashed", "Check the server log, wait for recovery, then run again; nothing was committed."),
+    "57P01": ("Connection lost (the server shut down or terminated this session)", "Check that the server is "
+              "running and nobody terminated the session (pg_terminate_backend), then run again; nothing was "
+              "committed."),
+    "57P02": ("Connection lost (the server crashed)", "Check the server log, wait for recovery, then run again; "
+              "nothing was committed."),
     "57P03": ("The server is not accepting connections yet", "Wait for the server to finish starting up, then run again."),
     "53300": ("Too many connections", "Close idle sessions or raise max_connections, then run again."),
     "3D000": ("The database does not exist", "Check the database name at the end of DATABASE_URL."),
