@@ -87,17 +87,23 @@ def run_cancellable(work: Callable[[], object], cancel: Callable[[], None],
 
     Returns (result, interrupted)."""
     box: dict[str, object] = {}
+    done = threading.Event()
 
     def body() -> None:
-        box["result"] = work()
+        try:
+            box["result"] = work()
+        finally:
+            done.set()
 
     thread = threading.Thread(target=body, name="migrate-tui-engine", daemon=True)
     interrupted = False
     with interrupts_raise():
         thread.start()
-        while thread.is_alive():
+        # Not thread.join()/is_alive(): on Python 3.11 a KeyboardInterrupt inside join() can mark a
+        # running thread as stopped (threading bpo-45274 handling), and we would exit mid-rollback.
+        while not done.is_set():
             try:
-                thread.join(0.1)
+                done.wait(0.1)
             except KeyboardInterrupt:
                 if not interrupted:
                     print(f"\nCancelling: {what}…", file=sys.stderr, flush=True)
