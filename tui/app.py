@@ -1,0 +1,304 @@
+"""The migrate-tui wizard: a Textual app over the UI-free engine in :mod:`migration`.
+
+Flow: Target (default screen) → Migrate (pushed) → Result (pushed); Show SQL and
+Help are pushed from anywhere; ``back_to_target`` pops back to Target and reads
+the server again. A configuration problem shows ConfigErrorScreen instead.
+
+How to plug in a new screen (checklist, backup, rollback, audit log, ...)
+--------------------------------------------------------------------------
+1. Write ``tui/screens/<name>.py`` with a ``Screen`` subclass (styles in
+   ``tui/screens/<name>.tcss`` via ``CSS_PATH``). Take what it needs in its
+   constructor (usually ``self.app.settings``); import engine modules inside
+   functions so start-up stays fast.
+2. Add an action: a ``WizardAction("backup", "Backup", "b", "help text")`` in
+   :mod:`tui.actions`, appended to ``TARGET_ACTIONS`` (a button + key on the
+   Target screen) and/or ``PALETTE_ACTIONS`` (command palette, Ctrl+P), and an
+   ``action_backup`` method on :class:`MigrateApp` that pushes the screen::
+
+       def action_backup(self) -> None:
+           from .screens.backup import BackupScreen
+           self.push_screen(BackupScreen(self.settings))
+
+   Gate it in :meth:`MigrateApp.check_action` if it needs settings (it gets
+   disabled until they are known) — the default gate already covers every
+   action named in ``NEEDS_SETTINGS``.
+3. Engine work (database, pg_dump) runs in a thread worker on the screen::
+
+       @work(thread=True, exit_on_error=False, group="backup", exclusive=True)
+       def _run(self) -> None:
+           result = engine_call(self.app.settings, emit=lambda e: self.post_message(EngineEvent(e)))
+           self.post_message(BackupDone(result))      # post_message is thread-safe
+
+   Expected failures are engine results (an OperatorError inside), shown on
+   the screen. An unexpected exception in a worker reaches
+   :meth:`MigrateApp.on_worker_state_changed`, which shows an ErrorDialog with a
+   message and a fix hint; handle ``Worker.StateChanged`` on the screen too if
+   it must leave a "running" state. Confirmations: ``push_screen(ConfirmDialog(
+   title, message), callback)``. Cancellation: an engine ``cancel()`` called
+   from a thread worker (it may block on ``cancel_safe``).
+4. Finish by ``self.app.run_action("back_to_target")`` or a Back binding
+   (``Binding("escape", "app.pop_screen", "Back")``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from typing import TYPE_CHECKING, Callable, Iterable
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from .actions import PALETTE_ACTIONS
+from .messages import SettingsFailed, SettingsReady
+from .screens.target import TargetScreen
+from .target_source import SettingsSource, source_for
+
+if TYPE_CHECKING:
+    from migration.errors import OperatorError
+    from migration.events import RunFinished
+    from migration.overview import TargetOverview
+    from migration.settings import Settings
+
+NEEDS_SETTINGS = {"migrate", "show_sql", "refresh"}
+DARK, LIGHT = "textual-dark", "textual-light"
+
+
+class MigrateApp(App):
+    # The default screen's CSS_PATH is not loaded by Textual (only pushed screens' are): list it here.
+    CSS_PATH = ["app.tcss", "screens/target.tcss"]
+    TITLE = "migrate-tui"
+    SUB_TITLE = "Add database_backups table"
+    BINDINGS = [
+        Binding("question_mark,f1", "help", "Help"),
+        Binding("ctrl+t", "toggle_theme", "Theme", show=False),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+    ]
+
+    def __init__(self, source: SettingsSource | None = None, *, settings: "Settings | None" = None,
+                 describe: Callable[["Settings"], "TargetOverview"] | None = None,
+                 migration_factory: Callable | None = None, deterministic: bool = False,
+                 handle_signals: bool = False, theme: str = DARK) -> None:
+        """``source`` gives the settings (DATABASE_URL or the demo database); tests pass ``settings``.
+
+        ``describe`` and ``migration_factory`` default to the engine's
+        describe_target and Migration; ``deterministic`` hides clocks and timings
+        (snapshots and screenshots).
+        """
+        super().__init__()
+        if source is None:
+            source = SettingsSource(factory=(lambda: settings)) if settings is not None else SettingsSource()
+        self.source = source
+        self.settings: Settings | None = None
+        self.config_error: OperatorError | None = None
+        self.last_result: RunFinished | None = None
+        self.deterministic = deterministic
+        self._describe = describe
+        self._migration_factory = migration_factory
+        self._handle_signals = handle_signals
+        self.theme = theme
+
+    # -- engine entry points (injectable) ---------------------------------------
+    def describe(self, settings: "Settings") -> "TargetOverview":
+        if self._describe is not None:
+            return self._describe(settings)
+        from migration.overview import describe_target
+
+        return describe_target(settings)
+
+    def migration_factory(self, settings: "Settings", emit):
+        if self._migration_factory is not None:
+            return self._migration_factory(settings, emit)
+        from migration.runner import Migration
+
+        return Migration(settings, emit)
+
+    # -- start-up -------------------------------------------------------------------
+    def get_default_screen(self) -> Screen:
+        self.target_screen = TargetScreen()
+        return self.target_screen
+
+    def on_mount(self) -> None:
+        if self._handle_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                try:
+                    loop.add_signal_handler(sig, self._terminate)
+                except (NotImplementedError, RuntimeError, ValueError):
+                    pass
+        self.resolve_settings()
+
+    @work(thread=True, exit_on_error=False, group="settings", exclusive=True)
+    def resolve_settings(self) -> None:
+        """Read the configuration (or start the demo database) without holding up the first frame."""
+        from migration.errors import MigrateError, explain
+
+        try:
+            settings = self.source()
+        except MigrateError as exc:
+            self.post_message(SettingsFailed(exc.error))
+            return
+        except Exception as exc:  # noqa: BLE001 - shown as a configuration screen, never a traceback
+            self.post_message(SettingsFailed(explain(exc)))
+            return
+        self.post_message(SettingsReady(settings))
+
+    def on_settings_ready(self, message: SettingsReady) -> None:
+        self.settings = message.settings
+        self.target_screen.load_overview()
+
+    def on_settings_failed(self, message: SettingsFailed) -> None:
+        from .screens.error import ConfigErrorScreen
+
+        self.config_error = message.error
+        self.target_screen.settings_failed()
+        self.push_screen(ConfigErrorScreen(message.error))
+
+    # -- navigation -------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in NEEDS_SETTINGS:
+            if self.settings is None or self.migration_running:
+                return None  # shown, but disabled
+        return True
+
+    @property
+    def migration_running(self) -> bool:
+        screen = self._migrate_screen()
+        return screen is not None and screen.running
+
+    def _migrate_screen(self):
+        from .screens.migrate import MigrateScreen
+
+        for screen in self.screen_stack:
+            if isinstance(screen, MigrateScreen):
+                return screen
+        return None
+
+    async def action_migrate(self) -> None:
+        if self.check_action("migrate", ()) is not True:
+            return
+        from .screens.migrate import MigrateScreen
+
+        await self._pop_to_target()
+        await self.push_screen(MigrateScreen(self.settings))
+
+    def action_show_sql(self) -> None:
+        if self.check_action("show_sql", ()) is not True:
+            return
+        from .screens.sql import SqlScreen
+
+        self.push_screen(SqlScreen(self.settings))
+
+    def action_refresh(self) -> None:
+        if self.check_action("refresh", ()) is True and self.screen is self.target_screen:
+            self.target_screen.load_overview()
+
+    def show_result(self, result: "RunFinished") -> None:
+        from .screens.result import ResultScreen
+
+        self.push_screen(ResultScreen(result))
+
+    async def action_back_to_target(self) -> None:
+        if self.migration_running:
+            return
+        await self._pop_to_target()
+        self.target_screen.load_overview()
+
+    async def _pop_to_target(self) -> None:
+        while len(self.screen_stack) > 1 and self.screen is not self.target_screen:
+            await self.pop_screen()
+
+    def action_help(self) -> None:
+        from .screens.help import HelpScreen
+
+        if isinstance(self.screen, HelpScreen):
+            return
+        keys: list[tuple[str, str]] = []
+        for key, active in self.active_bindings.items():
+            b = active.binding
+            if b.description and b.show and active.enabled:
+                keys.append((self.get_key_display(b), b.tooltip or b.description))
+        self.push_screen(HelpScreen(keys, (self.screen.sub_title or "current").lower()))
+
+    def action_toggle_theme(self) -> None:
+        self.theme = LIGHT if self.current_theme.dark else DARK
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        for action in PALETTE_ACTIONS:
+            if self.check_action(action.name, ()) is True:
+                yield SystemCommand(action.label, action.help, lambda a=action.name: self.run_action(a))
+        if screen is not self.target_screen and not self.migration_running:
+            yield SystemCommand("Back to target", "Return to the Target screen and read the server again",
+                                lambda: self.run_action("back_to_target"))
+        yield SystemCommand("Help", "Show the keys and what the wizard does", self.action_help)
+        yield SystemCommand("Toggle theme", "Switch between the dark and the light theme", self.action_toggle_theme)
+        yield from super().get_system_commands(screen)
+
+    # -- results, errors and leaving --------------------------------------------------
+    def record_result(self, result: "RunFinished") -> None:
+        self.last_result = result
+
+    @property
+    def exit_code(self) -> int:
+        from migration import exit_codes
+
+        if self.config_error is not None:
+            return exit_codes.CONFIG
+        if self.last_result is not None:
+            return exit_codes.BY_OUTCOME.get(self.last_result.outcome, exit_codes.FAILURE)
+        return exit_codes.OK
+
+    def exit_with_result(self) -> None:
+        self.exit(return_code=self.exit_code)
+
+    async def action_quit(self) -> None:
+        migrate = self._migrate_screen()
+        if migrate is not None and migrate.running:
+            if migrate.cancelling:
+                migrate.quit_when_done = True
+            else:
+                migrate.action_cancel_run(then_quit=True)
+            return
+        self.exit_with_result()
+
+    def _terminate(self) -> None:
+        """SIGTERM / SIGHUP: cancel a running migration (everything rolls back), then leave."""
+        migrate = self._migrate_screen()
+        if migrate is not None and migrate.running:
+            migrate.quit_when_done = True
+            migrate.cancel_now()
+        else:
+            self.exit_with_result()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state is not WorkerState.ERROR:
+            return
+        from migration.errors import explain
+
+        from .screens.error import ErrorDialog
+
+        secrets = self.settings.secrets() if self.settings else []
+        error = explain(event.worker.error, secrets=secrets)
+        self.push_screen(ErrorDialog(
+            "Something went wrong in the background", error,
+            "The database is as the engine leaves it after any failure: uncommitted work is rolled back."))
+
+
+def run_app(args: argparse.Namespace) -> int:
+    """The wizard for ``migrate-tui [--demo]``: returns an exit code from migration.exit_codes."""
+    from migration import exit_codes
+
+    source = source_for(args)
+    app = MigrateApp(source, handle_signals=True)
+    try:
+        app.run()
+    except KeyboardInterrupt:
+        return exit_codes.CANCELLED
+    finally:
+        source.close()  # the demo database goes away on exit, Ctrl+C, SIGTERM and crashes alike
+    code = app.return_code
+    return exit_codes.FAILURE if code is None else code

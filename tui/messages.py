@@ -1,0 +1,49 @@
+"""Typed messages that carry engine results from worker threads to screens.
+
+Workers call ``widget.post_message(...)`` (thread-safe); screens handle them
+with ``on_<message_name>`` methods. Engine objects travel inside unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from textual.message import Message
+
+if TYPE_CHECKING:
+    from migration.events import Event
+    from migration.overview import TargetOverview
+    from migration.settings import Settings
+
+
+class SettingsReady(Message):
+    """The target's settings are known (DATABASE_URL read, or the demo database started)."""
+
+    def __init__(self, settings: "Settings") -> None:
+        super().__init__()
+        self.settings = settings
+
+
+class OverviewLoaded(Message):
+    """Server facts and table state read by :func:`migration.overview.describe_target`."""
+
+    def __init__(self, overview: "TargetOverview") -> None:
+        super().__init__()
+        self.overview = overview
+
+
+class EngineEvent(Message):
+    """One event of a migration run (migration.events)."""
+
+    def __init__(self, event: "Event", at: Any = None) -> None:
+        super().__init__()
+        self.event = event
+        self.at = at  # datetime the event was received (None in deterministic mode)
+
+
+class SettingsFailed(Message):
+    """The configuration is missing or invalid (a ConfigError), or the demo database did not start."""
+
+    def __init__(self, error) -> None:
+        super().__init__()
+        self.error = error  # migration.errors.OperatorError

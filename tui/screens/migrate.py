@@ -1,0 +1,216 @@
+"""Migrate: the guide's eight steps as live panels, a timestamped log, and cancellation.
+
+The engine (migration.runner.Migration) runs in a thread worker; every event it
+emits is posted to this screen as an :class:`tui.messages.EngineEvent`.
+Escape / Ctrl+C while it runs asks for confirmation, then ``Migration.cancel()``
+stops the running statement and everything is rolled back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, RichLog, Static
+from textual.worker import Worker, WorkerState
+
+from ..messages import EngineEvent
+from ..widgets.step_panel import StepPanel
+from .confirm import ConfirmDialog
+
+if TYPE_CHECKING:
+    from migration.events import RunFinished
+    from migration.settings import Settings
+
+OUTCOME_BANNER = {
+    "success": ("🎉 Migration completed successfully!", "-success"),
+    "not_needed": ("✅ Migration not needed - table already exists and is valid", "-success"),
+    "failed": ("❌ Migration failed", "-error"),
+    "busy": ("❌ Migration failed - another migration is running", "-error"),
+    "cancelled": ("⏹  Cancelled", "-warning"),
+}
+
+
+class MigrateScreen(Screen):
+    CSS_PATH = "migrate.tcss"
+    BINDINGS = [
+        Binding("escape", "escape", "Cancel / back"),
+        Binding("ctrl+c", "cancel_run", "Cancel", show=False, priority=True),
+        Binding("enter,v", "show_result", "Result"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+
+    def __init__(self, settings: "Settings") -> None:
+        super().__init__(id="migrate")
+        self.settings = settings
+        self.migration = None
+        self.result: RunFinished | None = None
+        self.cancelling = False
+        self.quit_when_done = False
+        self.crashed = False
+
+    @property
+    def running(self) -> bool:
+        return self.result is None and not self.crashed
+
+    def compose(self) -> ComposeResult:
+        from migration.events import Step
+
+        det = self.app.deterministic
+        yield Header()
+        with VerticalScroll(id="steps"):
+            for step in Step:
+                yield StepPanel(step.value, step.title, step.description, deterministic=det, id=f"step-{step.value}")
+        yield Static("", id="banner")
+        with Horizontal(id="migrate-actions"):
+            yield Button("See the result (Enter)", id="see-result", variant="primary", action="screen.show_result")
+            yield Button("Cancel (Esc)", id="cancel", variant="error", action="screen.cancel_run")
+        yield RichLog(id="log", wrap=True, markup=False, highlight=False, min_width=40, auto_scroll=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "Migrate"
+        self.query_one("#see-result").display = False
+        self.migration = self.app.migration_factory(self.settings, self._emit)
+        self._run()
+
+    # -- the worker ---------------------------------------------------------------
+    def _emit(self, event) -> None:
+        """Called by the engine in the worker thread (post_message is thread-safe)."""
+        self.post_message(EngineEvent(event, None if self.app.deterministic else datetime.now()))
+
+    @work(thread=True, exit_on_error=False, group="migration", exclusive=True)
+    def _run(self) -> None:
+        self.migration.run()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "migration" and event.state is WorkerState.ERROR and self.result is None:
+            # The app shows the error dialog; this screen stops waiting for events that will not come.
+            self.crashed = True
+            self._log("✗ The migration worker stopped unexpectedly; see the error dialog.")
+            self._banner("❌ Migration stopped unexpectedly - any open transaction was rolled back by the server",
+                         "-error")
+            self.query_one("#cancel").display = False
+            self.refresh_bindings()
+
+    # -- engine events ------------------------------------------------------------
+    def on_engine_event(self, message: EngineEvent) -> None:
+        from migration import events as ev
+
+        event, at = message.event, message.at
+        stamp = at.strftime("%H:%M:%S.%f")[:-3] if at else "--:--:--.---"
+        if isinstance(event, ev.RunStarted):
+            self._log(f"🚀 Starting safe migration: Add {event.table} table", stamp)
+            self._log(f"Database: {event.masked_url}   Schema: {event.schema}", stamp)
+        elif isinstance(event, ev.StepStarted):
+            panel = self._panel(event.step)
+            panel.start()
+            panel.scroll_visible(animate=False)
+            self._log(f"… Step {event.step.value}/8 {event.step.title}", stamp)
+        elif isinstance(event, ev.StepFinished):
+            self._panel(event.step).finish(event.message, event.details, event.elapsed_ms, event.warning)
+            mark = "⚠️ " if event.warning else "✓"
+            took = "" if self.app.deterministic else f" ({event.elapsed_ms:.1f} ms)"
+            self._log(f"{mark} {event.message}{took}", stamp)
+            for detail in event.details:
+                self._log(f"    {detail}", stamp)
+        elif isinstance(event, ev.StepSkipped):
+            self._panel(event.step).skip(event.reason)
+            self._log(f"- Step {event.step.value}/8 {event.step.title} skipped: {event.reason}", stamp)
+        elif isinstance(event, ev.StepFailed):
+            panel = self._panel(event.step)
+            panel.fail(event.error, event.elapsed_ms)
+            panel.scroll_visible(animate=False)
+            self._log(f"✗ Step {event.step.value}/8 {event.step.title} failed", stamp)
+            for text in event.error.lines():
+                self._log(text, stamp)
+        elif isinstance(event, ev.Notice):
+            self._log(f"Notice: {event.message}", stamp)
+        elif isinstance(event, ev.RunFinished):
+            self._finished(event, stamp)
+
+    def _finished(self, result: "RunFinished", stamp: str) -> None:
+        self.result = result
+        self.app.record_result(result)
+        title, kind = OUTCOME_BANNER[result.outcome.value]
+        text = title
+        if result.outcome.value in ("failed", "busy", "cancelled"):
+            text += f" - {result.message}"
+        self._banner(text, kind)
+        self._log(text, stamp)
+        self.query_one("#cancel").display = False
+        see = self.query_one("#see-result", Button)
+        see.display = True
+        see.focus()
+        self.refresh_bindings()
+        if self.quit_when_done:
+            self.app.exit_with_result()
+
+    # -- actions --------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "show_result":
+            return self.result is not None
+        if action == "cancel_run":
+            return self.running and not self.cancelling
+        return True
+
+    def action_escape(self) -> None:
+        if self.running:
+            self.action_cancel_run()
+        else:
+            self.app.run_action("back_to_target")
+
+    def action_cancel_run(self, then_quit: bool = False) -> None:
+        if not self.running or self.cancelling:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.quit_when_done = self.quit_when_done or then_quit
+                self.cancel_now()
+
+        what = "quit" if then_quit else "cancel"
+        self.app.push_screen(ConfirmDialog(
+            "Cancel the migration?",
+            "The running statement is stopped and the transaction is rolled back: "
+            "nothing of this run is kept." + (" The wizard closes afterwards." if then_quit else ""),
+            yes=f"Yes, {what}", no="No, keep going"), answered)
+
+    def cancel_now(self) -> None:
+        if not self.running or self.cancelling:
+            return
+        self.cancelling = True
+        self._banner("⏹  Cancelling: stopping the running statement and rolling back…", "-warning")
+        self._log("Cancel requested: stopping the running statement and rolling back…")
+        self.refresh_bindings()
+        self._cancel_worker()
+
+    @work(thread=True, exit_on_error=False, group="cancel")
+    def _cancel_worker(self) -> None:
+        self.migration.cancel()  # may block briefly on cancel_safe(): never on the UI thread
+
+    def action_show_result(self) -> None:
+        if self.result is not None:
+            self.app.show_result(self.result)
+
+    # -- helpers ------------------------------------------------------------------
+    def _panel(self, step) -> StepPanel:
+        return self.query_one(f"#step-{step.value}", StepPanel)
+
+    def _log(self, text: str, stamp: str | None = None) -> None:
+        if stamp is None:
+            stamp = "--:--:--.---" if self.app.deterministic else datetime.now().strftime("%H:%M:%S.%f")[:-3]
+        self.query_one("#log", RichLog).write(Text.assemble((stamp, "dim"), "  ", text))
+
+    def _banner(self, text: str, kind: str) -> None:
+        banner = self.query_one("#banner", Static)
+        banner.update(Content(text))
+        banner.set_classes(kind)
+        banner.add_class("-shown")

@@ -1,0 +1,106 @@
+"""One of the guide's eight steps as a panel: pending → running → done / skipped / failed."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from textual.content import Content
+from textual.widgets import Static
+
+if TYPE_CHECKING:
+    from migration.errors import OperatorError
+
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+ICONS = {"pending": "○", "done": "✓", "warning": "⚠", "skipped": "–", "failed": "✗"}
+
+
+class StepPanel(Static):
+    """Shows one step. ``deterministic`` freezes the spinner and hides timings (snapshots)."""
+
+    def __init__(self, number: int, title: str, description: str, *, deterministic: bool = False,
+                 id: str | None = None) -> None:
+        super().__init__(id=id, classes="step -pending")
+        self.number = number
+        self.title = title
+        self.description = description
+        self.deterministic = deterministic
+        self.state = "pending"
+        self.message = ""
+        self.details: tuple[str, ...] = ()
+        self.elapsed_ms: float | None = None
+        self.error: OperatorError | None = None
+        self._started = 0.0
+        self._frame = 0
+        self._timer = None
+
+    def on_mount(self) -> None:
+        self._render_panel()
+
+    # -- state changes (called by the migrate screen) ------------------------------
+    def start(self) -> None:
+        self._set_state("running")
+        self._started = time.monotonic()
+        if not self.deterministic:
+            self._timer = self.set_interval(0.1, self._tick)
+        self._render_panel()
+
+    def finish(self, message: str, details: tuple[str, ...], elapsed_ms: float, warning: bool = False) -> None:
+        self._stop_timer()
+        self._set_state("warning" if warning else "done")
+        self.message, self.details, self.elapsed_ms = message, details, elapsed_ms
+        self._render_panel()
+
+    def skip(self, reason: str) -> None:
+        self._stop_timer()
+        self._set_state("skipped")
+        self.message = reason
+        self._render_panel()
+
+    def fail(self, error: "OperatorError", elapsed_ms: float) -> None:
+        self._stop_timer()
+        self._set_state("failed")
+        self.error, self.elapsed_ms = error, elapsed_ms
+        self._render_panel()
+
+    # -- rendering --------------------------------------------------------------
+    def _set_state(self, state: str) -> None:
+        self.remove_class(f"-{self.state}")
+        self.state = state
+        self.add_class(f"-{state}")
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+
+    def _tick(self) -> None:
+        self._frame += 1
+        self._render_panel()
+
+    def _status(self) -> str:
+        if self.state == "running":
+            if self.deterministic:
+                return "running"
+            return f"running {time.monotonic() - self._started:.1f} s"
+        if self.state in ("done", "warning", "failed") and self.elapsed_ms is not None and not self.deterministic:
+            return f"{self.state if self.state != 'warning' else 'done'} in {self.elapsed_ms:.0f} ms"
+        return {"warning": "done"}.get(self.state, self.state)
+
+    def _render_panel(self) -> None:
+        icon = SPINNER[self._frame % len(SPINNER)] if self.state == "running" else ICONS[self.state]
+        parts = [Content.from_markup(
+            "[b]$icon $number/8 $title[/b] [dim]·[/dim] $description  [dim italic]$status[/]",
+            icon=icon, number=str(self.number), title=self.title, description=self.description,
+            status=self._status())]
+        if self.state in ("done", "warning", "skipped") and self.message:
+            parts.append(Content.from_markup("  $message", message=self.message))
+            parts.extend(Content.from_markup("    [dim]$d[/dim]", d=d) for d in self.details)
+        if self.state == "failed" and self.error is not None:
+            err = self.error
+            code = f" (SQLSTATE {err.sqlstate})" if err.sqlstate else ""
+            parts.append(Content.from_markup("  [b]Error:[/b] $m$code", m=err.message, code=code))
+            if err.detail:
+                parts.append(Content.from_markup("  Detail: $d", d=err.detail))
+            parts.append(Content.from_markup("  [b]Fix:[/b] $h", h=err.hint))
+        self.update(Content("\n").join(parts))
