@@ -1,0 +1,577 @@
+"""A verified full backup with pg_dump, as a stream of typed events.
+
+``Backup(settings, emit).run()`` blocks (run it in a thread or a Textual worker);
+``cancel()`` may be called from any thread: it stops pg_dump and deletes the
+partial file. The dump is written to a hidden temporary name (mode 0600),
+fsynced, verified, then renamed to ``backup_before_migration_YYYYMMDD_HHMMSS.sql``
+(plain, the guide's name) or ``.dump`` (custom format), with a ``.sha256`` file
+and a JSON manifest beside it. A dump that fails verification is deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import psycopg
+
+from .db import connect, server_facts
+from .errors import MigrateError, OperatorError, explain
+from .pgtools import Locator, PgTool, child_env, explain_tool_failure, public_conninfo
+from .settings import Settings, redact
+
+FORMATS = {"plain": ".sql", "custom": ".dump"}
+DEFAULT_BACKUP_DIR = Path("backups")
+PREFIX = "backup_before_migration_"
+PLAIN_HEADER = b"-- PostgreSQL database dump"
+PLAIN_TRAILER = b"-- PostgreSQL database dump complete"
+CUSTOM_MAGIC = b"PGDMP"
+_TAIL = 64 * 1024
+_CHUNK = 1 << 20
+_TABLE_LINE = re.compile(r'dumping contents of table "(.+)"')
+
+# Tables whose data pg_dump writes: ordinary tables outside system schemas and not owned by extensions.
+_TABLES = """
+SELECT n.nspname || '.' || c.relname, {size}, greatest(c.reltuples, 0)::bigint
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg_toast%%' AND n.nspname NOT LIKE 'pg_temp%%'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                  AND d.deptype = 'e')
+ORDER BY 1
+"""
+_EXACT_SIZE = "pg_table_size(c.oid)"
+_ESTIMATED_SIZE = "c.relpages::bigint * current_setting('block_size')::bigint"
+
+
+# --- events -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BackupStarted:
+    path: str  # the final file name the backup will get
+    format: str
+    tables_total: int
+    database: str
+    database_bytes: int
+    server_version: str
+    tool: PgTool
+
+
+@dataclass(frozen=True)
+class BackupProgress:
+    tables_done: int
+    tables_total: int
+    current_table: str | None
+    bytes_written: int
+    fraction: float  # 0..1, weighted by relation size
+    elapsed_s: float
+    eta_s: float | None
+
+
+@dataclass(frozen=True)
+class BackupVerifying:
+    path: str
+    method: str
+
+
+@dataclass(frozen=True)
+class BackupFinished:
+    outcome: str  # "ok", "failed" or "cancelled"
+    message: str
+    path: str | None = None
+    size: int = 0
+    sha256: str | None = None
+    manifest: str | None = None
+    elapsed_s: float = 0.0
+    dump_s: float = 0.0
+    verify_s: float = 0.0
+    error: OperatorError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+
+BackupEvent = BackupStarted | BackupProgress | BackupVerifying | BackupFinished
+
+
+@dataclass(frozen=True)
+class TableSize:
+    name: str  # "schema.table", as pg_dump --verbose prints it
+    bytes: int
+    tuples: int
+
+
+class Cancelled(Exception):
+    pass
+
+
+# --- verification -------------------------------------------------------------------------------
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_plain(path: Path) -> str | None:
+    """None when the plain dump is complete; else what is wrong. The trailer need not be last."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(256)
+        handle.seek(max(0, size - _TAIL))
+        tail = handle.read()
+    if PLAIN_HEADER not in head:
+        return "it does not start like a pg_dump plain-format dump"
+    if PLAIN_TRAILER not in tail:
+        return "the end-of-dump marker '-- PostgreSQL database dump complete' is missing (the dump is truncated)"
+    return None
+
+
+def verify_custom(path: Path, pg_restore: PgTool) -> str | None:
+    """None when ``pg_restore -f /dev/null`` reads the whole archive; else its error."""
+    with open(path, "rb") as handle:
+        if handle.read(len(CUSTOM_MAGIC)) != CUSTOM_MAGIC:
+            return "it is not a pg_dump custom-format archive"
+    proc = subprocess.run([str(pg_restore.path), "--file=/dev/null", str(path)], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, errors="replace")
+    if proc.returncode != 0:
+        lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+        return "pg_restore could not read it: " + (lines[-1] if lines else f"exit code {proc.returncode}")
+    return None
+
+
+class _Follower(threading.Thread):
+    """Hashes a file while pg_dump appends to it (plain format only: it never seeks back)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(name="migrate-tui-backup-hash", daemon=True)
+        self.path = path
+        self.digest = hashlib.sha256()
+        self.count = 0
+        self._stop_at_eof = threading.Event()
+
+    def run(self) -> None:
+        with open(self.path, "rb") as handle:
+            final = False
+            while True:
+                chunk = handle.read(_CHUNK)
+                if chunk:
+                    self.digest.update(chunk)
+                    self.count += len(chunk)
+                    continue
+                if final:
+                    return
+                final = self._stop_at_eof.wait(0.05)
+
+    def finish(self) -> str:
+        self._stop_at_eof.set()
+        self.join()
+        return self.digest.hexdigest()
+
+
+# --- the backup -----------------------------------------------------------------------------------
+
+class Backup:
+    def __init__(self, settings: Settings, emit: Callable[[BackupEvent], None] | None = None, *,
+                 backup_dir: Path | str = DEFAULT_BACKUP_DIR, fmt: str = "plain", locator: Locator | None = None,
+                 tool: PgTool | None = None, lock_wait_timeout_ms: int = 60_000,
+                 progress_interval_s: float = 0.25) -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown backup format {fmt!r}")
+        self.settings = settings
+        self.backup_dir = Path(backup_dir)
+        self.fmt = fmt
+        self.locator = locator or Locator()
+        self.tool = tool
+        self.lock_wait_timeout_ms = lock_wait_timeout_ms
+        self.progress_interval_s = progress_interval_s
+        self._emit = emit or (lambda event: None)
+        self._cancel = threading.Event()
+        self._proc: subprocess.Popen | None = None
+        self._follower: _Follower | None = None
+        self._lock = threading.Lock()
+        self._app_name = f"migrate-tui-backup-{os.getpid()}-{id(self) & 0xffff:x}"
+
+    @property
+    def child_pid(self) -> int | None:
+        """PID of the running pg_dump, if any."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    @property
+    def application_name(self) -> str:
+        return self._app_name
+
+    def cancel(self) -> None:
+        """Thread-safe: stop pg_dump; run() deletes the partial file and reports the cancel."""
+        self._cancel.set()
+        with self._lock:
+            proc = self._proc
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+
+    def run(self) -> BackupFinished:
+        t0 = time.monotonic()
+        tmp: Path | None = None
+        try:
+            self._check_cancel()
+            facts, database_bytes, tables = self._inspect()
+            tool = self._choose_tool(facts.major)
+            self._check_cancel()
+            final, tmp = self._reserve_names()
+            started_at = datetime.now(timezone.utc)
+            self._emit(BackupStarted(str(final), self.fmt, len(tables), facts.database, database_bytes,
+                                     facts.version, tool))
+            follower, stderr = self._dump(tool, tmp, tables, t0, facts.major)
+            dump_s = time.monotonic() - t0
+            _fsync(tmp)
+            t_verify = time.monotonic()
+            digest = self._verify(tmp, follower, tool)
+            verify_s = time.monotonic() - t_verify
+            os.replace(tmp, final)
+            tmp = None
+            _fsync_dir(final.parent)
+            size = final.stat().st_size
+            manifest = self._write_sidecars(final, digest, size, facts, tool, tables, stderr, started_at,
+                                            dump_s, verify_s)
+            result = BackupFinished("ok", "Backup written and verified", str(final), size, digest, str(manifest),
+                                    time.monotonic() - t0, dump_s, verify_s)
+        except (Cancelled, KeyboardInterrupt):
+            deleted = _delete(tmp)
+            result = BackupFinished("cancelled", "Backup cancelled" + ("; the partial file was deleted" if deleted
+                                                                        else "; no file was written"),
+                                    elapsed_s=time.monotonic() - t0,
+                                    error=OperatorError("The backup was cancelled by the operator.",
+                                                        "Nothing was written. Run the backup again when ready."))
+        except BaseException as exc:  # noqa: BLE001 - every failure becomes an event
+            deleted = _delete(tmp)
+            if self._cancel.is_set():
+                result = BackupFinished("cancelled", "Backup cancelled; the partial file was deleted",
+                                        elapsed_s=time.monotonic() - t0)
+            else:
+                error = explain(exc, user=self.settings.target["user"], schema=self.settings.schema,
+                                secrets=self.settings.secrets())
+                note = " The partial file was deleted." if deleted else ""
+                result = BackupFinished("failed", f"Backup failed: {error.message}{note}", error=error,
+                                        elapsed_s=time.monotonic() - t0)
+        finally:
+            self._proc = None
+            if self._follower is not None and self._follower.is_alive():
+                self._follower.finish()
+            self._follower = None
+        self._emit(result)
+        return result
+
+    # -- steps -------------------------------------------------------------------------------
+    def _check_cancel(self) -> None:
+        if self._cancel.is_set():
+            raise Cancelled
+
+    def _inspect(self):
+        """Server facts, database size and the tables pg_dump will dump (sizes for weighting)."""
+        with connect(self.settings, application_name="migrate-tui-backup-inspect") as conn:
+            facts = server_facts(conn)
+            database_bytes = int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
+            # pg_table_size() takes a lock: give up quickly (a locked table) and use the planner's estimate.
+            conn.execute("SET lock_timeout = 1000")
+            try:
+                rows = conn.execute(_TABLES.format(size=_EXACT_SIZE)).fetchall()
+            except psycopg.errors.LockNotAvailable:
+                rows = conn.execute(_TABLES.format(size=_ESTIMATED_SIZE)).fetchall()
+        return facts, database_bytes, [TableSize(n, int(b or 0), int(t or 0)) for n, b, t in rows]
+
+    def _choose_tool(self, server_major: int) -> PgTool:
+        if self.tool is not None:
+            return self.tool
+        search = self.locator.find("pg_dump", server_major)
+        if search.chosen is None or search.problem is not None:
+            raise MigrateError(search.problem or OperatorError("No usable pg_dump found.",
+                                                               "Install the PostgreSQL client tools."))
+        return search.chosen
+
+    def _reserve_names(self) -> tuple[Path, Path]:
+        directory = self.backup_dir
+        try:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise MigrateError(OperatorError(f"Cannot create the backup directory {directory}: {exc.strerror}.",
+                                             "Choose a writable directory with --backup-dir.")) from None
+        stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
+        ext = FORMATS[self.fmt]
+        for n in range(100):
+            name = f"{PREFIX}{stamp}{'' if n == 0 else f'_{n}'}{ext}"
+            final = directory / name
+            tmp = directory / f".{name}.partial"
+            if final.exists() or tmp.exists():
+                continue
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise MigrateError(OperatorError(f"Cannot write in the backup directory {directory}: "
+                                                 f"{exc.strerror}.", "Choose a writable directory with "
+                                                 "--backup-dir.")) from None
+            os.close(fd)
+            return final, tmp
+        raise MigrateError(OperatorError("Too many backups with the same timestamp.", "Wait a second and retry."))
+
+    def _argv(self, tool: PgTool, tmp: Path) -> list[str]:
+        return [str(tool.path), "--verbose", "--no-password", f"--format={self.fmt}", f"--file={tmp}",
+                f"--lock-wait-timeout={self.lock_wait_timeout_ms}",
+                f"--dbname={public_conninfo(self.settings, self._app_name)}"]
+
+    def _dump(self, tool: PgTool, tmp: Path, tables: list[TableSize], t0: float, server_major: int):
+        progress = _Progress(tables)
+        lines: list[str] = []
+        with child_env(self.settings) as env:
+            with self._lock:
+                self._check_cancel()
+                self._proc = subprocess.Popen(self._argv(tool, tmp), env=env, stdin=subprocess.DEVNULL,
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                              errors="replace", start_new_session=True)
+            proc = self._proc
+            follower = self._follower = _Follower(tmp) if self.fmt == "plain" else None
+            if follower:
+                follower.start()
+            reader = threading.Thread(target=self._read_stderr, args=(proc, lines, progress), daemon=True,
+                                      name="migrate-tui-backup-stderr")
+            reader.start()
+            monitor = _CopyMonitor(self.settings, self._app_name, server_major)
+            try:
+                while proc.poll() is None:
+                    try:
+                        proc.wait(self.progress_interval_s)
+                    except subprocess.TimeoutExpired:
+                        pass
+                    written = follower.count if follower else _size(tmp)
+                    self._emit(progress.event(written, time.monotonic() - t0, monitor.tuples()))
+            except BaseException:
+                proc.terminate()
+                raise
+            finally:
+                monitor.close()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                reader.join(5)
+        stderr = "\n".join(lines)
+        self._check_cancel()
+        if proc.returncode != 0:
+            raise MigrateError(explain_tool_failure("pg_dump", stderr, proc.returncode, settings=self.settings,
+                                                    tool=tool, server_major=server_major,
+                                                    backup_dir=self.backup_dir))
+        written = follower.count if follower else _size(tmp)
+        self._emit(progress.event(written, time.monotonic() - t0, None, finished=True))
+        return follower, stderr
+
+    @staticmethod
+    def _read_stderr(proc: subprocess.Popen, lines: list[str], progress: "_Progress") -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            line = line.rstrip("\n")
+            match = _TABLE_LINE.search(line)
+            if match:
+                progress.table_started(match.group(1))
+            elif line.startswith("pg_dump: ") and not any(k in line for k in ("error", "detail", "hint", "could")):
+                continue  # verbose chatter
+            lines.append(line)
+
+    def _verify(self, tmp: Path, follower: _Follower | None, tool: PgTool) -> str:
+        if self.fmt == "plain":
+            self._emit(BackupVerifying(str(tmp), "end-of-dump marker"))
+            digest = follower.finish() if follower else None
+            if digest is None or follower.count != _size(tmp):
+                digest = sha256_file(tmp)
+            problem = verify_plain(tmp)
+        else:
+            self._emit(BackupVerifying(str(tmp), "pg_restore reads the whole archive"))
+            pg_restore = self._pg_restore(tool)
+            box: dict[str, str] = {}
+            hasher = threading.Thread(target=lambda: box.setdefault("d", sha256_file(tmp)), daemon=True)
+            hasher.start()
+            problem = verify_custom(tmp, pg_restore)
+            hasher.join()
+            digest = box["d"]
+        if problem:
+            _delete(tmp)
+            raise MigrateError(OperatorError(
+                f"The backup failed verification: {redact(problem, self.settings.secrets())}. It was deleted.",
+                "Run the backup again; if it keeps failing, check free disk space and the server log."))
+        return digest
+
+    def _pg_restore(self, tool: PgTool) -> PgTool:
+        sibling = tool.path.parent / "pg_restore"
+        if sibling.is_file():
+            return PgTool("pg_restore", sibling, tool.version, tool.major, tool.source)
+        search = self.locator.find("pg_restore", tool.major)
+        if search.chosen is None:
+            raise MigrateError(OperatorError(
+                f"No pg_restore of version {tool.major} or later to verify the custom-format backup.",
+                "Install the PostgreSQL client tools, set PG_RESTORE, or use --format plain."))
+        return search.chosen
+
+    def _write_sidecars(self, final: Path, digest: str, size: int, facts, tool: PgTool, tables: list[TableSize],
+                        stderr: str, started_at: datetime, dump_s: float, verify_s: float) -> Path:
+        target = self.settings.target
+        manifest = {
+            "file": final.name,
+            "format": self.fmt,
+            "size_bytes": size,
+            "sha256": digest,
+            "database": facts.database,
+            "host": target["host"],
+            "port": target["port"],
+            "user": facts.user,
+            "server_version": facts.version,
+            "pg_dump_version": tool.version,
+            "table_count": len(tables),
+            "tables_dumped": len(_TABLE_LINE.findall(stderr)),
+            "verification": "end-of-dump marker" if self.fmt == "plain" else "pg_restore --file=/dev/null",
+            "started_at": started_at.isoformat(timespec="seconds"),
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "dump_seconds": round(dump_s, 3),
+            "verify_seconds": round(verify_s, 3),
+            "created_by": "migrate-tui",
+        }
+        sha_path = final.with_name(final.name + ".sha256")
+        _write_private(sha_path, f"{digest}  {final.name}\n")
+        manifest_path = final.with_name(final.name + ".manifest.json")
+        _write_private(manifest_path, redact(json.dumps(manifest, indent=2), self.settings.secrets()) + "\n")
+        return manifest_path
+
+
+# --- progress -----------------------------------------------------------------------------------
+
+class _Progress:
+    """Tables done / total from pg_dump --verbose, weighted by relation size, with an ETA."""
+
+    def __init__(self, tables: list[TableSize]) -> None:
+        self.weights = {t.name: t.bytes + 8192 for t in tables}  # empty tables still count a little
+        self.tuples = {t.name: t.tuples for t in tables}
+        self.total = sum(self.weights.values()) or 1
+        self.done_weight = 0
+        self.started: list[str] = []
+        self.data_start: float | None = None
+        self._lock = threading.Lock()
+
+    def table_started(self, name: str) -> None:
+        with self._lock:
+            if self.started:
+                self.done_weight += self.weights.get(self.started[-1], 0)
+            self.started.append(name)
+            if self.data_start is None:
+                self.data_start = time.monotonic()
+
+    def event(self, written: int, elapsed: float, copy_tuples: int | None, finished: bool = False) -> BackupProgress:
+        with self._lock:
+            total_tables = len(self.weights)
+            if finished:
+                return BackupProgress(total_tables, total_tables, None, written, 1.0, elapsed, 0.0)
+            current = self.started[-1] if self.started else None
+            done = max(0, len(self.started) - 1)
+            weight = self.done_weight
+            if current is not None and copy_tuples is not None and self.tuples.get(current):
+                weight += self.weights.get(current, 0) * min(1.0, copy_tuples / self.tuples[current])
+            fraction = min(0.99, weight / self.total)
+            eta = None
+            if self.data_start is not None and fraction > 0.01:
+                running = time.monotonic() - self.data_start
+                if running > 0.5:
+                    eta = running / fraction * (1 - fraction)
+            return BackupProgress(min(done, total_tables), total_tables, current, written, fraction, elapsed, eta)
+
+
+class _CopyMonitor:
+    """Rows copied so far by pg_dump's running COPY (pg_stat_progress_copy, PostgreSQL 14+)."""
+
+    def __init__(self, settings: Settings, app_name: str, server_major: int) -> None:
+        self.app_name = app_name
+        self.conn = None
+        self._next = 0.0
+        self._last: int | None = None
+        if server_major >= 14:
+            try:
+                self.conn = connect(settings, connect_timeout=5, application_name="migrate-tui-backup-progress")
+            except Exception:  # progress is best effort; the dump itself reports real failures
+                self.conn = None
+
+    def tuples(self) -> int | None:
+        if self.conn is None or time.monotonic() < self._next:
+            return self._last
+        self._next = time.monotonic() + 0.5
+        try:
+            row = self.conn.execute(
+                "SELECT p.tuples_processed FROM pg_stat_progress_copy p JOIN pg_stat_activity a ON a.pid = p.pid "
+                "WHERE a.application_name = %s", (self.app_name,)).fetchone()
+            self._last = int(row[0]) if row else None
+        except Exception:
+            self.close()
+            self._last = None
+        return self._last
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:
+                pass
+            self.conn = None
+
+
+# --- files ----------------------------------------------------------------------------------------
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        _fsync(path)
+    except OSError:  # some file systems cannot fsync a directory
+        pass
+
+
+def _delete(path: Path | None) -> bool:
+    if path is None:
+        return False
+    try:
+        path.unlink()
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.partial")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
