@@ -109,8 +109,18 @@ def child_env(settings: Settings) -> tuple[str, dict[str, str]]:
     return make_conninfo("", **info), env
 
 
-def restore_command(path: Path) -> str:
-    return f'psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -f {shlex.quote(str(path))}'
+def psql_for(pg_dump: PgDump) -> str:
+    """``psql`` when the one on PATH can read this pg_dump's output, else the psql next to pg_dump."""
+    on_path = shutil.which("psql")
+    info = _version(on_path) if on_path else None
+    if info is not None and info[0] >= pg_dump.major:
+        return "psql"
+    sibling = pg_dump.bin_dir / "psql"
+    return shlex.quote(str(sibling)) if sibling.exists() else "psql"
+
+
+def restore_command(path: Path, psql: str = "psql") -> str:
+    return f'{psql} "$DATABASE_URL" -v ON_ERROR_STOP=1 -f {shlex.quote(str(path))}'
 
 
 def copy_rows(text: str, schema: str, table: str) -> int | None:
@@ -165,7 +175,7 @@ def dump_table(settings: Settings, pg_dump: PgDump, target: Path, *, schema: str
     data = target.read_bytes()
     return SafetyCopy(
         path=str(target), size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), rows=expected_rows,
-        restore_command=restore_command(target), pg_dump=f"{pg_dump.path} ({pg_dump.version})",
+        restore_command=restore_command(target, psql_for(pg_dump)), pg_dump=f"{pg_dump.path} ({pg_dump.version})",
         elapsed_ms=(time.perf_counter() - started) * 1000,
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import exit_codes
+from .. import audit, exit_codes
 from ..errors import ConfigError
 from .common import add_target_options, run_cancellable, target
 
@@ -15,6 +15,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     add_target_options(parser)
     parser.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     parser.add_argument("--verbose", "-v", action="store_true", help="print every step with its timing")
+    audit.add_option(parser)
     return parser
 
 
@@ -32,7 +33,7 @@ def handle(args: argparse.Namespace) -> int:
                 print("Aborted; nothing was changed.")
                 return exit_codes.FAILURE
         printer = Printer(verbose=args.verbose)
-        migration = Migration(settings, printer)
+        migration = Migration(settings, audit.AuditLog.from_args(args).tap(settings, "migrate", printer))
         result, _ = run_cancellable(migration.run, migration.cancel)
         if result is None:  # pragma: no cover - the runner always returns a result
             return exit_codes.FAILURE

@@ -1,0 +1,216 @@
+"""The audit log: one JSON line per event of every operation (check, backup, migrate, rollback).
+
+Usable by the CLI and the wizard alike::
+
+    audit = AuditLog.from_env()                  # --audit-log PATH / MIGRATE_AUDIT_LOG / ./migrate-tui.log
+    emit = audit.tap(settings, "rollback", emit) # records each event, then passes it on
+    entries = read(audit.path)                   # for the wizard's log screen / `migrate-tui log`
+
+Each line carries the time (UTC), the operator (OS user), the masked target, the
+operation, the event and its fields (outcome, durations, backup paths and sha256).
+The file is created 0600. Every line goes through :func:`migration.settings.redact`
+with :meth:`Settings.secrets` as a safety net: no password is ever written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import getpass
+import json
+import os
+import threading
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from .errors import ConfigError
+from .settings import Settings, redact
+
+DEFAULT_PATH = "migrate-tui.log"
+ENV_VAR = "MIGRATE_AUDIT_LOG"
+OPERATIONS = ("check", "backup", "migrate", "rollback")
+
+
+def default_path(environ: dict[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    return Path(env.get(ENV_VAR) or DEFAULT_PATH)
+
+
+def add_option(parser) -> None:
+    """``--audit-log PATH`` for a command parser."""
+    parser.add_argument("--audit-log", metavar="PATH", default=None,
+                        help=f"append the audit log here (default: ${ENV_VAR} or ./{DEFAULT_PATH})")
+
+
+def operator() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # pragma: no cover - no passwd entry and no $USER
+        return f"uid {os.getuid()}"
+
+
+def to_jsonable(value: Any) -> Any:
+    """Events (dataclasses, enums, paths, tuples) as plain JSON values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        if type(value).__name__ == "StructureReport":  # the whole catalog is too much for a log line
+            return {"state": value.state, "problems": list(value.problems),
+                    "differences": list(value.differences)}
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value if isinstance(value.value, (str, int)) else value.name
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [to_jsonable(v) for v in value]
+        return sorted(items, key=str) if isinstance(value, (set, frozenset)) else items
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def _summary(data: dict[str, Any]) -> dict[str, Any]:
+    """Lift the fields people search for to the top level of the line."""
+    out: dict[str, Any] = {}
+    if "outcome" in data:
+        out["outcome"] = data["outcome"]
+    for key in ("elapsed_ms", "waited_ms"):
+        if isinstance(data.get(key), (int, float)):
+            out["duration_ms"] = round(float(data[key]), 1)
+            break
+    copy = data.get("copy") if isinstance(data.get("copy"), dict) else data
+    if isinstance(copy, dict) and copy.get("sha256") and copy.get("path"):
+        out["backup_path"] = copy["path"]
+        out["sha256"] = copy["sha256"]
+        if "duration_ms" not in out and isinstance(copy.get("elapsed_ms"), (int, float)):
+            out["duration_ms"] = round(float(copy["elapsed_ms"]), 1)
+    return out
+
+
+class AuditLog:
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else default_path()
+        self._lock = threading.Lock()
+        self.write_errors: list[str] = []
+
+    @classmethod
+    def from_args(cls, args) -> "AuditLog":
+        return cls(getattr(args, "audit_log", None) or default_path())
+
+    def ensure(self) -> "AuditLog":
+        """Create the file (0600) now, so an unwritable log stops the operation before it starts."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                if os.fstat(fd).st_uid == os.geteuid():
+                    os.fchmod(fd, 0o600)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise ConfigError(
+                f"The audit log {self.path} cannot be written: {exc.strerror or type(exc).__name__}.",
+                f"Point --audit-log (or ${ENV_VAR}) at a writable file.",
+            ) from None
+        return self
+
+    def write(self, entry: dict[str, Any], secrets: Iterable[str] = ()) -> None:
+        line = redact(json.dumps(entry, ensure_ascii=False, default=str), list(secrets)) + "\n"
+        data = line.encode("utf-8")
+        with self._lock:
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                try:
+                    os.write(fd, data)  # one write per line: lines of concurrent runs never interleave
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                self.write_errors.append(f"{self.path}: {exc.strerror or exc}")
+
+    def record(self, settings: Settings | None, operation: str, event: str, run_id: str | None = None,
+               **fields: Any) -> None:
+        """One line not tied to an engine event (e.g. 'refused: needs --cascade')."""
+        data = to_jsonable(fields)
+        entry = self._base(settings, operation, run_id or uuid.uuid4().hex[:12])
+        entry.update(event=event, **_summary(data), data=data)
+        self.write(entry, settings.secrets() if settings else ())
+
+    def tap(self, settings: Settings, operation: str, emit: Callable[[Any], None] | None = None
+            ) -> Callable[[Any], None]:
+        """An event callback that records each event, then calls ``emit`` (if any).
+
+        Repeated lock-wait refreshes are recorded only when the blocking sessions change."""
+        self.ensure()
+        run_id = uuid.uuid4().hex[:12]
+        secrets = settings.secrets()
+        last_wait: list[Any] = [None]
+
+        def handler(event: Any) -> None:
+            try:
+                name = type(event).__name__
+                data = to_jsonable(event)
+                skip = False
+                if name == "WaitingForLock":
+                    key = (data.get("attempt"), tuple(b.get("pid") for b in data.get("blockers", [])))
+                    skip, last_wait[0] = key == last_wait[0], key
+                if not skip:
+                    entry = self._base(settings, operation, run_id)
+                    entry.update(event=name, **_summary(data), data=data)
+                    self.write(entry, secrets)
+            except Exception as exc:  # the log never breaks the operation it records
+                self.write_errors.append(f"{type(exc).__name__}: {redact(str(exc), secrets)}")
+            if emit is not None:
+                emit(event)
+
+        return handler
+
+    @staticmethod
+    def _base(settings: Settings | None, operation: str, run_id: str) -> dict[str, Any]:
+        return {
+            "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            "operator": operator(),
+            "target": settings.masked_url if settings else None,
+            "schema": settings.schema if settings else None,
+            "operation": operation,
+            "run": run_id,
+        }
+
+
+def read(path: str | os.PathLike[str] | None = None, tail: int | None = None) -> list[dict[str, Any]]:
+    """The log's entries, oldest first (a damaged line becomes an entry saying so)."""
+    path = Path(path) if path is not None else default_path()
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
+    if tail is not None:
+        lines = lines[-tail:] if tail > 0 else []
+    entries = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            entries.append(entry if isinstance(entry, dict) else {"event": "unreadable", "line": number})
+        except json.JSONDecodeError:
+            entries.append({"event": "unreadable", "line": number})
+    return entries
+
+
+def describe(entry: dict[str, Any]) -> str:
+    """One human line for an entry (the CLI `log` command and the wizard's log screen)."""
+    parts = [str(entry.get("time", "?"))[:19].replace("T", " "), str(entry.get("operation", "?")),
+             str(entry.get("event", "?"))]
+    if entry.get("outcome"):
+        parts.append(str(entry["outcome"]))
+    if entry.get("duration_ms") is not None:
+        parts.append(f"{entry['duration_ms']:.0f} ms")
+    if entry.get("backup_path"):
+        parts.append(f"{entry['backup_path']} sha256 {str(entry.get('sha256', ''))[:12]}…")
+    data = entry.get("data") if isinstance(entry.get("data"), dict) else {}
+    message = data.get("message") or (data.get("error") or {}).get("message") if isinstance(data, dict) else None
+    if message:
+        parts.append(str(message))
+    parts.append(f"by {entry.get('operator', '?')} on {entry.get('target', '?')}")
+    return "  ".join(parts)
