@@ -1,0 +1,362 @@
+"""The guide's Pre-Migration Checklist as side-effect free checks.
+
+Each check returns a :class:`CheckResult` (ok / warning / failure, a one-line
+detail and a fix hint). :func:`run_checks` yields them as they complete, so a
+screen can fill in rows live; :func:`run_checklist` collects them with a summary.
+Only SELECTs and SHOWs are sent to the server; nothing is written anywhere.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import os
+import shutil
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from . import catalog
+from .db import ServerFacts, connect, server_facts
+from .errors import explain
+from .pgtools import Locator, PgTool
+from .schema import TABLE, Table
+from .settings import Settings
+
+MIN_CRON_SECRET = 32
+POOLER_PORTS = {"6543", "6432"}  # Supabase / Neon transaction poolers, PgBouncer's default
+SLOW_ROUND_TRIP_MS = 250.0
+
+
+class Status(str, enum.Enum):
+    OK = "ok"
+    WARNING = "warning"
+    FAILURE = "failure"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    key: str  # stable id for scripts and tests, e.g. "schema_create"
+    group: str  # Environment, Connection, Permissions, Table, Backup
+    name: str  # what the row is labelled with
+    status: Status
+    detail: str  # one line
+    hint: str = ""  # what to do (empty when ok)
+
+    def as_dict(self) -> dict[str, str]:
+        data = asdict(self)
+        data["status"] = self.status.value
+        return data
+
+
+@dataclass
+class Checklist:
+    """All results plus facts later steps reuse (the chosen pg_dump, the table state)."""
+
+    results: list[CheckResult] = field(default_factory=list)
+    facts: ServerFacts | None = None
+    pg_dump: PgTool | None = None
+    table_state: str | None = None  # absent / valid / invalid
+    database_bytes: int | None = None
+
+    def count(self, status: Status) -> int:
+        return sum(1 for r in self.results if r.status is status)
+
+    @property
+    def failures(self) -> list[CheckResult]:
+        return [r for r in self.results if r.status is Status.FAILURE]
+
+    @property
+    def warnings(self) -> list[CheckResult]:
+        return [r for r in self.results if r.status is Status.WARNING]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def by_key(self, key: str) -> CheckResult | None:
+        return next((r for r in self.results if r.key == key), None)
+
+    def summary(self) -> str:
+        ok, warn, fail = self.count(Status.OK), self.count(Status.WARNING), self.count(Status.FAILURE)
+        verdict = "ready to migrate" if not fail else "fix the failures before migrating"
+        return (f"{ok} ok, {warn} warning{'s' if warn != 1 else ''}, {fail} failure{'s' if fail != 1 else ''}"
+                f" — {verdict}")
+
+
+def _ok(key, group, name, detail) -> CheckResult:
+    return CheckResult(key, group, name, Status.OK, detail)
+
+
+def _warn(key, group, name, detail, hint) -> CheckResult:
+    return CheckResult(key, group, name, Status.WARNING, detail, hint)
+
+
+def _fail(key, group, name, detail, hint) -> CheckResult:
+    return CheckResult(key, group, name, Status.FAILURE, detail, hint)
+
+
+# --- environment --------------------------------------------------------------------------------
+
+def check_environment(settings: Settings) -> Iterator[CheckResult]:
+    g = "Environment"
+    if settings.demo:
+        yield _ok("env_file", g, ".env file", "not used: the demo database is configured automatically")
+    elif settings.env_file:
+        yield _ok("env_file", g, ".env file", f"loaded {settings.env_file}")
+    else:
+        yield _ok("env_file", g, ".env file", "none found; using the process environment")
+    yield _ok("database_url", g, "DATABASE_URL", f"valid: {settings.masked_url}")
+    after = "needed by the backup system after the migration (not by the migration itself)"
+    for name in ("CRON_SECRET", "CLOUDFLARE_ACCESS_KEY_ID", "CLOUDFLARE_SECRET_ACCESS_KEY"):
+        value = settings.optional.get(name) or ""
+        key = name.lower()
+        if not value:
+            hint = (f"Add {name}=<a random string of {MIN_CRON_SECRET}+ characters> to .env "
+                    "(e.g. from `openssl rand -hex 32`)." if name == "CRON_SECRET"
+                    else f"Add {name}=<your R2 key> to .env before deploying the backup system.")
+            yield _warn(key, g, name, f"not set — {after}", hint)
+        elif name == "CRON_SECRET" and len(value) < MIN_CRON_SECRET:
+            yield _warn(key, g, name, f"set, but only {len(value)} characters long (use at least {MIN_CRON_SECRET})",
+                        "Replace it with a long random string, e.g. from `openssl rand -hex 32`.")
+        else:
+            yield _ok(key, g, name, "set")
+
+
+# --- connection ---------------------------------------------------------------------------------
+
+def pooler_signals(settings: Settings) -> list[str]:
+    """Why the URL looks like a connection pooler (empty when it looks direct)."""
+    target = settings.target
+    host, port = target["host"].lower(), target["port"]
+    signals = []
+    if port in POOLER_PORTS:
+        signals.append(f"port {port} is a transaction-pooler port")
+    if "pooler" in host or "pgbouncer" in host:
+        signals.append(f"host {target['host']} is a pooler endpoint")
+    if "pgbouncer" in settings.database_url.lower():
+        signals.append("the URL mentions pgbouncer")
+    return signals
+
+
+def _is_local(host: str) -> bool:
+    if host.startswith("/") or host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _round_trip_ms(conn, samples: int = 5) -> float:
+    times = []
+    for _ in range(samples):
+        start = time.perf_counter()
+        conn.execute("SELECT 1").fetchone()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def check_connection(conn, settings: Settings, facts: ServerFacts) -> Iterator[CheckResult]:
+    g = "Connection"
+    t = settings.target
+    yield _ok("connection", g, "Connection",
+              f"{facts.version} at {t['host']}:{t['port']}/{facts.database} as {facts.user}; "
+              f"server time {facts.server_time}")
+    rtt = _round_trip_ms(conn)
+    if rtt > SLOW_ROUND_TRIP_MS:
+        yield _warn("latency", g, "Round trip", f"{rtt:.1f} ms (median of 5) — slow",
+                    "A slow link makes the backup and each step slower; run from a machine near the database.")
+    else:
+        yield _ok("latency", g, "Round trip", f"{rtt:.1f} ms (median of 5)")
+    if facts.ssl:
+        yield _ok("ssl", g, "SSL", "in use")
+    elif _is_local(t["host"]):
+        yield _ok("ssl", g, "SSL", "not in use (local connection)")
+    else:
+        yield _warn("ssl", g, "SSL", "not in use: the password and data cross the network unencrypted",
+                    "Add sslmode=require to DATABASE_URL if the server supports SSL.")
+    signals = pooler_signals(settings)
+    pids = {conn.info.backend_pid}
+    for _ in range(2):
+        pids.add(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+    if len(pids) > 1:
+        signals.append("consecutive statements ran in different server sessions")
+    if signals:
+        yield _warn("pooler", g, "Direct connection", "looks like a connection pooler: " + "; ".join(signals),
+                    "Advisory locks and pg_dump need a direct connection: use the direct (session) URL, "
+                    "e.g. port 5432 and the host without 'pooler'.")
+    else:
+        yield _ok("pooler", g, "Direct connection", "no connection pooler detected")
+
+
+# --- permissions --------------------------------------------------------------------------------
+
+def check_permissions(conn, settings: Settings, facts: ServerFacts) -> Iterator[CheckResult]:
+    g = "Permissions"
+    schema = settings.schema
+    exists, can_create = conn.execute(
+        "SELECT n.oid IS NOT NULL, coalesce(has_schema_privilege(n.oid, 'CREATE'), false) "
+        "FROM (SELECT 1) x LEFT JOIN pg_namespace n ON n.nspname = %s", (schema,)).fetchone()
+    if not exists:
+        yield _fail("schema_create", g, f"CREATE on schema {schema}", f"schema {schema} does not exist",
+                    f"Create it (CREATE SCHEMA {schema};) or pass an existing schema with --schema.")
+    elif can_create:
+        yield _ok("schema_create", g, f"CREATE on schema {schema}",
+                  f"{facts.user} may create tables and indexes in {schema}")
+    else:
+        yield _fail("schema_create", g, f"CREATE on schema {schema}",
+                    f"{facts.user} has no CREATE privilege on schema {schema}",
+                    f"Ask an administrator to run: GRANT CREATE ON SCHEMA {schema} TO {facts.user};")
+    if facts.in_recovery:
+        yield _fail("primary", g, "Primary server", "the server is a hot standby (read-only replica)",
+                    "Point DATABASE_URL at the primary server; a standby cannot be changed.")
+    else:
+        yield _ok("primary", g, "Primary server", "not in recovery: the server accepts writes")
+    tx_ro, default_ro = conn.execute(
+        "SELECT current_setting('transaction_read_only'), current_setting('default_transaction_read_only')"
+    ).fetchone()
+    if "on" in (tx_ro, default_ro):
+        yield _fail("read_write", g, "Read-write session",
+                    "sessions are read-only (default_transaction_read_only = on)",
+                    f'Ask an administrator to run: ALTER DATABASE "{facts.database}" SET '
+                    f"default_transaction_read_only = off; (or ALTER ROLE {facts.user} ..., or check "
+                    "postgresql.conf), then reconnect.")
+    else:
+        yield _ok("read_write", g, "Read-write session", "transactions are read-write")
+
+
+# --- table state --------------------------------------------------------------------------------
+
+def check_table(conn, settings: Settings, table: Table = TABLE) -> tuple[list[CheckResult], str]:
+    """The table row and the index-name row, plus the state (absent / valid / invalid)."""
+    report = catalog.inspect(conn, settings.schema, table)
+    return list(_table_rows(report, settings, table)), report.state
+
+
+def _table_rows(report, settings: Settings, table: Table) -> Iterator[CheckResult]:
+    g = "Table"
+    qualified = f"{settings.schema}.{table.name}"
+    if not report.exists:
+        yield _ok("table", g, f"Table {table.name}", f"absent: {qualified} will be created")
+    elif report.valid and report.differences:
+        yield _warn("table", g, f"Table {table.name}",
+                    "present and usable (migration not needed), with differences: " + "; ".join(report.differences),
+                    "Nothing to do for the migration; review the differences if the backup system misbehaves.")
+    elif report.valid:
+        yield _ok("table", g, f"Table {table.name}", "present and valid: the migration is not needed")
+    else:
+        yield _fail("table", g, f"Table {table.name}", "present with a different structure: "
+                    + "; ".join(report.problems),
+                    f"Either drop the existing table (DROP TABLE {qualified} CASCADE; — see `migrate-tui "
+                    "rollback`) or add the missing columns manually.")
+    if report.foreign_index_names:
+        taken = "; ".join(f"{ix.name} (used by {ix.table})" for ix in report.foreign_index_names)
+        yield _fail("index_names", g, "Index names", f"already taken: {taken}",
+                    "Rename or drop those relations (index names are unique per schema), then run again.")
+    else:
+        yield _ok("index_names", g, "Index names", ", ".join(ix.name for ix in table.indexes) + " are free")
+
+
+# --- backup readiness ----------------------------------------------------------------------------
+
+def check_pg_dump(locator: Locator, server_major: int | None, fmt: str = "plain") -> tuple[CheckResult, PgTool | None]:
+    g = "Backup"
+    search = locator.find("pg_dump", server_major)
+    if search.chosen is None or search.problem is not None:
+        problem = search.problem
+        assert problem is not None
+        return _fail("pg_dump", g, "pg_dump", problem.message, problem.hint), None
+    tool = search.chosen
+    versus = f" (server is {server_major})" if server_major else ""
+    result = _ok("pg_dump", g, "pg_dump", f"{tool.version} at {tool.path}{versus}")
+    if fmt == "custom" and not (tool.path.parent / "pg_restore").is_file():
+        restore = locator.find("pg_restore", tool.major)
+        if restore.chosen is None:
+            return _fail("pg_dump", g, "pg_dump", f"{tool.version} found, but no pg_restore >= {tool.major} to "
+                         "verify a custom-format dump", "Install the PostgreSQL client tools or use "
+                         "--format plain."), tool
+    return result, tool
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def check_disk(backup_dir: Path, database_bytes: int) -> CheckResult:
+    """Free space in the backup directory (or its nearest existing parent) against the database size."""
+    g, name = "Backup", "Disk space"
+    probe = Path(os.path.abspath(backup_dir))
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return _fail("disk_space", g, name, f"{probe} is not writable", "Choose a writable directory with "
+                     "--backup-dir, or fix its permissions.")
+    free = shutil.disk_usage(probe).free
+    text = f"{_human(free)} free in {backup_dir}; the database is {_human(database_bytes)}"
+    if free < database_bytes:
+        return _fail("disk_space", g, name, text + " — the backup may not fit",
+                     "Free disk space or choose a bigger disk with --backup-dir.")
+    if free < 2 * database_bytes:
+        return _warn("disk_space", g, name, text + " — little headroom",
+                     "The dump is usually smaller than the database, but keep an eye on it; or use --backup-dir.")
+    return _ok("disk_space", g, name, text)
+
+
+# --- the runner ------------------------------------------------------------------------------------
+
+def run_checks(settings: Settings, checklist: Checklist | None = None, *, backup_dir: Path | str = "backups",
+               fmt: str = "plain", locator: Locator | None = None, backup: bool = True,
+               table: Table = TABLE) -> Iterator[CheckResult]:
+    """Yield each check's result as it completes; ``checklist`` (if given) collects results and facts."""
+    cl = checklist if checklist is not None else Checklist()
+    locator = locator or Locator()
+
+    def emit(result: CheckResult) -> CheckResult:
+        cl.results.append(result)
+        return result
+
+    for result in check_environment(settings):
+        yield emit(result)
+    try:
+        conn = connect(settings, application_name="migrate-tui-check")
+    except Exception as exc:  # noqa: BLE001 - shown as a failed row
+        error = explain(exc, user=settings.target["user"], schema=settings.schema, secrets=settings.secrets())
+        yield emit(_fail("connection", "Connection", "Connection", error.message, error.hint))
+        if backup:
+            result, cl.pg_dump = check_pg_dump(locator, None, fmt)
+            yield emit(result)
+        return
+    with conn:
+        try:
+            cl.facts = facts = server_facts(conn)
+            for result in check_connection(conn, settings, facts):
+                yield emit(result)
+            for result in check_permissions(conn, settings, facts):
+                yield emit(result)
+            rows, cl.table_state = check_table(conn, settings, table)
+            for result in rows:
+                yield emit(result)
+            if backup:
+                result, cl.pg_dump = check_pg_dump(locator, facts.major, fmt)
+                yield emit(result)
+                cl.database_bytes = int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
+                yield emit(check_disk(Path(backup_dir), cl.database_bytes))
+        except Exception as exc:  # noqa: BLE001 - a check that cannot run is a failed row
+            error = explain(exc, user=cl.facts.user if cl.facts else None, schema=settings.schema,
+                            secrets=settings.secrets())
+            yield emit(_fail("checklist", "Connection", "Checklist", f"could not finish: {error.message}",
+                             error.hint))
+
+
+def run_checklist(settings: Settings, **options) -> Checklist:
+    checklist = Checklist()
+    for _ in run_checks(settings, checklist, **options):
+        pass
+    return checklist
