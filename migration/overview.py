@@ -42,7 +42,7 @@ class TargetOverview:
             return "absent: the migration will create it"
         if report.valid:
             return "present and valid: the migration is not needed"
-        return "present but invalid: " + "; ".join(report.problems)
+        return "present but invalid:\n" + "\n".join(f"• {p}" for p in report.problems)
 
     @property
     def notes(self) -> tuple[str, ...]:

@@ -29,5 +29,44 @@ async def target_ready(app, pilot):
     return screen
 
 
+async def wait_until(pilot, condition, what: str, tries: int = 600) -> None:
+    """Poll a condition between event-loop turns (for states only the server knows, e.g. a lock wait)."""
+    for _ in range(tries):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def screen_text(app) -> str:
+    """Everything the current screen shows, as plain text lines (what a terminal would show)."""
+    import io
+
+    from rich.console import Console
+
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True,
+                      color_system="truecolor", record=True, legacy_windows=False, safe_box=False)
+    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    return console.export_text(styles=False)
+
+
+def flat(text: str) -> str:
+    """Screen text with line breaks and repeated spaces folded, to find wrapped sentences."""
+    return " ".join(text.split())
+
+
+def assert_no_secret(app, secret: str) -> None:
+    svg = app.export_screenshot()
+    assert secret not in svg and secret not in screen_text(app)
+
+
 def make_app(settings, **kwargs) -> MigrateApp:
     return MigrateApp(settings=settings, **kwargs)
+
+
+def widget_text(screen, selector: str) -> str:
+    """The text of a Static, also when it is scrolled out of view."""
+    from textual.widgets import Static
+
+    return str(screen.query_one(selector, Static).content)

@@ -44,7 +44,7 @@ class ErrorDialog(ModalScreen[None]):
             if self.note:
                 yield Static(self.note, classes="dialog-note", markup=False)
             with Horizontal(classes="dialog-buttons"):
-                yield Button("OK", id="ok", variant="primary")
+                yield Button("OK", id="ok", variant="primary", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#ok", Button).focus()
@@ -77,7 +77,7 @@ class ConfigErrorScreen(Screen):
                          "To try the wizard without a database of your own: migrate-tui --demo",
                          classes="dialog-note", markup=False)
         with Horizontal(classes="dialog-buttons"):
-            yield Button("Quit (q)", id="quit", variant="error", action="app.quit")
+            yield Button("Quit (q)", id="quit", variant="error", action="app.quit", compact=True)
         yield Footer()
 
     def on_mount(self) -> None:

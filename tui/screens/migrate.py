@@ -70,8 +70,8 @@ class MigrateScreen(Screen):
                 yield StepPanel(step.value, step.title, step.description, deterministic=det, id=f"step-{step.value}")
         yield Static("", id="banner")
         with Horizontal(id="migrate-actions"):
-            yield Button("See the result (Enter)", id="see-result", variant="primary", action="screen.show_result")
-            yield Button("Cancel (Esc)", id="cancel", variant="error", action="screen.cancel_run")
+            yield Button("See the result (Enter)", id="see-result", variant="primary", action="screen.show_result", compact=True)
+            yield Button("Cancel (Esc)", id="cancel", variant="error", action="screen.cancel_run", compact=True)
         yield RichLog(id="log", wrap=True, markup=False, highlight=False, min_width=40, auto_scroll=True)
         yield Footer()
 
@@ -112,7 +112,7 @@ class MigrateScreen(Screen):
         elif isinstance(event, ev.StepStarted):
             panel = self._panel(event.step)
             panel.start()
-            panel.scroll_visible(animate=False)
+            self.call_after_refresh(panel.scroll_visible, animate=False)
             self._log(f"… Step {event.step.value}/8 {event.step.title}", stamp)
         elif isinstance(event, ev.StepFinished):
             self._panel(event.step).finish(event.message, event.details, event.elapsed_ms, event.warning)
@@ -127,7 +127,7 @@ class MigrateScreen(Screen):
         elif isinstance(event, ev.StepFailed):
             panel = self._panel(event.step)
             panel.fail(event.error, event.elapsed_ms)
-            panel.scroll_visible(animate=False)
+            self._failed_panel = panel
             self._log(f"✗ Step {event.step.value}/8 {event.step.title} failed", stamp)
             for text in event.error.lines():
                 self._log(text, stamp)
@@ -150,6 +150,9 @@ class MigrateScreen(Screen):
         see.display = True
         see.focus()
         self.refresh_bindings()
+        failed = getattr(self, "_failed_panel", None)
+        if failed is not None:  # after the later panels turned 'skipped' and the layout settled
+            self.call_after_refresh(failed.scroll_visible, animate=False, top=True)
         if self.quit_when_done:
             self.app.exit_with_result()
 

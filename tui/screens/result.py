@@ -38,15 +38,15 @@ class ResultScreen(Screen):
             yield Static(outcome_text(r), id="result-text")
             if r.error is not None and r.outcome.value != "success":
                 yield Static(error_content(r.error), id="result-error")
+            steps = next_steps(r)
+            if steps:
+                yield Static(steps, id="result-next", markup=False)
             if r.report is not None and r.report.exists:
                 yield Static("Verification (read back from the catalog)", classes="section-title")
                 yield Static(verification(r), id="result-verification")
-            steps = next_steps(r)
-            if steps:
-                yield Static(steps, id="result-next")
         with Horizontal(id="result-actions"):
-            yield Button("Back to target (t)", id="back", variant="primary", action="app.back_to_target")
-            yield Button("Quit (q)", id="quit", action="app.quit")
+            yield Button("Back to target (t)", id="back", variant="primary", action="app.back_to_target", compact=True)
+            yield Button("Quit (q)", id="quit", action="app.quit", compact=True)
         yield Footer()
 
     def on_mount(self) -> None:

@@ -38,7 +38,6 @@ class TargetScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="target-body"):
-            yield Static("Target database", classes="section-title")
             yield Static("", id="target-status")
             yield FactList(id="target-facts")
             yield Static("", id="target-notes")
@@ -46,7 +45,7 @@ class TargetScreen(Screen):
         with Horizontal(id="target-actions"):
             for action in TARGET_ACTIONS:
                 yield Button(action.label, id=f"do-{action.name}", variant=action.variant,
-                             action=f"app.{action.name}", tooltip=action.help)
+                             action=f"app.{action.name}", tooltip=action.help, compact=True)
         yield Footer()
 
     def on_mount(self) -> None:
