@@ -223,7 +223,7 @@ class Rollback:
         started = time.perf_counter()
         dump = rollback_copy.find_pg_dump(self._facts.major)
         target = self._copy_path(preview)
-        self._emit(SafetyCopyStarted(str(target), f"{dump.path} ({dump.version})"))
+        self._emit(SafetyCopyStarted(str(target), dump.describe()))
         # pg_dump reads an exported snapshot, so the rows it writes are exactly the rows counted here.
         with connect(self.settings, application_name=APPLICATION_NAME) as snap:
             snap.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -232,7 +232,8 @@ class Rollback:
             fingerprint = rollback_preview.fingerprint(snap, preview.schema, self.table)
             copy = rollback_copy.dump_table(
                 self.settings, dump, target, schema=preview.schema, table=preview.table, snapshot=snapshot,
-                expected_rows=fingerprint[0], lock_timeout_ms=self.options.lock_timeout_ms, cancel=self._cancel,
+                expected_rows=fingerprint[0], lock_timeout_ms=self.options.lock_timeout_ms,
+                server_major=self._facts.major, cancel=self._cancel,
                 started=started)
             snap.execute("ROLLBACK")
         self._emit(SafetyCopyFinished(copy))
