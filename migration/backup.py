@@ -115,6 +115,15 @@ class Cancelled(Exception):
     pass
 
 
+def human_bytes(n: float) -> str:
+    """1536 -> '1.5 kB' (binary multiples, short units)."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(n) < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
 # --- verification -------------------------------------------------------------------------------
 
 def sha256_file(path: Path) -> str:

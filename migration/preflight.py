@@ -21,6 +21,7 @@ from typing import Iterator
 from . import catalog
 from .db import ServerFacts, connect, server_facts
 from .errors import explain
+from .backup import human_bytes
 from .pgtools import Locator, PgTool
 from .schema import TABLE, Table
 from .settings import Settings
@@ -281,14 +282,6 @@ def check_pg_dump(locator: Locator, server_major: int | None, fmt: str = "plain"
     return result, tool
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"  # pragma: no cover
-
-
 def check_disk(backup_dir: Path, database_bytes: int) -> CheckResult:
     """Free space in the backup directory (or its nearest existing parent) against the database size."""
     g, name = "Backup", "Disk space"
@@ -299,7 +292,7 @@ def check_disk(backup_dir: Path, database_bytes: int) -> CheckResult:
         return _fail("disk_space", g, name, f"{probe} is not writable", "Choose a writable directory with "
                      "--backup-dir, or fix its permissions.")
     free = shutil.disk_usage(probe).free
-    text = f"{_human(free)} free in {backup_dir}; the database is {_human(database_bytes)}"
+    text = f"{human_bytes(free)} free in {backup_dir}; the database is {human_bytes(database_bytes)}"
     if free < database_bytes:
         return _fail("disk_space", g, name, text + " — the backup may not fit",
                      "Free disk space or choose a bigger disk with --backup-dir.")

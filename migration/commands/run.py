@@ -7,6 +7,7 @@ import sys
 
 from .. import audit, exit_codes
 from ..errors import ConfigError
+from .backup import add_run_options, before_migration
 from .common import add_target_options, run_cancellable, target
 
 
@@ -16,6 +17,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     parser.add_argument("--verbose", "-v", action="store_true", help="print every step with its timing")
     audit.add_option(parser)
+    add_run_options(parser)  # checklist -> backup -> migration: --skip-backup, --backup-dir, --format
     return parser
 
 
@@ -32,6 +34,9 @@ def handle(args: argparse.Namespace) -> int:
             if answer.strip().lower() not in ("y", "yes"):
                 print("Aborted; nothing was changed.")
                 return exit_codes.FAILURE
+        stop = before_migration(args, settings)  # the checklist, then a verified backup
+        if stop is not None:
+            return stop
         printer = Printer(verbose=args.verbose)
         migration = Migration(settings, audit.AuditLog.from_args(args).tap(settings, "migrate", printer))
         result, _ = run_cancellable(migration.run, migration.cancel)
