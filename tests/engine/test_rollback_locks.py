@@ -1,0 +1,127 @@
+"""The lock-aware DROP: bounded waits, blockers named, retries, never queueing readers for long, cancel."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+import pytest
+from rollback_support import Holder, Recorder, migrate_with_rows, rollback
+
+from migration.rollback_events import (
+    Dropped,
+    LockAcquired,
+    LockTimedOut,
+    RollbackFinished,
+    RollbackOutcome,
+    WaitingForLock,
+)
+
+pytestmark = pytest.mark.timeout(120)
+LOCK_TIMEOUT_MS = 600
+
+
+def test_waits_name_the_blocker_retry_and_succeed_once_it_ends(db, settings_for, tmp_path, canary):
+    settings = settings_for(db)
+    migrate_with_rows(db, settings)
+    # The holder's last query even quotes the password: it must reach no event.
+    holder = Holder(db, f"SELECT count(*) FROM database_backups WHERE filename <> '{canary}'")
+    rec = Recorder()
+    reader: dict[str, float] = {}
+
+    def read_while_drop_waits() -> None:
+        with psycopg.connect(db.url, autocommit=True, application_name="test-reader") as conn:
+            reader["start"] = time.monotonic()
+            conn.execute("SELECT count(*) FROM database_backups")
+            reader["end"] = time.monotonic()
+
+    def on_event(event) -> None:
+        # A reader arriving while the DROP waits (attempt 1), and the holder released by a
+        # timer thread once the DROP has timed out twice.
+        if isinstance(event, WaitingForLock) and event.attempt == 1 and "thread" not in reader:
+            reader["thread"] = 1
+            threading.Thread(target=read_while_drop_waits, daemon=True).start()
+        if isinstance(event, LockTimedOut) and event.attempt == 2:
+            threading.Timer(0.05, holder.release).start()
+
+    rec.hooks.append(on_event)
+    engine, _ = rollback(settings, tmp_path, rec, lock_timeout_ms=LOCK_TIMEOUT_MS, retries=8, backoff_s=0.2,
+                         backoff_max_s=0.4, watch_interval_s=0.1)
+    try:
+        result = engine.run()
+    finally:
+        holder.release()
+
+    assert result.outcome is RollbackOutcome.DROPPED, result
+    timeouts = rec.of(LockTimedOut)
+    assert len(timeouts) >= 2 and result.attempts >= 3
+    assert timeouts[0].retry_in_s == pytest.approx(0.2) and timeouts[1].retry_in_s == pytest.approx(0.4)
+    blocker = next(b for b in timeouts[0].blockers if b.pid == holder.pid)
+    assert blocker.application_name == "test-holder" and blocker.user == "app_user"
+    assert blocker.state == "idle in transaction" and blocker.xact_age_s is not None
+    assert blocker.query.startswith("SELECT count(*) FROM database_backups") and "****" in blocker.query
+    waits = rec.of(WaitingForLock)
+    assert any(b.pid == holder.pid for w in waits for b in w.blockers)
+    assert rec.of(LockAcquired) and rec.of(Dropped) and not db.table_exists()
+    for event in rec.events:
+        assert canary not in repr(event)
+
+    # The reader queued behind the waiting DROP, and was released within the lock timeout.
+    deadline = time.monotonic() + 10
+    while "end" not in reader and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert "end" in reader, "the reader never finished"
+    first_timeout_at = rec.times[rec.events.index(timeouts[0])]
+    assert reader["start"] < first_timeout_at  # it started while attempt 1 was waiting
+    assert reader["end"] - reader["start"] < LOCK_TIMEOUT_MS / 1000 + 0.3
+
+
+def test_gives_up_after_the_retries_with_the_blockers_named(db, settings_for, tmp_path):
+    settings = settings_for(db)
+    migrate_with_rows(db, settings)
+    with Holder(db) as holder:
+        engine, rec = rollback(settings, tmp_path, lock_timeout_ms=200, retries=1, backoff_s=0.1,
+                               table_backup=False)
+        result = engine.run()
+    assert result.outcome is RollbackOutcome.FAILED
+    assert result.error.sqlstate == "55P03" and "2 attempt(s) of 200 ms" in result.error.message
+    assert f"pid {holder.pid} test-holder" in result.error.detail
+    assert [e.retry_in_s for e in rec.of(LockTimedOut)] == [pytest.approx(0.1), None]
+    assert db.table_exists() and not rec.of(Dropped)
+
+
+def test_cancel_while_waiting_for_the_lock(db, settings_for, tmp_path):
+    settings = settings_for(db)
+    migrate_with_rows(db, settings)
+    rec = Recorder()
+    with Holder(db):
+        engine, _ = rollback(settings, tmp_path, rec, lock_timeout_ms=60_000, watch_interval_s=0.1)
+        rec.hooks.append(lambda e: isinstance(e, WaitingForLock) and threading.Thread(
+            target=engine.cancel, daemon=True).start())
+        started = time.monotonic()
+        result = engine.run()
+        elapsed = time.monotonic() - started
+        # The holder is still there: the run really was cancelled, not granted.
+        assert result.outcome is RollbackOutcome.CANCELLED
+        assert elapsed < 15
+        assert not db.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
+                             "'migrate-tui rollback%%' AND datname = current_database()")
+    assert result.error.sqlstate == "57014" and "nothing was dropped" in result.message.lower()
+    assert isinstance(rec.events[-1], RollbackFinished) and not rec.of(Dropped)
+    assert db.table_exists()
+
+
+def test_cancel_during_the_backoff_pause(db, settings_for, tmp_path):
+    settings = settings_for(db)
+    migrate_with_rows(db, settings)
+    rec = Recorder()
+    with Holder(db):
+        engine, _ = rollback(settings, tmp_path, rec, lock_timeout_ms=150, retries=5, backoff_s=30,
+                             table_backup=False)
+        rec.hooks.append(lambda e: isinstance(e, LockTimedOut) and threading.Thread(
+            target=engine.cancel, daemon=True).start())
+        started = time.monotonic()
+        result = engine.run()
+    assert result.outcome is RollbackOutcome.CANCELLED and time.monotonic() - started < 10
+    assert db.table_exists()
