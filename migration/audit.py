@@ -150,6 +150,8 @@ class AuditLog:
             try:
                 name = type(event).__name__
                 data = to_jsonable(event)
+                if not isinstance(data, dict):
+                    data = {"value": data}
                 skip = False
                 if name == "WaitingForLock":
                     key = (data.get("attempt"), tuple(b.get("pid") for b in data.get("blockers", [])))
@@ -209,8 +211,10 @@ def describe(entry: dict[str, Any]) -> str:
     if entry.get("backup_path"):
         parts.append(f"{entry['backup_path']} sha256 {str(entry.get('sha256', ''))[:12]}…")
     data = entry.get("data") if isinstance(entry.get("data"), dict) else {}
-    message = data.get("message") or (data.get("error") or {}).get("message") if isinstance(data, dict) else None
-    if message:
-        parts.append(str(message))
+    if data.get("message"):
+        parts.append(str(data["message"]))
+    error = data.get("error")
+    if isinstance(error, dict) and error.get("message"):
+        parts.append(f"error: {error['message']}")
     parts.append(f"by {entry.get('operator', '?')} on {entry.get('target', '?')}")
     return "  ".join(parts)
