@@ -145,7 +145,7 @@ def before_migration(args: argparse.Namespace, settings, out: TextIO | None = No
     for result in run_checks(settings, checklist, backup_dir=args.backup_dir, fmt=args.format,
                              backup=not args.skip_backup):
         if result.status is Status.WARNING:
-            print(f"  Note: {result.name}: {result.detail}", file=out, flush=True)
+            print(f"  Warning: {result.name}: {result.detail}", file=out, flush=True)
         elif result.status is Status.FAILURE and result.key not in DEFERRED_TO_MIGRATION:
             print(f"{MARKS['failure']} {result.name}: {result.detail}", file=out, flush=True)
             print(f"  Fix: {result.hint}", file=out, flush=True)
