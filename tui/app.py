@@ -6,7 +6,7 @@ the server again. A configuration problem shows ConfigErrorScreen instead.
 
 How to plug in a new screen (checklist, backup, rollback, audit log, ...)
 --------------------------------------------------------------------------
-1. Write ``tui/screens/<name>.py`` with a ``Screen`` subclass (styles in
+1. Write ``tui/screens/<name>.py`` with a ``WizardScreen`` subclass (styles in
    ``tui/screens/<name>.tcss`` via ``CSS_PATH``). Take what it needs in its
    constructor (usually ``self.app.settings``); import engine modules inside
    functions so start-up stays fast.
@@ -30,13 +30,14 @@ How to plug in a new screen (checklist, backup, rollback, audit log, ...)
            self.post_message(BackupDone(result))      # post_message is thread-safe
 
    Expected failures are engine results (an OperatorError inside), shown on
-   the screen. An unexpected exception in a worker reaches
-   :meth:`MigrateApp.on_worker_state_changed`, which shows an ErrorDialog with a
-   message and a fix hint; handle ``Worker.StateChanged`` on the screen too if
-   it must leave a "running" state. Confirmations: ``push_screen(ConfirmDialog(
+   the screen. Subclass :class:`tui.screens.base.WizardScreen`: an unexpected
+   exception in one of its workers then reaches
+   :meth:`MigrateApp.report_worker_error`, which shows an ErrorDialog with a
+   message and a fix hint (``Worker.StateChanged`` does not bubble); override
+   ``worker_failed(worker)`` if the screen must leave a "running" state. Confirmations: ``push_screen(ConfirmDialog(
    title, message), callback)``. Cancellation: an engine ``cancel()`` called
    from a thread worker (it may block on ``cancel_safe``).
-4. Finish by ``self.app.run_action("back_to_target")`` or a Back binding
+4. Finish by ``await self.app.run_action("back_to_target")`` or a Back binding
    (``Binding("escape", "app.pop_screen", "Back")``).
 """
 
@@ -275,14 +276,18 @@ class MigrateApp(App):
             self.exit_with_result()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state is not WorkerState.ERROR:
-            return
+        """The app's own workers; screens forward theirs (WizardScreen) to report_worker_error."""
+        if event.state is WorkerState.ERROR:
+            self.report_worker_error(event.worker)
+
+    def report_worker_error(self, worker: Worker) -> None:
+        """An unexpected exception in a worker: an error dialog with a message and a fix hint."""
         from migration.errors import explain
 
         from .screens.error import ErrorDialog
 
         secrets = self.settings.secrets() if self.settings else []
-        error = explain(event.worker.error, secrets=secrets)
+        error = explain(worker.error, secrets=secrets)
         self.push_screen(ErrorDialog(
             "Something went wrong in the background", error,
             "The database is as the engine leaves it after any failure: uncommitted work is rolled back."))

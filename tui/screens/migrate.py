@@ -17,12 +17,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
-from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, RichLog, Static
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker
 
 from ..messages import EngineEvent
 from ..widgets.step_panel import StepPanel
+from .base import WizardScreen
 from .confirm import ConfirmDialog
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ OUTCOME_BANNER = {
 }
 
 
-class MigrateScreen(Screen):
+class MigrateScreen(WizardScreen):
     CSS_PATH = "migrate.tcss"
     BINDINGS = [
         Binding("escape", "escape", "Cancel / back"),
@@ -90,8 +90,8 @@ class MigrateScreen(Screen):
     def _run(self) -> None:
         self.migration.run()
 
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group == "migration" and event.state is WorkerState.ERROR and self.result is None:
+    def worker_failed(self, worker: Worker) -> None:
+        if worker.group == "migration" and self.result is None:
             # The app shows the error dialog; this screen stops waiting for events that will not come.
             self.crashed = True
             self._log("✗ The migration worker stopped unexpectedly; see the error dialog.")
@@ -164,11 +164,11 @@ class MigrateScreen(Screen):
             return self.running and not self.cancelling
         return True
 
-    def action_escape(self) -> None:
+    async def action_escape(self) -> None:
         if self.running:
             self.action_cancel_run()
         else:
-            self.app.run_action("back_to_target")
+            await self.app.run_action("back_to_target")
 
     def action_cancel_run(self, then_quit: bool = False) -> None:
         if not self.running or self.cancelling:

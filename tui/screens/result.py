@@ -8,16 +8,16 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
-from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Static
 
+from .base import WizardScreen
 from .error import error_content
 
 if TYPE_CHECKING:
     from migration.events import RunFinished
 
 
-class ResultScreen(Screen):
+class ResultScreen(WizardScreen):
     CSS_PATH = "result.tcss"
     BINDINGS = [
         Binding("t,escape", "app.back_to_target", "Back to target"),

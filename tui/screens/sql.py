@@ -7,14 +7,15 @@ from typing import TYPE_CHECKING
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
+
+from .base import WizardScreen
 
 if TYPE_CHECKING:
     from migration.settings import Settings
 
 
-class SqlScreen(Screen):
+class SqlScreen(WizardScreen):
     CSS_PATH = "sql.tcss"
     BINDINGS = [
         Binding("c", "copy", "Copy SQL"),

@@ -13,12 +13,12 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
-from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Static
 
 from ..actions import TARGET_ACTIONS, bindings_for
 from ..messages import OverviewLoaded
 from ..widgets.facts import FactList
+from .base import WizardScreen
 
 if TYPE_CHECKING:
     from migration.overview import TargetOverview
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 PENDING = Content.from_markup("[dim]…[/dim]")
 
 
-class TargetScreen(Screen):
+class TargetScreen(WizardScreen):
     CSS_PATH = "target.tcss"
     BINDINGS = bindings_for(TARGET_ACTIONS)
 
@@ -39,9 +39,9 @@ class TargetScreen(Screen):
         yield Header()
         with VerticalScroll(id="target-body"):
             yield Static("", id="target-status")
+            yield Static("", id="target-error")
             yield FactList(id="target-facts")
             yield Static("", id="target-notes")
-            yield Static("", id="target-error")
         with Horizontal(id="target-actions"):
             for action in TARGET_ACTIONS:
                 yield Button(action.label, id=f"do-{action.name}", variant=action.variant,
