@@ -1,0 +1,118 @@
+"""SQL preview, help, themes, command palette, and the demo database's lifecycle."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import assert_no_secret, make_app, screen_text, settle, target_ready, widget_text
+
+from migration import exit_codes
+from migration.plan import render_plan
+from tui.app import MigrateApp
+from tui.screens.help import HelpScreen
+from tui.screens.sql import SqlScreen
+from tui.target_source import DemoSource
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_sql_preview_shows_and_copies_the_exact_plan(db18, settings_for, size, canary):
+    settings = settings_for(db18, lock_timeout_ms=4321)
+    app = make_app(settings)
+    async with app.run_test(size=size) as pilot:
+        await target_ready(app, pilot)
+        await pilot.press("s")
+        await pilot.pause()
+        assert isinstance(app.screen, SqlScreen)
+        assert app.screen.sql == render_plan(settings)
+        text = screen_text(app)
+        assert "BEGIN;" in text and "lock_timeout" in text and "4321ms" in text
+        await pilot.press("end")  # scrollable down to the COMMIT
+        await pilot.pause()
+        assert "COMMIT;" in screen_text(app)
+        await pilot.press("c")
+        assert app.clipboard == render_plan(settings)
+        assert_no_secret(app, canary)
+        await pilot.press("escape")
+        assert app.screen is app.target_screen
+    assert not db18.table_exists()  # a preview runs nothing
+
+
+async def test_help_lists_the_keys_of_the_screen_and_closes(db18, settings_for):
+    app = make_app(settings_for(db18))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await target_ready(app, pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        keys = widget_text(app.screen, "#help-screen-keys")
+        assert "Run the guide's 8 migration steps" in keys and "Preview the exact SQL" in keys
+        assert "Ctrl+P" in widget_text(app.screen, "#help-global-keys")
+        await pilot.press("escape")
+        await pilot.press("f1")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert app.screen is app.target_screen
+
+
+async def test_theme_toggles_between_dark_and_light(db18, settings_for):
+    app = make_app(settings_for(db18))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await target_ready(app, pilot)
+        assert app.current_theme.dark
+        await pilot.press("ctrl+t")
+        assert app.theme == "textual-light" and not app.current_theme.dark
+        await pilot.press("ctrl+t")
+        assert app.theme == "textual-dark"
+
+
+async def test_command_palette_offers_the_actions(db18, settings_for):
+    app = make_app(settings_for(db18))
+    async with app.run_test(size=(100, 30)) as pilot:
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        await target_ready(app, pilot)
+        ready = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Migrate" in ready and "Show SQL" in ready and "Toggle theme" in ready
+        assert "Migrate" not in titles or app.settings is not None  # gated until the settings are known
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Show SQL")
+        await pilot.pause(0.3)  # the palette searches asynchronously
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, SqlScreen)
+
+
+async def test_demo_database_starts_behind_the_first_frame_and_stops_on_exit():
+    source = DemoSource(argparse.Namespace(demo=True))
+    app = MigrateApp(source)
+    async with app.run_test(size=(100, 30)) as pilot:
+        # The first frame is there before the demo database is.
+        assert "Starting the demo database" in screen_text(app)
+        screen = await target_ready(app, pilot)
+        assert screen.overview.facts.database == "shop"
+        password = app.settings.password
+        root = source.demo.server.root
+        assert root.exists()
+        await pilot.press("m")
+        await settle(app, pilot)
+        assert app.last_result.outcome.value == "success"
+        assert_no_secret(app, password)
+        await pilot.press("q")
+    assert app.return_code == exit_codes.OK
+    source.close()
+    assert not root.exists()
+    source.close()  # idempotent
+
+
+def test_without_a_terminal_the_wizard_says_to_run_headless():
+    env = dict(os.environ, DATABASE_URL="postgresql://u:p@127.0.0.1:1/db")
+    proc = subprocess.run([sys.executable, "-m", "tui.entry"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert proc.returncode == exit_codes.CONFIG
+    assert "migrate-tui run --yes" in proc.stderr
