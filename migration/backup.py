@@ -476,6 +476,7 @@ class _Progress:
         self.done_weight = 0
         self.started: list[str] = []
         self.data_start: float | None = None
+        self.shown = 0.0  # never move the bar backwards (the COPY counter lags a table switch)
         self._lock = threading.Lock()
 
     def table_started(self, name: str) -> None:
@@ -496,7 +497,7 @@ class _Progress:
             weight = self.done_weight
             if current is not None and copy_tuples is not None and self.tuples.get(current):
                 weight += self.weights.get(current, 0) * min(1.0, copy_tuples / self.tuples[current])
-            fraction = min(0.99, weight / self.total)
+            fraction = self.shown = max(self.shown, min(0.99, weight / self.total))
             eta = None
             if self.data_start is not None and fraction > 0.01:
                 running = time.monotonic() - self.data_start
