@@ -8,6 +8,7 @@ conninfo string and ``--no-password``, so nothing secret shows in ``/proc/<pid>/
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import shutil
@@ -213,7 +214,9 @@ def explain_tool_failure(name: str, stderr: str, returncode: int, *, settings: S
     user = settings.target["user"]
     if "server version mismatch" in low or ("server version" in low and "version:" in low and "aborting" in low):
         known = _too_old([tool], server_major) if tool and server_major else None
-        return known or OperatorError(
+        if known is not None:
+            return dataclasses.replace(known, detail=detail)
+        return OperatorError(
             f"{name} is older than the server; it refuses to dump a newer server.",
             f"Install a {name} at least as new as the server and set {ENV_OVERRIDE.get(name, 'PG_DUMP')} to it.",
             detail=detail)
