@@ -1,0 +1,146 @@
+"""``migrate-tui check``, ``migrate-tui backup`` and ``run --yes`` (checklist → backup → migration), headless.
+
+run_cli() asserts that no traceback and no canary password reach stdout or stderr.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import signal
+from pathlib import Path
+
+import pytest
+from cli_support import cli_env, finish, lines_in_order, run_cli, start_cli
+from engine.engine_support import wait_until
+
+from migration import exit_codes
+
+pytestmark = pytest.mark.timeout(180)
+
+CRON = "Canary-cron-secret-9d9d-long-enough-0123456789"
+
+
+def test_check_prints_the_checklist_and_exits_0(db, tmp_path):
+    result = run_cli("check", cwd=tmp_path, env=cli_env(db.url, CRON_SECRET="short"))
+    assert result.returncode == exit_codes.OK, result.output
+    lines_in_order(result.stdout, [
+        "Pre-migration checklist for postgresql://app_user:****@",
+        "Environment", "  ✓ DATABASE_URL: valid", "  ⚠️  CRON_SECRET: set, but only 5 characters long",
+        "Connection", "  ✓ Connection: PostgreSQL ",
+        "Permissions", "  ✓ CREATE on schema public",
+        "Table", "  ✓ Table database_backups: absent",
+        "Backup", "  ✓ pg_dump: ", "  ✓ Disk space: ",
+        "Summary: 13 ok, 3 warnings, 0 failures — ready to migrate",
+    ])
+    assert not (tmp_path / "backups").exists() and not db.table_exists()
+
+
+def test_check_json_and_exit_1_on_a_failure(db, tmp_path):
+    env = cli_env(db.url, CRON_SECRET=CRON)
+    ok = run_cli("check", "--json", cwd=tmp_path, env=env, secrets=(CRON,))
+    document = json.loads(ok.stdout)
+    assert ok.returncode == 0 and document["passed"] is True
+    assert document["target"].startswith("postgresql://app_user:****@")
+    assert {c["key"]: c["status"] for c in document["checks"]}["cron_secret"] == "ok"
+    assert document["summary"]["failure"] == 0
+
+    db.execute("ALTER SCHEMA public OWNER TO postgres")
+    db.execute("REVOKE CREATE ON SCHEMA public FROM app_user")
+    failed = run_cli("check", "--json", cwd=tmp_path, env=env, secrets=(CRON,))
+    assert failed.returncode == exit_codes.FAILURE
+    row = next(c for c in json.loads(failed.stdout)["checks"] if c["key"] == "schema_create")
+    assert row["status"] == "failure" and row["hint"].endswith("GRANT CREATE ON SCHEMA public TO app_user;")
+    text = run_cli("check", cwd=tmp_path, env=env, secrets=(CRON,))
+    assert text.returncode == exit_codes.FAILURE
+    assert "      Fix: Ask an administrator to run: GRANT CREATE ON SCHEMA public TO app_user;" in text.stdout
+
+
+def test_check_bad_configuration_exits_78(tmp_path):
+    result = run_cli("check", cwd=tmp_path, env=cli_env())
+    assert result.returncode == exit_codes.CONFIG and "DATABASE_URL is not set" in result.output
+    as_json = run_cli("check", "--json", cwd=tmp_path, env=cli_env())
+    assert as_json.returncode == exit_codes.CONFIG
+    assert json.loads(as_json.stdout)["error"]["message"] == "DATABASE_URL is not set."
+
+
+@pytest.mark.parametrize("fmt", ["plain", "custom"])
+def test_backup_prints_path_size_and_sha256(db, tmp_path, fmt):
+    with db.app() as conn:
+        conn.execute("CREATE TABLE items AS SELECT g AS id FROM generate_series(1, 5000) g")
+    result = run_cli("backup", "--format", fmt, "--backup-dir", "out", cwd=tmp_path, env=cli_env(db.url))
+    assert result.returncode == exit_codes.OK, result.output
+    path = Path(tmp_path, re.search(r"^✓ Backup written and verified: (\S+)$", result.stdout, re.M).group(1))
+    assert path.parent == tmp_path / "out" and path.suffix == (".sql" if fmt == "plain" else ".dump")
+    digest = re.search(r"^  SHA-256: ([0-9a-f]{64})$", result.stdout, re.M).group(1)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+    assert f"  Size: " in result.stdout and f"({path.stat().st_size:,} bytes)" in result.stdout
+    lines_in_order(result.stdout, ["💾 Backing up ", "  To: ", "  100%  1/1 tables", "  Verifying: ", "✓ Backup"])
+
+
+def test_backup_ctrl_c_cancels_and_leaves_no_file(db, tmp_path):
+    with db.app() as conn:
+        conn.execute("CREATE TABLE items (id int)")
+    with db.admin() as locker:
+        locker.execute("BEGIN")
+        locker.execute("LOCK TABLE items IN ACCESS EXCLUSIVE MODE")
+        proc = start_cli("backup", cwd=tmp_path, env=cli_env(db.url))
+        try:
+            wait_until(lambda: db.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name ~ "
+                                         "'^migrate-tui-backup-[0-9]+-' AND wait_event_type = 'Lock'"), 60,
+                       "pg_dump (not the size query before it) to wait on the lock")
+            proc.send_signal(signal.SIGINT)
+            result = finish(proc, timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        locker.execute("ROLLBACK")
+    assert result.returncode == exit_codes.CANCELLED, result.output
+    assert "Cancelling: stopping pg_dump and deleting the partial file" in result.stderr
+    assert "⏹  Backup cancelled; the partial file was deleted." in result.stdout
+    assert list((tmp_path / "backups").iterdir()) == []
+
+
+def test_run_makes_a_verified_backup_before_migrating(db, tmp_path):
+    result = run_cli("run", "--yes", cwd=tmp_path, env=cli_env(db.url))
+    assert result.returncode == exit_codes.OK, result.output
+    lines_in_order(result.stdout, [
+        "🔎 Pre-migration checklist: postgresql://app_user:****@",
+        "✓ Pre-migration checklist passed: 13 ok, 3 warnings, 0 failures",
+        "💾 Backing up ", "✓ Backup written and verified: backups/backup_before_migration_",
+        "🚀 Starting safe migration", "🎉 Migration completed successfully!",
+    ])
+    dumps = list((tmp_path / "backups").glob("backup_before_migration_*.sql"))
+    assert len(dumps) == 1 and b"database_backups" not in dumps[0].read_bytes()  # taken before the change
+    assert db.table_exists()
+
+
+def test_run_stops_before_any_change_when_a_check_fails(db, tmp_path):
+    db.execute(f'ALTER DATABASE "{db.name}" SET default_transaction_read_only = on')
+    result = run_cli("run", "--yes", cwd=tmp_path, env=cli_env(db.url))
+    assert result.returncode == exit_codes.FAILURE
+    assert "✗ Read-write session: sessions are read-only" in result.stdout
+    assert "Nothing was changed." in result.stdout
+    assert "❌ Migration not started - the pre-migration checklist failed" in result.stdout
+    assert "🚀" not in result.stdout and not (tmp_path / "backups").exists()
+    assert not db.table_exists()
+
+
+def test_run_skip_backup_says_so_loudly(db, tmp_path):
+    result = run_cli("run", "--yes", "--skip-backup", cwd=tmp_path, env=cli_env(db.url))
+    assert result.returncode == exit_codes.OK, result.output
+    for stream in (result.stdout, result.stderr):
+        assert "⚠️  BACKUP SKIPPED (--skip-backup)" in stream
+        assert "no copy of the current database to restore from" in stream
+    assert not (tmp_path / "backups").exists() and db.table_exists()
+
+
+def test_run_does_not_migrate_when_the_backup_fails(db, tmp_path):
+    db.execute("CREATE TABLE payroll (amount int)")  # unreadable for app_user: pg_dump fails
+    result = run_cli("run", "--yes", cwd=tmp_path, env=cli_env(db.url))
+    assert result.returncode == exit_codes.FAILURE
+    assert "permission denied for table payroll" in result.stdout
+    assert "the migration does not start without a verified backup" in result.stdout
+    assert "🚀" not in result.stdout and not db.table_exists()
+    assert list((tmp_path / "backups").iterdir()) == []
