@@ -27,12 +27,15 @@ MIGRATE = WizardAction("migrate", "Migrate", "m", "Run the guide's 8 migration s
 SHOW_SQL = WizardAction("show_sql", "Show SQL", "s", "Preview the exact SQL the migration runs (dry run)")
 REFRESH = WizardAction("refresh", "Refresh", "r", "Read the server facts and the table state again")
 QUIT = WizardAction("quit", "Quit", "q", "Leave the wizard", "error")
+ROLLBACK = WizardAction("rollback", "Rollback", "d", "Preview and perform the manual rollback (DROP the table)",
+                        "warning")
+AUDIT_LOG = WizardAction("audit_log", "Audit log", "l", "Read the audit log of every operation")
 
 # Later screens (checklist, backup, rollback, audit log) insert their actions here.
-TARGET_ACTIONS: list[WizardAction] = [MIGRATE, SHOW_SQL, REFRESH, QUIT]
+TARGET_ACTIONS: list[WizardAction] = [MIGRATE, SHOW_SQL, REFRESH, ROLLBACK, AUDIT_LOG, QUIT]
 
 # Offered by the command palette from every screen (when the app allows them: MigrateApp.check_action).
-PALETTE_ACTIONS: list[WizardAction] = [MIGRATE, SHOW_SQL, REFRESH]
+PALETTE_ACTIONS: list[WizardAction] = [MIGRATE, SHOW_SQL, REFRESH, ROLLBACK, AUDIT_LOG]
 
 
 def bindings_for(actions: list[WizardAction]) -> list[Binding]:

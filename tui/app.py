@@ -60,12 +60,14 @@ from .screens.target import TargetScreen
 from .target_source import SettingsSource, source_for
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from migration.errors import OperatorError
     from migration.events import RunFinished
     from migration.overview import TargetOverview
     from migration.settings import Settings
 
-NEEDS_SETTINGS = {"migrate", "show_sql", "refresh"}
+NEEDS_SETTINGS = {"migrate", "show_sql", "refresh", "rollback"}
 DARK, LIGHT = "textual-dark", "textual-light"
 
 
@@ -83,7 +85,7 @@ class MigrateApp(App):
     def __init__(self, source: SettingsSource | None = None, *, settings: "Settings | None" = None,
                  describe: Callable[["Settings"], "TargetOverview"] | None = None,
                  migration_factory: Callable | None = None, deterministic: bool = False,
-                 handle_signals: bool = False, theme: str = DARK) -> None:
+                 handle_signals: bool = False, theme: str = DARK, audit_log: "Path | None" = None) -> None:
         """``source`` gives the settings (DATABASE_URL or the demo database); tests pass ``settings``.
 
         ``describe`` and ``migration_factory`` default to the engine's
@@ -98,6 +100,7 @@ class MigrateApp(App):
         self.config_error: OperatorError | None = None
         self.last_result: RunFinished | None = None
         self.deterministic = deterministic
+        self._audit_log = audit_log  # None: $MIGRATE_AUDIT_LOG or ./migrate-tui.log
         self._describe = describe
         self._migration_factory = migration_factory
         self._handle_signals = handle_signals
@@ -111,7 +114,25 @@ class MigrateApp(App):
 
         return describe_target(settings)
 
+    @property
+    def audit_log_path(self) -> "Path":
+        from migration.audit import default_path
+
+        return self._audit_log or default_path()
+
+    def audit_tap(self, settings: "Settings", operation: str, emit):
+        """``emit`` that also records each event in the audit log (a warning if it cannot be written)."""
+        from migration.audit import AuditLog
+
+        try:
+            return AuditLog(self.audit_log_path).tap(settings, operation, emit)
+        except Exception:  # noqa: BLE001 - an unwritable log must not stop a migration that is safe anyway
+            self.notify(f"The audit log {self.audit_log_path} cannot be written; this run is not recorded.",
+                        severity="warning")
+            return emit
+
     def migration_factory(self, settings: "Settings", emit):
+        emit = self.audit_tap(settings, "migrate", emit)
         if self._migration_factory is not None:
             return self._migration_factory(settings, emit)
         from migration.runner import Migration
@@ -186,6 +207,18 @@ class MigrateApp(App):
 
         await self._pop_to_target()
         await self.push_screen(MigrateScreen(self.settings))
+
+    async def action_rollback(self) -> None:
+        if self.check_action("rollback", ()) is not True:
+            return
+        from .screens.rollback import RollbackScreen
+
+        self.push_screen(RollbackScreen(self.settings, audit_log=self.audit_log_path))
+
+    def action_audit_log(self) -> None:
+        from .screens.audit_log import AuditLogScreen
+
+        self.push_screen(AuditLogScreen(self.audit_log_path))
 
     def action_show_sql(self) -> None:
         if self.check_action("show_sql", ()) is not True:

@@ -21,6 +21,8 @@ class ResultScreen(WizardScreen):
     CSS_PATH = "result.tcss"
     BINDINGS = [
         Binding("t,escape", "app.back_to_target", "Back to target"),
+        Binding("d", "app.rollback", "Rollback"),
+        Binding("l", "app.audit_log", "Audit log"),
         Binding("q", "app.quit", "Quit"),
     ]
 

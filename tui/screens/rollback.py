@@ -1,0 +1,352 @@
+"""Rollback: the preview, a typed confirmation, then live progress of the safety copy and the DROP.
+
+The engine (:class:`migration.rollback.Rollback`) runs in a thread worker; its events
+arrive here as :class:`RollbackEngineEvent` and are also appended to the audit log.
+The screen never builds SQL: what it shows comes from the engine's preview.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
+from textual.message import Message
+from textual.widgets import Button, Checkbox, Footer, Header, Static
+from textual.worker import Worker
+
+from ..widgets.confirm_drop import ConfirmDropDialog, drop_summary
+from .base import WizardScreen
+from .error import error_content
+
+if TYPE_CHECKING:
+    from migration.rollback import RollbackOptions
+    from migration.rollback_events import Preview, RollbackFinished
+    from migration.settings import Settings
+
+STEPS = (("copy", "Safety copy"), ("lock", "Lock"), ("drop", "Drop"), ("verify", "Verify"))
+MARKS = {"pending": ("·", "dim"), "running": ("…", "$accent"), "done": ("✓", "$success"),
+         "warning": ("⚠", "$warning"), "skipped": ("-", "dim"), "failed": ("✗", "$error")}
+
+
+class RollbackPreviewLoaded(Message):
+    def __init__(self, preview: "Preview | None", error=None) -> None:
+        super().__init__()
+        self.preview = preview
+        self.error = error  # migration.errors.OperatorError
+
+
+class RollbackEngineEvent(Message):
+    def __init__(self, event) -> None:
+        super().__init__()
+        self.event = event
+
+
+class RollbackScreen(WizardScreen):
+    CSS_PATH = "rollback.tcss"
+    BINDINGS = [
+        Binding("d", "drop", "Roll back…"),
+        Binding("r", "refresh", "Refresh preview"),
+        Binding("l", "audit_log", "Audit log"),
+        Binding("escape", "escape", "Cancel / back"),
+    ]
+
+    def __init__(self, settings: "Settings", *, options: "RollbackOptions | None" = None,
+                 audit_log: Path | None = None) -> None:
+        super().__init__(id="rollback")
+        self.settings = settings
+        self.options = options
+        self.audit_log = audit_log
+        self.preview: Preview | None = None
+        self.engine = None
+        self.result: RollbackFinished | None = None
+        self.running = False
+        self.cancelling = False
+        self._steps: dict[str, tuple[str, str]] = {}
+
+    # -- layout -----------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="rollback-body"):
+            yield Static("Reading what a rollback would drop…", id="rollback-status")
+            yield Static("", id="rollback-preview")
+            yield Static("", id="rollback-sql")
+            yield Checkbox("Take a safety copy of the table first (pg_dump, verified)", True, id="rollback-copy",
+                           compact=True)
+            yield Static("", id="rollback-progress")
+            yield Static("", id="rollback-blockers")
+            yield Static("", id="rollback-result")
+        with Horizontal(id="rollback-actions"):
+            yield Button("Roll back… (d)", id="rollback-drop", variant="error", action="screen.drop",
+                         disabled=True, compact=True)
+            yield Button("Cancel (Esc)", id="rollback-cancel", variant="warning", action="screen.cancel_rollback",
+                         compact=True)
+            yield Button("Refresh (r)", id="rollback-refresh", action="screen.refresh", compact=True)
+            yield Button("Audit log (l)", id="rollback-log", action="screen.audit_log", compact=True)
+            yield Button("Back (Esc)", id="rollback-back", variant="primary", action="screen.escape",
+                         compact=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "Rollback"
+        self.query_one("#rollback-cancel").display = False
+        self.query_one("#rollback-progress").display = False
+        self.query_one("#rollback-copy").display = False
+        self.action_refresh()
+
+    def on_unmount(self) -> None:
+        if self.running and self.engine is not None:
+            self.engine.cancel()  # leaving (or quitting) never leaves a DROP waiting
+
+    # -- preview ----------------------------------------------------------------------
+    def action_refresh(self) -> None:
+        if self.running:
+            return
+        self.result = None
+        self._status("Reading what a rollback would drop…", "busy")
+        self.query_one("#rollback-result", Static).update("")
+        self.query_one("#rollback-drop", Button).disabled = True
+        self._load_preview()
+
+    @work(thread=True, exit_on_error=False, group="rollback-preview", exclusive=True)
+    def _load_preview(self) -> None:
+        from migration.errors import explain
+        from migration.rollback import DEFAULT_LOCK_TIMEOUT_MS, read_preview
+
+        timeout = self.options.lock_timeout_ms if self.options else DEFAULT_LOCK_TIMEOUT_MS
+        try:
+            preview = read_preview(self.settings, lock_timeout_ms=timeout)
+        except Exception as exc:  # noqa: BLE001 - shown on the screen with a fix hint
+            self.post_message(RollbackPreviewLoaded(None, explain(exc, secrets=self.settings.secrets(),
+                                                                  schema=self.settings.schema)))
+            return
+        self.post_message(RollbackPreviewLoaded(preview))
+
+    def on_rollback_preview_loaded(self, message: RollbackPreviewLoaded) -> None:
+        message.stop()
+        self.preview = p = message.preview
+        body = self.query_one("#rollback-preview", Static)
+        sql = self.query_one("#rollback-sql", Static)
+        copy = self.query_one("#rollback-copy", Checkbox)
+        if p is None:
+            self._status("The database could not be read. Fix the problem below, then press r.", "error")
+            body.update(error_content(message.error))
+            sql.update("")
+            copy.display = False
+        elif not p.exists:
+            self._status(f"Nothing to roll back: table {p.qualified} does not exist.", "ok")
+            body.update(Content("The migration has not been applied to this schema (or was already rolled back)."))
+            sql.update("")
+            copy.display = False
+        else:
+            cascade = " It also removes the objects that depend on it." if p.dependents else ""
+            self._status(f"A rollback drops {p.qualified} and everything in it.{cascade} Press d to continue.",
+                         "warning")
+            body.update(drop_summary(p, safety_copy=copy.value))
+            sql.update(Content.from_markup("[dim]SQL:[/dim] $s;", s=p.drop_sql))
+            copy.display = True
+        self._update_buttons()
+
+    @on(Checkbox.Changed, "#rollback-copy")
+    def _copy_toggled(self, event: Checkbox.Changed) -> None:
+        if self.preview is not None and self.preview.exists:
+            self.query_one("#rollback-preview", Static).update(drop_summary(self.preview, event.value))
+
+    # -- confirmation and run ---------------------------------------------------------------
+    def action_drop(self) -> None:
+        p = self.preview
+        if self.running or p is None or not p.exists or self.result is not None:
+            return
+        safety = self.query_one("#rollback-copy", Checkbox).value
+        confirmed = p.dependent_keys
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._start(confirmed, safety)
+
+        self.app.push_screen(ConfirmDropDialog(p, safety_copy=safety), answered)
+
+    def _start(self, confirmed: frozenset[str], safety: bool) -> None:
+        from dataclasses import replace
+
+        from migration import audit
+        from migration.rollback import Rollback, RollbackOptions
+
+        options = replace(self.options or RollbackOptions(), table_backup=safety)
+        log = audit.AuditLog(self.audit_log or getattr(self.app, "audit_log_path", None) or audit.default_path())
+        try:
+            emit = log.tap(self.settings, "rollback", self._emit)
+        except Exception as exc:  # noqa: BLE001 - an unwritable audit log stops the rollback before it starts
+            from migration.errors import explain
+
+            self._status("The rollback did not start.", "error")
+            self.query_one("#rollback-result", Static).update(error_content(explain(exc)))
+            return
+        self.audit_path = log.path
+        self.engine = Rollback(self.settings, emit, options)
+        self.running, self.cancelling = True, False
+        self._steps = {key: ("pending", "") for key, _ in STEPS}
+        self.query_one("#rollback-copy").disabled = True
+        self.query_one("#rollback-progress").display = True
+        self._render_steps()
+        self._status("Rolling back…", "busy")
+        self._update_buttons()
+        self._run(confirmed)
+
+    def _emit(self, event) -> None:
+        self.post_message(RollbackEngineEvent(event))  # thread-safe
+
+    @work(thread=True, exit_on_error=False, group="rollback", exclusive=True)
+    def _run(self, confirmed: frozenset[str]) -> None:
+        self.engine.run(confirmed)
+
+    def worker_failed(self, worker: Worker) -> None:
+        if worker.group == "rollback":
+            self.running = False
+            self._status("The rollback stopped unexpectedly; see the error dialog. Its transaction was rolled back.",
+                         "error")
+            self._update_buttons()
+
+    def action_cancel_rollback(self) -> None:
+        if not self.running or self.cancelling:
+            return
+        self.cancelling = True
+        self._status("Cancelling: stopping the DROP and rolling back…", "warning")
+        self._update_buttons()
+        self._cancel_worker()
+
+    @work(thread=True, exit_on_error=False, group="rollback-cancel")
+    def _cancel_worker(self) -> None:
+        self.engine.cancel()  # may block briefly on cancel_safe(): never on the UI thread
+
+    async def action_escape(self) -> None:
+        if self.running:
+            self.action_cancel_rollback()
+        else:
+            await self.app.run_action("back_to_target")
+
+    def action_audit_log(self) -> None:
+        from .audit_log import AuditLogScreen
+
+        self.app.push_screen(AuditLogScreen(getattr(self, "audit_path", None) or self.audit_log))
+
+    # -- engine events -------------------------------------------------------------------------
+    def on_rollback_engine_event(self, message: RollbackEngineEvent) -> None:
+        from migration import rollback_events as ev
+
+        message.stop()
+        e = message.event
+        det = self.app.deterministic
+        if isinstance(e, ev.SafetyCopyStarted):
+            self._step("copy", "running", f"pg_dump → {e.path}")
+        elif isinstance(e, ev.SafetyCopyFinished):
+            c = e.copy
+            self._step("copy", "done", f"{c.path} — {c.rows} rows, {c.size_bytes:,} bytes, verified; "
+                       f"sha256 {c.sha256[:16]}…")
+        elif isinstance(e, ev.SafetyCopySkipped):
+            self._step("copy", "skipped", "no safety copy (turned off)")
+        elif isinstance(e, ev.WaitingForLock):
+            waited = "" if det else f", waiting {e.waited_ms / 1000:.1f} s"
+            self._step("lock", "running", f"waiting for the lock (attempt {e.attempt}/{e.attempts}{waited}); "
+                       "other sessions use the table:")
+            self._blockers(e.blockers, det)
+        elif isinstance(e, ev.LockTimedOut):
+            retry = f"; retrying in {e.retry_in_s:.1f} s" if e.retry_in_s is not None else "; no retries left"
+            self._step("lock", "warning", f"not granted within the lock timeout (attempt {e.attempt}/{e.attempts})"
+                       f"{retry} — readers were not kept waiting")
+            self._blockers(e.blockers, det)
+        elif isinstance(e, ev.LockAcquired):
+            self._step("lock", "done", f"lock acquired (attempt {e.attempt})")
+            self._blockers((), det)
+        elif isinstance(e, ev.Dropped):
+            extra = f" — also dropped {len(e.dependents)} dependent object(s)" if e.dependents else ""
+            self._step("drop", "done", e.statement + extra)
+        elif isinstance(e, ev.Verified):
+            self._step("verify", "done", f"{len(e.checks)} checks: the table, its indexes and sequence are gone")
+        elif isinstance(e, ev.RollbackFinished):
+            self._finished(e)
+
+    def _finished(self, result: "RollbackFinished") -> None:
+        from migration.rollback_events import RollbackOutcome as O
+
+        self.result = result
+        self.running = self.cancelling = False
+        for key, (state, text) in list(self._steps.items()):
+            if state in ("running", "pending") and result.outcome is not O.DROPPED:
+                self._steps[key] = ("failed" if state == "running" else "skipped", text)
+        self._render_steps()
+        self._blockers((), True)
+        kind = {O.DROPPED: "ok", O.NOTHING: "ok", O.CANCELLED: "warning"}.get(result.outcome, "error")
+        headline = {O.DROPPED: "✅ ", O.NOTHING: "✅ ", O.CANCELLED: "⏹  "}.get(result.outcome, "❌ ")
+        self._status(headline + result.message, kind)
+        parts: list[Content] = []
+        if result.error is not None and result.outcome is not O.DROPPED:
+            parts.append(error_content(result.error))
+        if result.copy is not None:
+            parts.append(Content.from_markup("[b]To restore the table:[/b]\n$c", c=result.copy.restore_command))
+        path = getattr(self, "audit_path", None)
+        if path is not None:
+            parts.append(Content.from_markup("[dim]Recorded in the audit log $p (press l).[/dim]", p=str(path)))
+        self.query_one("#rollback-result", Static).update(Content("\n\n").join(parts))
+        if result.outcome is O.CHANGED:
+            self.call_after_refresh(self.action_refresh)  # the preview is stale: show the new one
+        self._update_buttons()
+        self.query_one("#rollback-back", Button).focus()
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _step(self, key: str, state: str, text: str) -> None:
+        self._steps[key] = (state, text)
+        self._render_steps()
+
+    def _render_steps(self) -> None:
+        lines = []
+        for key, title in STEPS:
+            state, text = self._steps.get(key, ("pending", ""))
+            mark, style = MARKS[state]
+            lines.append(Content.assemble((f"{mark} ", style), (f"{title:<12}", "bold"), text))
+        self.query_one("#rollback-progress", Static).update(Content("\n").join(lines))
+
+    def _blockers(self, blockers, deterministic: bool) -> None:
+        widget = self.query_one("#rollback-blockers", Static)
+        lines = []
+        for b in blockers:
+            age = "" if deterministic or b.xact_age_s is None else f", transaction open {b.xact_age_s:.1f} s"
+            lines.append(Content.from_markup("  • pid $pid [b]$app[/b] user $u, $s$age: [dim]$q[/dim]",
+                                             pid=str(b.pid), app=b.application_name or "(no name)", u=b.user or "?",
+                                             s=b.state or "?", age=age, q=b.query or "(no query)"))
+        widget.update(Content("\n").join(lines))
+        widget.set_class(bool(lines), "-shown")
+
+    def _status(self, text: str, kind: str) -> None:
+        status = self.query_one("#rollback-status", Static)
+        status.update(Content(text))
+        for k in ("busy", "ok", "warning", "error"):
+            status.set_class(k == kind, f"-{k}")
+
+    def _update_buttons(self) -> None:
+        p = self.preview
+        can_drop = not self.running and self.result is None and p is not None and p.exists
+        self.query_one("#rollback-drop", Button).disabled = not can_drop
+        self.query_one("#rollback-cancel").display = self.running
+        self.query_one("#rollback-cancel", Button).disabled = self.cancelling
+        self.query_one("#rollback-refresh", Button).disabled = self.running
+        self.query_one("#rollback-back", Button).disabled = self.running
+        if can_drop:
+            self.query_one("#rollback-drop", Button).focus()
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "drop":
+            p = self.preview
+            return True if (not self.running and self.result is None and p is not None and p.exists) else None
+        if action == "refresh":
+            return None if self.running else True
+        return True
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        event.stop()  # the button's own action= already ran
