@@ -72,7 +72,7 @@ class Settings:
     @property
     def target(self) -> dict[str, str]:
         """User, host, port and database name: safe to display."""
-        info = conninfo(self.database_url)
+        info = {k: redact(v, password_guesses(self.database_url)) for k, v in conninfo(self.database_url).items()}
         return {
             "user": info.get("user") or os.environ.get("PGUSER") or _os_user(),
             "host": info.get("host") or os.environ.get("PGHOST") or "localhost",
@@ -104,37 +104,91 @@ def conninfo(url: str) -> dict[str, str]:
 
     try:
         return {k: str(v) for k, v in conninfo_to_dict(url).items() if v is not None}
-    except Exception as exc:  # psycopg.ProgrammingError; its text may quote the URL
+    except Exception as exc:  # psycopg.ProgrammingError; its text may quote the whole URL
+        text = str(exc).strip()
+        hint = ("Use the form postgresql://USER:PASSWORD@HOST:5432/DBNAME "
+                "(percent-encode special characters in the password).")
+        if 'missing "="' in text and "://" not in url and ("@" in url or ":/" in url):
+            hint = "It looks like a URL but does not start with postgresql:// (check the ':' and both '/'). " + hint
         raise ConfigError(
             "DATABASE_URL is not a valid PostgreSQL connection string.",
-            "Use the form postgresql://USER:PASSWORD@HOST:5432/DBNAME "
-            "(percent-encode special characters in the password).",
-            detail=redact(str(exc), [_password_guess(url)]),
+            hint,
+            detail=redact(_conninfo_detail(text), password_guesses(url)) or None,
         ) from None
 
 
-def _password_guess(url: str) -> str:
+def _conninfo_detail(text: str) -> str:
+    """libpq quotes the input in its messages ('missing "=" after "<the whole URL>"'): keep only
+    the part before the quote, or an option name, never the quoted input (it may hold the password)."""
+    if re.match(r'^invalid (connection option|URI query parameter:?) "[a-z_]{1,40}"$', text):
+        return text
+    if text.startswith('missing "=" after'):
+        return 'missing "=" after a keyword (key=value form)'
+    return re.split(r'[:"]', text, maxsplit=1)[0].strip()
+
+
+def password_guesses(url: str) -> list[str]:
+    """Everything in a (possibly malformed) URL/DSN that may be the password, for redaction."""
+    guesses: set[str] = set()
     try:
-        parts = urlsplit(url)
-        return unquote(parts.password or "")
+        guesses.add(urlsplit(url).password or "")
     except ValueError:
-        return ""
+        pass
+    # USER:PASSWORD@ after the scheme (or at the start, for a mistyped scheme), up to the first
+    # and up to the last '@' (a raw '@', '/', '?' or '#' in the password)
+    rest = url.split("://", 1)[1] if "://" in url else re.sub(r"^[A-Za-z]+:?/+", "", url)
+    for pattern in (r"^[^:@/?#\s]*:([^@]*)@", r"^[^:@/?#\s]*:(.*)@"):
+        match = re.match(pattern, rest, re.ASCII)  # libpq's isspace(): ASCII whitespace only
+        if match:
+            guesses.add(match.group(1))
+    # password=... in key=value form (quoted or not) and in a URL's query string
+    for pattern in (r"password\s*=\s*'((?:[^'\\]|\\.)*)'?", r"password\s*=\s*(\S*)", r"password=([^&#\s]*)"):
+        for match in re.finditer(pattern, url, re.ASCII):
+            guesses.add(match.group(1))
+            guesses.add(re.sub(r"\\(.)", r"\1", match.group(1)))
+    for value in list(guesses):
+        try:
+            guesses.add(unquote(value, errors="strict"))
+        except UnicodeDecodeError:
+            pass
+    return [g for g in guesses if len(g) >= 3]
+
+
+_SCHEME_TEXT = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,30}$")
+_PARAM_TEXT = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,40}$")
 
 
 def validate_url(url: str | None) -> str:
-    """Check DATABASE_URL before anything connects; return it unchanged."""
+    """Check DATABASE_URL before anything connects; return it unchanged.
+
+    Raises ConfigError only, and no part of it can hold the password.
+    """
     if url is None or not url.strip():
         raise ConfigError(
             "DATABASE_URL is not set.",
             "Add DATABASE_URL=postgresql://USER:PASSWORD@HOST:5432/DBNAME to .env "
             "(or export it), or try the demo with: migrate-tui --demo",
         )
-    url = url.strip()
+    try:
+        return _validate_url(url.strip())
+    except ConfigError as exc:
+        secrets = password_guesses(url)
+        error = exc.error
+        raise ConfigError(redact(error.message, secrets), redact(error.hint, secrets),
+                          redact(error.detail, secrets) if error.detail else None) from None
+    except Exception as exc:  # noqa: BLE001 - whatever the input, only a ConfigError leaves
+        raise ConfigError("DATABASE_URL is not a valid PostgreSQL connection string.",
+                          "Use the form postgresql://USER:PASSWORD@HOST:5432/DBNAME "
+                          f"({type(exc).__name__}).") from None
+
+
+def _validate_url(url: str) -> str:
     if "://" in url:
         scheme = url.split("://", 1)[0].lower()
         if scheme not in _SCHEMES:
             raise ConfigError(
-                f"DATABASE_URL uses the scheme '{scheme}://', which is not PostgreSQL.",
+                f"DATABASE_URL uses the scheme '{scheme}://', which is not PostgreSQL."
+                if _SCHEME_TEXT.match(scheme) else "DATABASE_URL does not start with postgresql://.",
                 "Use a URL starting with postgresql:// or postgres://.",
             )
         try:
@@ -143,46 +197,72 @@ def validate_url(url: str | None) -> str:
         except ValueError:
             raise ConfigError(
                 "DATABASE_URL has an invalid host or port.",
-                "Check the part after '@': HOST:PORT, where PORT is a number such as 5432.",
+                "Check the part after '@': HOST:PORT, where PORT is a number such as 5432 "
+                "(percent-encode special characters in the password: @ is %40, / is %2F, : is %3A).",
             ) from None
         for pair in filter(None, parts.query.split("&")):
             key = unquote(pair.split("=", 1)[0])
-            if key not in LIBPQ_PARAMS:
+            if key in LIBPQ_PARAMS:
+                continue
+            if not _PARAM_TEXT.match(key):
                 raise ConfigError(
-                    f"DATABASE_URL has the parameter '{key}', which PostgreSQL (libpq) does not accept.",
-                    FOREIGN_PARAM_HINTS.get(
-                        key, f"Remove '{key}=...' from the query string of DATABASE_URL."
-                    ),
+                    "DATABASE_URL has a query string (after '?') that PostgreSQL (libpq) cannot read.",
+                    "Check the parameters after '?', and percent-encode special characters in the password "
+                    "(? is %3F, # is %23, & is %26, @ is %40).",
                 )
+            raise ConfigError(
+                f"DATABASE_URL has the parameter '{key}', which PostgreSQL (libpq) does not accept.",
+                FOREIGN_PARAM_HINTS.get(key, f"Remove '{key}=...' from the query string of DATABASE_URL."),
+            )
     conninfo(url)
     return url
 
 
+MASKED_ALL = "postgresql://****@****"
+
+
 def mask_url(url: str) -> str:
-    """The URL with its password replaced by ****; never raises, never leaks."""
+    """The URL with its password replaced by ****; never raises, never leaks.
+
+    When the URL is ambiguous (e.g. a raw '/', '?' or '#' in the password), everything but the
+    scheme is masked rather than risk showing part of the password as a host or path.
+    """
     try:
-        if "://" not in url:
-            info = conninfo(url)
-            user = info.get("user", "")
-            host = info.get("host", "")
-            port = info.get("port", "")
-            db = info.get("dbname", "")
-            cred = f"{quote(user)}:****@" if user else ("****@" if "password" in info else "")
-            return f"postgresql://{cred}{host}{':' + port if port else ''}/{db}"
-        parts = urlsplit(url)
-        netloc = parts.netloc
-        if "@" in netloc:
-            cred, hostport = netloc.rsplit("@", 1)
-            user = cred.split(":", 1)[0]
-            netloc = f"{user}:****@{hostport}" if user else f"****@{hostport}"
-        query = "&".join(
-            ("password=****" if p.split("=", 1)[0] in ("password", "sslpassword") else p)
-            for p in parts.query.split("&")
-            if p
-        )
-        return f"{parts.scheme}://{netloc}{parts.path}{'?' + query if query else ''}"
+        return redact(_mask_url(url), password_guesses(url))
     except Exception:
-        return "postgresql://****@****"
+        return MASKED_ALL
+
+
+def _mask_url(url: str) -> str:
+    if "://" not in url:
+        info = conninfo(url)
+        user = info.get("user", "")
+        host = info.get("host", "")
+        port = info.get("port", "")
+        db = info.get("dbname", "")
+        cred = f"{quote(user)}:****@" if user else ("****@" if "password" in info else "")
+        return f"postgresql://{cred}{host}{':' + port if port else ''}/{db}"
+    parts = urlsplit(url)
+    scheme, rest = url.split("://", 1)
+    if not _SCHEME_TEXT.match(scheme) or parts.fragment:
+        return MASKED_ALL
+    netloc = parts.netloc
+    if "@" in rest and "@" not in netloc:
+        return MASKED_ALL  # an '@' outside the authority: a raw '/' or '?' in the password
+    userinfo = re.match(r"([^:@/?#]*):(.*)@", rest)  # up to the last '@'
+    if userinfo and unquote(userinfo.group(2)) != unquote(parts.password or ""):
+        return MASKED_ALL  # '@' in the query too: the parts cannot be told apart safely
+    if "@" in netloc:
+        cred, hostport = netloc.rsplit("@", 1)
+        user = cred.split(":", 1)[0]
+        if ":" in cred:
+            netloc = f"{user}:****@{hostport}" if user else f"****@{hostport}"
+    query = "&".join(
+        ("{}=****".format(p.split("=", 1)[0]) if p.split("=", 1)[0] in ("password", "sslpassword") else p)
+        for p in parts.query.split("&")
+        if p
+    )
+    return f"{parts.scheme}://{netloc}{parts.path}{'?' + query if query else ''}"
 
 
 def redact(text: str, secrets: list[str] | tuple[str, ...]) -> str:
