@@ -1,0 +1,105 @@
+"""How much do progress and verification cost? Raw pg_dump vs ``migrate-tui backup``, same format.
+
+    .venv/bin/python benchmarks/backup.py                 # pgbench scale 70: a database of ~1.05 GB
+    .venv/bin/python benchmarks/backup.py --scale 5 --runs 3 --format custom
+
+Starts a throwaway PostgreSQL 18 (the embedded wheel), fills it with ``pgbench -i -s SCALE``,
+then alternates raw ``pg_dump`` and ``migrate-tui backup`` (a subprocess, as an operator runs it),
+RUNS times each, and prints the medians and their ratio (goal: <= 1.05). The verification time
+(from the backup's manifest) is reported separately, as is the ratio without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from migration.pgserver import LocalServer, embedded_bin_dir  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", type=int, default=70, help="pgbench scale factor (70 ~ 1.05 GB, 1 ~ 15 MB)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--format", choices=("plain", "custom"), default="plain")
+    args = parser.parse_args()
+
+    bin_dir = embedded_bin_dir()
+    if bin_dir is None:
+        print("needs the embedded PostgreSQL wheel: pip install -e '.[demo]'", file=sys.stderr)
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="migrate-tui-bench-"))
+    server = LocalServer(bin_dir).start()
+    try:
+        env = dict(os.environ, PGPASSWORD=server.password)
+        conninfo = f"host=127.0.0.1 port={server.port} user=postgres dbname=bench"
+        subprocess.run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(server.port), "-U", "postgres",
+                        "bench"], env=env, check=True)
+        t = time.perf_counter()
+        subprocess.run([str(bin_dir / "pgbench"), "-i", "-q", "-s", str(args.scale), f"--dbname={conninfo}"],
+                       env=env, check=True, capture_output=True)
+        size = _scalar(server, "SELECT pg_database_size('bench')")
+        print(f"database: pgbench scale {args.scale}, {size / 1e9:.2f} GB (created in {time.perf_counter() - t:.0f} s)")
+
+        pg_dump = bin_dir / "pg_dump"
+        ext = ".sql" if args.format == "plain" else ".dump"
+        cli_env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        cli_env.update(DATABASE_URL=server.url("bench"), PG_DUMP=str(pg_dump))
+        raw_times, ours_times, verify_times, out_sizes = [], [], [], []
+        for run in range(1, args.runs + 1):
+            target = work / f"raw{ext}"
+            t = time.perf_counter()
+            subprocess.run([str(pg_dump), "--no-password", f"--format={args.format}", f"--file={target}",
+                            f"--dbname={conninfo}"], env=env, check=True)
+            raw_times.append(time.perf_counter() - t)
+            target.unlink()
+
+            backup_dir = work / f"ours{run}"
+            t = time.perf_counter()
+            proc = subprocess.run([str(ROOT / ".venv/bin/migrate-tui"), "backup", "--format", args.format,
+                                   "--backup-dir", str(backup_dir)], env=cli_env, capture_output=True, text=True,
+                                  cwd=work)
+            ours_times.append(time.perf_counter() - t)
+            if proc.returncode != 0:
+                print(proc.stdout, proc.stderr, file=sys.stderr)
+                return 1
+            manifest = json.loads(next(backup_dir.glob("*.manifest.json")).read_text())
+            verify_times.append(manifest["verify_seconds"])
+            out_sizes.append(manifest["size_bytes"])
+            shutil.rmtree(backup_dir)
+            print(f"run {run}: raw pg_dump {raw_times[-1]:.2f} s, migrate-tui backup {ours_times[-1]:.2f} s "
+                  f"(verification {verify_times[-1]:.2f} s)")
+
+        raw, ours, verify = (statistics.median(x) for x in (raw_times, ours_times, verify_times))
+        print(f"\nformat {args.format}, dump size {out_sizes[-1] / 1e6:.0f} MB, {args.runs} runs each (medians)")
+        print(f"  raw pg_dump:          {raw:.2f} s")
+        print(f"  migrate-tui backup:   {ours:.2f} s  (includes start-up, progress, sha256, verification)")
+        print(f"  verification:         {verify:.2f} s")
+        print(f"  ratio (goal <= 1.05): {ours / raw:.3f}")
+        print(f"  ratio without verification: {(ours - verify) / raw:.3f}")
+        return 0
+    finally:
+        server.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _scalar(server: LocalServer, query: str):
+    import psycopg
+
+    with psycopg.connect(server.url("bench"), autocommit=True) as conn:
+        return conn.execute(query).fetchone()[0]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
