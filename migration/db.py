@@ -13,13 +13,24 @@ APPLICATION_NAME = "migrate-tui"
 
 def connect(settings: Settings, *, connect_timeout: int | None = None,
             application_name: str = APPLICATION_NAME) -> psycopg.Connection:
-    """An autocommit connection; transactions are opened explicitly by the caller."""
+    """An autocommit connection; transactions are opened explicitly by the caller.
+
+    A ``connect_timeout`` in DATABASE_URL is the operator's choice and wins over the defaults
+    (a keyword argument would otherwise silently override it).
+    """
     return psycopg.connect(
         settings.database_url,
         autocommit=True,
-        connect_timeout=connect_timeout or settings.connect_timeout_s,
+        connect_timeout=_url_connect_timeout(settings) or connect_timeout or settings.connect_timeout_s,
         application_name=application_name,
     )
+
+
+def _url_connect_timeout(settings: Settings) -> int | None:
+    from .settings import conninfo
+
+    value = conninfo(settings.database_url).get("connect_timeout", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
 
 
 @dataclass(frozen=True)
