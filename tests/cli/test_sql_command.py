@@ -29,7 +29,8 @@ def test_sql_prints_the_table_and_three_indexes(tmp_path):
                        ("idx_database_backups_created_by", "created_by")]
     body = statements(out)
     assert body[0] == "BEGIN;" and body[-1] == "COMMIT;"
-    assert any(line.startswith("SELECT pg_try_advisory_xact_lock(") for line in body)
+    assert body[1].startswith("SELECT pg_try_advisory_xact_lock(")  # the first statement in the transaction
+    assert body[2:4] == ["SET LOCAL \"lock_timeout\" = '5000ms';", "SET LOCAL \"statement_timeout\" = '60000ms';"]
 
 
 def test_sql_quotes_another_schema(tmp_path):

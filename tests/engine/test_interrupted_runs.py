@@ -124,3 +124,14 @@ def test_connection_killed_between_steps_leaves_nothing(db, settings_for):
     assert not db.table_exists()
     assert sequences(db) == []
     assert catalog_snapshot(db) == before
+
+
+def test_statement_timeout_bounds_a_blocked_step(db, settings_for):
+    """lock_timeout high, statement_timeout low: the server cancels the statement (57014), a failure not a cancel."""
+    settings = settings_for(db, lock_timeout_ms=60_000, statement_timeout_ms=400)
+    with TableBlocker(db):
+        result = ThreadedRun.start(settings).join(30)
+    assert result.outcome is Outcome.FAILED
+    assert result.error.sqlstate == "57014"
+    assert "--statement-timeout" in result.error.hint
+    assert result.rolled_back and not db.table_exists()

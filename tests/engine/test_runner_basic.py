@@ -65,3 +65,41 @@ def test_first_insert_after_migration_gets_id_1(db, settings_for):
             "INSERT INTO database_backups (filename, s3_key, file_size) VALUES ('a.sql', 'k/a.sql', 10) RETURNING id"
         ).fetchone()[0]
     assert new_id == 1
+
+
+def test_events_pair_each_step_start_with_its_finish(db, settings_for):
+    from migration.events import RunStarted, StepStarted
+
+    result, events = run(settings_for(db))
+    assert isinstance(events[0], RunStarted) and events[0].table == "database_backups"
+    steps = [e for e in events if isinstance(e, (StepStarted, StepFinished))]
+    assert [(type(e).__name__, e.step) for e in steps] == [
+        (kind, step) for step in Step for kind in ("StepStarted", "StepFinished")]
+    for e in steps:
+        if isinstance(e, StepFinished):
+            assert e.elapsed_ms >= 0 and e.message
+    assert result.elapsed_ms > 0 and result.server_version.startswith("PostgreSQL ")
+
+
+def test_schema_is_configurable_and_quoted(db, settings_for):
+    """A mixed-case schema only works if every identifier is quoted."""
+    db.execute('CREATE SCHEMA "Billing" AUTHORIZATION app_user')
+    result, _ = run(settings_for(db, schema="Billing"))
+    assert result.outcome is Outcome.SUCCESS, result.error
+    assert db.table_exists(schema="Billing") and not db.table_exists()
+    with db.admin() as conn:
+        names = sorted(r[0] for r in conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = 'Billing' AND tablename = 'database_backups'"))
+    assert names == sorted(["database_backups_pkey", "database_backups_filename_key",
+                            *(ix.name for ix in TABLE.indexes)])
+    assert run(settings_for(db, schema="Billing"))[0].outcome is Outcome.NOT_NEEDED
+
+
+def test_sequence_is_reset_after_the_verification_row(db, settings_for):
+    """The verification used id 1 inside the transaction; the reset afterwards hands out 1 again."""
+    result, events = run(settings_for(db))
+    verification = next(e for e in events if isinstance(e, StepFinished) and e.step is Step.VERIFICATION)
+    assert any("Test row inserted (id 1) and deleted; next id: 1" in d for d in verification.details)
+    with db.admin() as conn:
+        assert conn.execute("SELECT last_value, is_called FROM database_backups_id_seq").fetchone() == (1, False)
+    assert db.scalar("SELECT count(*) FROM database_backups") == 0
