@@ -149,6 +149,7 @@ class RollbackScreen(WizardScreen):
             body.update(drop_summary(p, safety_copy=copy.value))
             sql.update(Content.from_markup("[dim]SQL:[/dim] $s;", s=p.drop_sql))
             copy.display = True
+            sql.display = True
         self._update_buttons()
 
     @on(Checkbox.Changed, "#rollback-copy")
@@ -190,9 +191,11 @@ class RollbackScreen(WizardScreen):
         self.engine = Rollback(self.settings, emit, options)
         self.running, self.cancelling = True, False
         self._steps = {key: ("pending", "") for key, _ in STEPS}
-        self.query_one("#rollback-copy").disabled = True
+        self.query_one("#rollback-copy").display = False
+        self.query_one("#rollback-sql").display = False
         self.query_one("#rollback-progress").display = True
         self._render_steps()
+        self.call_after_refresh(self._scroll_to_end)
         self._status("Rolling back…", "busy")
         self._update_buttons()
         self._run(confirmed)
@@ -283,7 +286,8 @@ class RollbackScreen(WizardScreen):
         kind = {O.DROPPED: "ok", O.NOTHING: "ok", O.CANCELLED: "warning"}.get(result.outcome, "error")
         headline = {O.DROPPED: "✅ ", O.NOTHING: "✅ ", O.CANCELLED: "⏹  "}.get(result.outcome, "❌ ")
         self._status(headline + result.message, kind)
-        parts: list[Content] = []
+        style = {"ok": "$success", "warning": "$warning"}.get(kind, "$error")
+        parts: list[Content] = [Content.assemble((headline + result.message, f"bold {style}"))]
         if result.error is not None and result.outcome is not O.DROPPED:
             parts.append(error_content(result.error))
         if result.copy is not None:
@@ -296,6 +300,10 @@ class RollbackScreen(WizardScreen):
             self.call_after_refresh(self.action_refresh)  # the preview is stale: show the new one
         self._update_buttons()
         self.query_one("#rollback-back", Button).focus()
+        self.call_after_refresh(self._scroll_to_end)  # the outcome and the restore command in view
+
+    def _scroll_to_end(self) -> None:
+        self.query_one("#rollback-body", VerticalScroll).scroll_end(animate=False)
 
     # -- helpers ------------------------------------------------------------------------------
     def _step(self, key: str, state: str, text: str) -> None:
@@ -311,6 +319,8 @@ class RollbackScreen(WizardScreen):
         self.query_one("#rollback-progress", Static).update(Content("\n").join(lines))
 
     def _blockers(self, blockers, deterministic: bool) -> None:
+        if blockers:
+            self.call_after_refresh(self._scroll_to_end)
         widget = self.query_one("#rollback-blockers", Static)
         lines = []
         for b in blockers:

@@ -27,10 +27,6 @@ def drop_summary(preview: "Preview", safety_copy: bool) -> Content:
         Content.from_markup("[b]Table[/b] $t — $r rows, $s on disk", t=preview.qualified, r=str(preview.row_count),
                             s=preview.size_pretty),
     ]
-    if preview.indexes:
-        lines.append(Content.from_markup("[b]Indexes[/b] $i", i=", ".join(preview.indexes)))
-    if preview.sequence:
-        lines.append(Content.from_markup("[b]Sequence[/b] $s", s=preview.sequence))
     if preview.dependents:
         lines.append(Content.from_markup(
             "[b $error]CASCADE also removes $n other object(s):[/]", n=str(len(preview.dependents))))
@@ -38,6 +34,12 @@ def drop_summary(preview: "Preview", safety_copy: bool) -> Content:
             lines.append(Content.from_markup("  • $d", d=dep.label))
     else:
         lines.append(Content("Nothing else depends on it: a plain DROP TABLE (no CASCADE)."))
+    prefix = f"{preview.schema}."
+    if preview.indexes:
+        names = [n[len(prefix):] if n.startswith(prefix) else n for n in preview.indexes]
+        lines.append(Content.from_markup("[b]Indexes ($n)[/b] $i", n=str(len(names)), i=", ".join(names)))
+    if preview.sequence:
+        lines.append(Content.from_markup("[b]Sequence[/b] $s", s=preview.sequence))
     if safety_copy:
         lines.append(Content("A safety copy of the table (pg_dump) is written and verified first."))
     else:
@@ -68,8 +70,8 @@ class ConfirmDropDialog(ModalScreen[bool]):
                          id="confirm-drop-prompt")
             yield Input(placeholder=self.expected, id="confirm-drop-input")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Drop table", id="confirm-drop-yes", variant="error", disabled=True)
-                yield Button("Cancel (Esc)", id="confirm-drop-no", variant="primary")
+                yield Button("Drop table", id="confirm-drop-yes", variant="error", disabled=True, compact=True)
+                yield Button("Cancel (Esc)", id="confirm-drop-no", variant="primary", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#confirm-drop-input", Input).focus()

@@ -1,0 +1,313 @@
+"""The wizard's Rollback screen, its typed confirmation dialog and the audit log screen (Pilot, real PostgreSQL 18)."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import psycopg
+import pytest
+from conftest import assert_no_secret, flat, make_app, screen_text, settle, target_ready, wait_until, widget_text
+from textual.app import App
+from textual.widgets import Button, Input
+
+from migration.events import Outcome
+from migration.rollback import RollbackOptions
+from migration.rollback_events import Dependent, Preview, RollbackOutcome
+from migration.runner import Migration
+from tui.screens.audit_log import AuditLogScreen
+from tui.screens.rollback import RollbackScreen
+from tui.widgets.confirm_drop import ConfirmDropDialog
+
+pytestmark = pytest.mark.timeout(120)
+
+PREVIEW = Preview(
+    "public", "database_backups", True, 3, 98304, "96 kB",
+    ("public.database_backups_filename_key", "public.database_backups_pkey",
+     "public.idx_database_backups_created_at", "public.idx_database_backups_created_by",
+     "public.idx_database_backups_status"),
+    "public.database_backups_id_seq",
+    (Dependent("table constraint", "restores_backup_id_fkey on public.restores", "restores", "pg_constraint", 1),
+     Dependent("view", "public.recent_backups", None, "pg_class", 2)),
+    'DROP TABLE IF EXISTS "public"."database_backups" CASCADE', "18.6",
+)
+
+
+class DialogHarness(App):
+    """Just the dialog over an empty screen: what it returns is recorded."""
+
+    def __init__(self, preview: Preview = PREVIEW, safety_copy: bool = True) -> None:
+        super().__init__()
+        self.preview, self.safety_copy = preview, safety_copy
+        self.answers: list[bool | None] = []
+
+    def on_mount(self) -> None:
+        self.push_screen(ConfirmDropDialog(self.preview, safety_copy=self.safety_copy), self.answers.append)
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """Safety copies (./backups) and the audit log (./migrate-tui.log) land in a temp directory."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MIGRATE_AUDIT_LOG", raising=False)
+    return tmp_path
+
+
+def _migrate(db, settings) -> None:
+    assert Migration(settings, lambda e: None).run().outcome is Outcome.SUCCESS
+    with db.app() as conn:
+        conn.execute("INSERT INTO database_backups (filename, s3_key, file_size) VALUES ('a', 'k/a', 1), "
+                     "('b', 'k/b', 2)")
+
+
+async def test_dialog_keeps_drop_disabled_until_the_table_name_is_typed():
+    app = DialogHarness()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmDropDialog)
+        drop = dialog.query_one("#confirm-drop-yes", Button)
+        field = dialog.query_one("#confirm-drop-input", Input)
+        assert app.focused is field  # focus starts on the input
+        text = flat(screen_text(app))
+        assert "Drop table public.database_backups?" in text
+        assert "view public.recent_backups" in text and "restores_backup_id_fkey on public.restores" in text
+        assert "CASCADE also removes 2 other object(s)" in text
+        assert drop.disabled
+
+        for wrong in ("database_backup", "DATABASE_BACKUPS", "public.database_backupsx"):
+            field.value = ""
+            await pilot.press(*wrong)
+            await pilot.pause()
+            assert drop.disabled, wrong
+            await pilot.press("enter")  # Enter with the wrong name does nothing
+            await pilot.pause()
+            assert app.screen is dialog and app.answers == []
+        await pilot.click("#confirm-drop-yes")  # a disabled button cannot be pressed
+        await pilot.pause()
+        assert app.answers == []
+
+        field.value = ""
+        await pilot.press(*"database_backups")
+        await pilot.pause()
+        assert not drop.disabled
+        await pilot.click("#confirm-drop-yes")
+        await pilot.pause()
+        assert app.answers == [True]
+
+
+async def test_dialog_escape_and_cancel_answer_no():
+    for key in ("escape", "cancel-button"):
+        app = DialogHarness()
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            await pilot.press(*"database_backups")
+            if key == "escape":
+                await pilot.press("escape")
+            else:
+                await pilot.click("#confirm-drop-no")
+            await pilot.pause()
+            assert app.answers == [False]
+            assert not isinstance(app.screen, ConfirmDropDialog)
+
+
+async def test_escape_in_the_dialog_changes_nothing(db18, settings_for, workdir):
+    settings = settings_for(db18)
+    _migrate(db18, settings)
+    app = make_app(settings)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await target_ready(app, pilot)
+        await pilot.press("d")
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, RollbackScreen) and screen.preview.exists
+        assert "Table public.database_backups — 2 rows" in flat(screen_text(app))
+        await pilot.press("d")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDropDialog)
+        await pilot.press(*"database", "escape")
+        await settle(app, pilot)
+        assert app.screen is screen and screen.engine is None and screen.result is None
+    assert db18.table_exists()
+    assert not (workdir / "backups").exists()
+    assert not (workdir / "migrate-tui.log").exists() or "RollbackStarted" not in (
+        workdir / "migrate-tui.log").read_text()
+
+
+async def test_full_rollback_from_the_wizard(db18, settings_for, workdir, canary):
+    settings = settings_for(db18)
+    _migrate(db18, settings)
+    app = make_app(settings)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await target_ready(app, pilot)
+        await pilot.press("d")
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, RollbackScreen)
+        await pilot.press("d")
+        await pilot.pause()
+        await pilot.press(*"database_backups", "enter")
+        await settle(app, pilot)
+        await wait_until(pilot, lambda: screen.result is not None, "the rollback to finish")
+        await settle(app, pilot)
+        assert screen.result.outcome is RollbackOutcome.DROPPED, screen.result
+        progress = widget_text(screen, "#rollback-progress")
+        for step in ("✓ Safety copy", "✓ Lock", "✓ Drop", "✓ Verify"):
+            assert step in progress, progress
+        result = widget_text(screen, "#rollback-result")
+        assert "To restore the table:" in result and screen.result.copy.restore_command in result
+        assert "migrate-tui.log" in result
+        assert "was dropped and the catalog confirms it is gone" in widget_text(screen, "#rollback-status")
+        assert_no_secret(app, canary)
+        assert screen.query_one("#rollback-drop", Button).disabled
+
+        await pilot.press("l")
+        await settle(app, pilot)
+        assert isinstance(app.screen, AuditLogScreen)
+        text = screen_text(app)
+        assert "RollbackFinished" in text and "dropped" in text
+        assert_no_secret(app, canary)
+        await pilot.press("escape")
+        await pilot.press("escape")  # back to the Target, which reads the server again
+        await settle(app, pilot)
+        assert app.screen is app.target_screen and app.target_screen.overview.state == "absent"
+
+    assert not db18.table_exists()
+    copies = list((workdir / "backups").glob("public.database_backups-before-rollback-*.sql"))
+    assert len(copies) == 1
+    log = (workdir / "migrate-tui.log").read_text(encoding="utf-8")
+    assert canary not in log
+    events = [json.loads(line)["event"] for line in log.splitlines() if '"rollback"' in line]
+    assert events[0] == "RollbackStarted" and events[-1] == "RollbackFinished"
+
+
+async def test_rollback_without_dependents_after_a_wizard_migration_is_reachable_from_result(db18, settings_for,
+                                                                                             workdir):
+    app = make_app(settings_for(db18))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await target_ready(app, pilot)
+        await pilot.press("m")
+        await settle(app, pilot)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        await pilot.press("d")  # from the Result screen
+        await settle(app, pilot)
+        assert isinstance(app.screen, RollbackScreen) and app.screen.preview.exists
+        # the wizard's migration is in the audit log too
+        log = (workdir / "migrate-tui.log").read_text(encoding="utf-8")
+        assert '"operation": "migrate"' in log and '"RunFinished"' in log
+
+
+async def test_blockers_are_listed_while_waiting_then_it_succeeds(db18, settings_for, workdir):
+    settings = settings_for(db18)
+    _migrate(db18, settings)
+    holder = psycopg.connect(db18.url, autocommit=True, application_name="report-job")
+    holder.execute("BEGIN")
+    holder.execute("SELECT count(*) FROM database_backups")
+    app = make_app(settings)
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await target_ready(app, pilot)
+            screen = RollbackScreen(settings, options=RollbackOptions(
+                lock_timeout_ms=400, retries=50, backoff_s=0.2, backoff_max_s=0.3, watch_interval_s=0.1,
+                table_backup=False))
+            await app.push_screen(screen)
+            await settle(app, pilot)
+            await pilot.press("d")
+            await pilot.pause()
+            await pilot.press(*"database_backups", "enter")
+            await wait_until(pilot, lambda: "report-job" in widget_text(screen, "#rollback-blockers"),
+                             "the blocker to be listed")
+            assert "idle in transaction" in widget_text(screen, "#rollback-blockers")
+            await wait_until(pilot, lambda: "not granted within the lock timeout" in widget_text(
+                screen, "#rollback-progress"), "a lock timeout")
+            threading.Thread(target=holder.execute, args=("COMMIT",), daemon=True).start()
+            await wait_until(pilot, lambda: screen.result is not None, "the rollback to finish")
+            await settle(app, pilot)
+            assert screen.result.outcome is RollbackOutcome.DROPPED
+            assert "✓ Lock" in widget_text(screen, "#rollback-progress")
+            assert widget_text(screen, "#rollback-blockers") == ""
+    finally:
+        holder.close()
+    assert not db18.table_exists()
+
+
+async def test_cancel_while_waiting_for_the_lock(db18, settings_for, workdir):
+    settings = settings_for(db18)
+    _migrate(db18, settings)
+    with psycopg.connect(db18.url, autocommit=True, application_name="report-job") as holder:
+        holder.execute("BEGIN")
+        holder.execute("SELECT count(*) FROM database_backups")
+        app = make_app(settings)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await target_ready(app, pilot)
+            screen = RollbackScreen(settings, options=RollbackOptions(lock_timeout_ms=60_000,
+                                                                       watch_interval_s=0.1, table_backup=False))
+            await app.push_screen(screen)
+            await settle(app, pilot)
+            await pilot.press("d")
+            await pilot.pause()
+            await pilot.press(*"database_backups", "enter")
+            await wait_until(pilot, lambda: "report-job" in widget_text(screen, "#rollback-blockers"),
+                             "the DROP to wait")
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: screen.result is not None, "the cancel to finish")
+            assert screen.result.outcome is RollbackOutcome.CANCELLED
+            assert "Cancelled; nothing was dropped." in widget_text(screen, "#rollback-status")
+        holder.execute("ROLLBACK")
+    assert db18.table_exists()
+
+
+async def test_nothing_to_roll_back(db18, settings_for, workdir):
+    app = make_app(settings_for(db18))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await target_ready(app, pilot)
+        await pilot.press("d")
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, RollbackScreen)
+        assert "Nothing to roll back: table public.database_backups does not exist." in widget_text(
+            screen, "#rollback-status")
+        assert screen.query_one("#rollback-drop", Button).disabled
+        await pilot.press("d")
+        await pilot.pause()
+        assert app.screen is screen  # no dialog for nothing
+
+
+# -- snapshots (deterministic: a fixed preview, a fixed log) -------------------------------------------------
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30)], ids=["80x24", "100x30"])
+def test_snapshot_confirm_drop_dialog(snap_compare, size):
+    async def type_wrong(pilot):
+        await pilot.pause()
+        await pilot.press(*"database_backup")
+        await pilot.pause()
+
+    assert snap_compare(DialogHarness(), run_before=type_wrong, terminal_size=size)
+
+
+def test_snapshot_confirm_drop_without_dependents_or_copy(snap_compare):
+    plain = Preview("public", "database_backups", True, 0, 57344, "56 kB", ("public.database_backups_pkey",),
+                    "public.database_backups_id_seq", (), 'DROP TABLE IF EXISTS "public"."database_backups"', "18.6")
+    assert snap_compare(DialogHarness(plain, safety_copy=False), terminal_size=(80, 24))
+
+
+def test_snapshot_audit_log_screen(snap_compare, tmp_path):
+    path = tmp_path / "fixed.log"
+    rows = [
+        {"time": "2026-11-25T10:30:25.000+00:00", "operator": "deploy", "operation": "migrate",
+         "target": "postgresql://shop_app:****@db.internal:5432/shop", "event": "RunFinished",
+         "outcome": "success", "duration_ms": 182.4, "data": {"message": "Migration completed successfully!"}},
+        {"time": "2026-11-25T10:41:02.000+00:00", "operator": "deploy", "operation": "rollback",
+         "target": "postgresql://shop_app:****@db.internal:5432/shop", "event": "RollbackFinished",
+         "outcome": "dropped", "duration_ms": 311.0, "backup_path": "backups/public.database_backups-before-"
+         "rollback-20261125T104102Z.sql", "sha256": "2ecebe70d397edddce600f05b0f61db315b492b6",
+         "data": {"message": "Table public.database_backups was dropped and the catalog confirms it is gone."}},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    class LogHarness(App):
+        def on_mount(self) -> None:
+            self.push_screen(AuditLogScreen(path))
+
+    assert snap_compare(LogHarness(), terminal_size=(100, 30))
