@@ -57,6 +57,7 @@ class Migration:
         self._cancel = threading.Event()
         self._conn: psycopg.Connection | None = None
         self._in_transaction = False
+        self._committed = False
         self._facts: ServerFacts | None = None
         self._t_start = 0.0
         self._last_elapsed = 0.0
@@ -70,7 +71,7 @@ class Migration:
         """Thread-safe: stop at the next step boundary and interrupt a running statement."""
         self._cancel.set()
         conn = self._conn
-        if conn is not None and not conn.closed:
+        if conn is not None and not conn.closed and not self._committed:
             try:
                 conn.cancel_safe(timeout=5)
             except Exception:  # the statement may have just finished; the flag still stops us
@@ -102,7 +103,7 @@ class Migration:
             self._step_verify()
             step = Step.TRANSACTION_COMMIT
             self._step_commit()
-            report = catalog.inspect(self._conn, s.schema, self.table)
+            report = self._report_after_commit()
             return self._finish(RunFinished(
                 Outcome.SUCCESS, False, "Migration completed successfully!", report=report,
             ))
@@ -258,12 +259,21 @@ class Migration:
                 # The COMMIT may or may not have reached the server: read the catalog back.
                 if self._committed_after_all():
                     self._in_transaction = False
+                    self._committed = True
                     self._reconnect_for_report()
                     t.done("Transaction committed successfully (confirmed after the connection dropped)")
                     return
                 raise
             self._in_transaction = False
+            self._committed = True
             t.done("Transaction committed successfully")
+
+    def _report_after_commit(self) -> catalog.StructureReport | None:
+        """Committed: from here on nothing (a late cancel, a dropped connection) may turn SUCCESS into a failure."""
+        try:
+            return catalog.inspect(self._conn, self.settings.schema, self.table)
+        except Exception:  # the report is informational; the commit was confirmed
+            return None
 
     # -- endings --------------------------------------------------------------
     def _existing_table(self, report: catalog.StructureReport,

@@ -135,3 +135,36 @@ def test_statement_timeout_bounds_a_blocked_step(db, settings_for):
     assert result.error.sqlstate == "57014"
     assert "--statement-timeout" in result.error.hint
     assert result.rolled_back and not db.table_exists()
+
+
+def test_cancel_after_the_commit_does_not_undo_success(db, settings_for):
+    """A cancel that arrives once COMMIT went through (e.g. a late button press) keeps SUCCESS truthful."""
+    from migration.runner import Migration
+
+    holder: dict = {}
+
+    def emit(event):
+        if isinstance(event, StepFinished) and event.step is Step.TRANSACTION_COMMIT:
+            holder["m"].cancel()
+
+    holder["m"] = Migration(settings_for(db), emit)
+    result = holder["m"].run()
+    assert result.outcome is Outcome.SUCCESS
+    assert result.message == "Migration completed successfully!"
+    assert db.table_exists()
+
+
+def test_connection_lost_after_the_commit_still_reports_success(db, settings_for):
+    """The post-commit catalog report is informational: losing the connection then is not a failure."""
+    from migration.runner import Migration
+
+    def emit(event):
+        if isinstance(event, StepFinished) and event.step is Step.TRANSACTION_COMMIT:
+            (pid,) = migration_backends(db)
+            with db.admin() as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            wait_until(lambda: not migration_backends(db), 10, "the backend to exit")
+
+    result = Migration(settings_for(db), emit).run()
+    assert result.outcome is Outcome.SUCCESS, result.error
+    assert db.table_exists()
