@@ -85,7 +85,8 @@ class MigrateApp(App):
     def __init__(self, source: SettingsSource | None = None, *, settings: "Settings | None" = None,
                  describe: Callable[["Settings"], "TargetOverview"] | None = None,
                  migration_factory: Callable | None = None, deterministic: bool = False,
-                 handle_signals: bool = False, theme: str = DARK, audit_log: "Path | None" = None) -> None:
+                 handle_signals: bool = False, theme: str = DARK, audit_log: "Path | None" = None,
+                 preflight: bool = False) -> None:
         """``source`` gives the settings (DATABASE_URL or the demo database); tests pass ``settings``.
 
         ``describe`` and ``migration_factory`` default to the engine's
@@ -105,6 +106,7 @@ class MigrateApp(App):
         self._migration_factory = migration_factory
         self._handle_signals = handle_signals
         self.theme = theme
+        self.preflight = preflight  # Migrate goes Checklist -> Backup -> Migrate (the real app; tests opt in)
 
     # -- engine entry points (injectable) ---------------------------------------
     def describe(self, settings: "Settings") -> "TargetOverview":
@@ -206,6 +208,11 @@ class MigrateApp(App):
         from .screens.migrate import MigrateScreen
 
         await self._pop_to_target()
+        if self.preflight:
+            from .screens.checklist import ChecklistScreen
+
+            await self.push_screen(ChecklistScreen(self.settings))
+            return
         await self.push_screen(MigrateScreen(self.settings))
 
     async def action_rollback(self) -> None:
@@ -331,7 +338,7 @@ def run_app(args: argparse.Namespace) -> int:
     from migration import exit_codes
 
     source = source_for(args)
-    app = MigrateApp(source, handle_signals=True)
+    app = MigrateApp(source, handle_signals=True, preflight=True)
     try:
         app.run()
     except KeyboardInterrupt:

@@ -9,6 +9,12 @@ from tui.app import MigrateApp
 SIZES = [(100, 30), (80, 24)]
 
 
+@pytest.fixture(autouse=True)
+def _audit_log_in_tmp(tmp_path, monkeypatch):
+    """Wizard runs append to the audit log: keep it out of the working tree."""
+    monkeypatch.setenv("MIGRATE_AUDIT_LOG", str(tmp_path / "audit.log"))
+
+
 @pytest.fixture(params=SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def size(request):
     return request.param

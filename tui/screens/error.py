@@ -78,7 +78,7 @@ class ConfigErrorScreen(Screen):
                          classes="dialog-note", markup=False)
         with Horizontal(classes="dialog-buttons"):
             yield Button("Quit (q)", id="quit", variant="error", action="app.quit", compact=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.sub_title = "Configuration error"

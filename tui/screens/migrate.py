@@ -73,7 +73,7 @@ class MigrateScreen(WizardScreen):
             yield Button("See the result (Enter)", id="see-result", variant="primary", action="screen.show_result", compact=True)
             yield Button("Cancel (Esc)", id="cancel", variant="error", action="screen.cancel_run", compact=True)
         yield RichLog(id="log", wrap=True, markup=False, highlight=False, min_width=40, auto_scroll=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.sub_title = "Migrate"

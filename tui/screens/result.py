@@ -49,7 +49,7 @@ class ResultScreen(WizardScreen):
         with Horizontal(id="result-actions"):
             yield Button("Back to target (t)", id="back", variant="primary", action="app.back_to_target", compact=True)
             yield Button("Quit (q)", id="quit", action="app.quit", compact=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.sub_title = "Result"

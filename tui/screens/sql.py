@@ -35,7 +35,7 @@ class SqlScreen(WizardScreen):
                      "Press c to copy it.", id="sql-intro")
         with VerticalScroll(id="sql-scroll"):
             yield Static(self._highlighted(), id="sql-text")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.sub_title = "SQL preview"

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Grid, VerticalScroll
 from textual.content import Content
 from textual.widgets import Button, Footer, Header, Static
 
@@ -42,11 +42,11 @@ class TargetScreen(WizardScreen):
             yield Static("", id="target-error")
             yield FactList(id="target-facts")
             yield Static("", id="target-notes")
-        with Horizontal(id="target-actions"):
+        with Grid(id="target-actions"):
             for action in TARGET_ACTIONS:
                 yield Button(action.label, id=f"do-{action.name}", variant=action.variant,
                              action=f"app.{action.name}", tooltip=action.help, compact=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.sub_title = "Target"
@@ -137,9 +137,9 @@ def _state(overview: "TargetOverview") -> Content:
 
 def _optional(present: dict[str, bool]) -> Content:
     parts: list[Content | tuple[str, str]] = []
-    for i, (name, ok) in enumerate(present.items()):
-        if i:
-            parts.append("\n")
+    for name, ok in present.items():
         parts.append((f"{'✓' if ok else '✗'} {name} ", "$success" if ok else "$warning"))
-        parts.append(("set" if ok else "missing (add it after the migration)", "dim" if ok else ""))
-    return Content.assemble(*parts)
+        parts.append(("set\n" if ok else "not set\n", "dim"))
+    if not all(present.values()):
+        parts.append(("The backup system needs these after the migration.", "dim italic"))
+    return Content.assemble(*parts).rstrip()

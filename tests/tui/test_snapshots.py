@@ -1,0 +1,215 @@
+"""Snapshot tests (pytest-textual-snapshot) of every screen, with deterministic content.
+
+The apps here replay fixed events (tests/tui/fakes.py) over a fixed target, with
+``deterministic=True`` (no clocks, timings or spinner frames), so the pictures
+only change when the UI does. Update after an intended change with
+``pytest tests/tui/test_snapshots.py --snapshot-update`` and review the SVGs.
+The last test proves the replayed events are what the engine really emits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+import pytest
+from conftest import settle, wait_until
+from fakes import (
+    ABSENT,
+    CLASH,
+    INVALID,
+    Replay,
+    clash_events,
+    describe_with,
+    fixed_settings,
+    invalid_events,
+    not_needed_events,
+    running_events,
+    success_events,
+)
+
+from migration.errors import OperatorError
+from migration.events import RunFinished, RunStarted, StepFailed, StepFinished, StepSkipped, StepStarted
+from migration.runner import Migration
+from tui.app import MigrateApp
+from tui.target_source import SettingsSource
+
+UNREACHABLE = OperatorError(
+    'Connection to server failed: connection to server at "db.internal.example" (10.0.0.5), port 5432 failed: '
+    "Connection refused", "Verify DATABASE_URL is correct, check network connectivity, and ensure the database "
+    "server is running.")
+
+
+def wizard(report=ABSENT, events=success_events, error=None, **kwargs) -> MigrateApp:
+    return MigrateApp(settings=fixed_settings(), describe=describe_with(report, error),
+                      migration_factory=Replay.of(events), deterministic=True, **kwargs)
+
+
+def keys(*presses):
+    async def run_before(pilot):
+        await settle(pilot.app, pilot)
+        for key in presses:
+            await pilot.press(key)
+            await settle(pilot.app, pilot)
+    return run_before
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30)], ids=["80x24", "100x30"])
+def test_target_absent(snap_compare, size):
+    assert snap_compare(wizard(), run_before=keys(), terminal_size=size)
+
+
+def test_target_invalid(snap_compare):
+    assert snap_compare(wizard(INVALID), run_before=keys(), terminal_size=(100, 30))
+
+
+def test_target_index_name_clash(snap_compare):
+    assert snap_compare(wizard(CLASH), run_before=keys(), terminal_size=(100, 30))
+
+
+def test_target_unreachable(snap_compare):
+    assert snap_compare(wizard(error=UNREACHABLE), run_before=keys(), terminal_size=(80, 24))
+
+
+def test_target_light_theme(snap_compare):
+    assert snap_compare(wizard(), run_before=keys("ctrl+t"), terminal_size=(80, 24))
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30)], ids=["80x24", "100x30"])
+def test_migrate_success(snap_compare, size):
+    assert snap_compare(wizard(), run_before=keys("m"), terminal_size=size)
+
+
+def test_migrate_index_clash_failed(snap_compare):
+    assert snap_compare(wizard(CLASH, clash_events), run_before=keys("m"), terminal_size=(100, 30))
+
+
+def _running(confirm: bool):
+    replays = []
+
+    def factory(settings, emit):
+        replays.append(Replay(settings, emit, running_events))
+        return replays[-1]
+
+    app = MigrateApp(settings=fixed_settings(), describe=describe_with(), migration_factory=factory,
+                     deterministic=True)
+
+    async def run_before(pilot):
+        await settle(pilot.app, pilot)
+        await pilot.press("m")
+        await wait_until(pilot, lambda: pilot.app.screen.query_one("#step-4").state == "running",
+                         "the Table Creation step to run")
+        if confirm:
+            await pilot.press("escape")
+            await pilot.pause()
+    return app, run_before, replays
+
+
+@pytest.mark.parametrize("confirm", [False, True], ids=["running", "confirm-cancel"])
+def test_migrate_running_and_cancel_dialog(snap_compare, confirm):
+    app, run_before, replays = _running(confirm)
+    try:
+        assert snap_compare(app, run_before=run_before, terminal_size=(100, 30))
+    finally:
+        for replay in replays:
+            replay.cancel()
+
+
+def test_result_success(snap_compare):
+    assert snap_compare(wizard(), run_before=keys("m", "enter"), terminal_size=(100, 30))
+
+
+def test_result_not_needed(snap_compare):
+    assert snap_compare(wizard(events=not_needed_events), run_before=keys("m", "enter"), terminal_size=(80, 24))
+
+
+def test_result_failed_missing_column(snap_compare):
+    assert snap_compare(wizard(INVALID, invalid_events), run_before=keys("m", "enter"), terminal_size=(80, 24))
+
+
+def test_result_cancelled(snap_compare):
+    app, running, replays = _running(confirm=True)
+
+    async def run_before(pilot):
+        await running(pilot)
+        await pilot.press("y")
+        await settle(pilot.app, pilot)
+        await pilot.press("enter")
+        await pilot.pause()
+
+    try:
+        assert snap_compare(app, run_before=run_before, terminal_size=(80, 24))
+    finally:
+        for replay in replays:
+            replay.cancel()
+
+
+def test_sql_preview(snap_compare):
+    assert snap_compare(wizard(), run_before=keys("s"), terminal_size=(100, 30))
+
+
+def test_help(snap_compare):
+    assert snap_compare(wizard(), run_before=keys("question_mark"), terminal_size=(80, 24))
+
+
+def test_configuration_error(snap_compare):
+    app = MigrateApp(SettingsSource(argparse.Namespace(env_file="/nonexistent/dir/.env")), deterministic=True)
+    assert snap_compare(app, run_before=keys(), terminal_size=(80, 24))
+
+
+class _Crash:
+    def __init__(self, settings, emit):
+        pass
+
+    def run(self):
+        raise RuntimeError("simulated crash in the engine")
+
+    def cancel(self):
+        pass
+
+
+def test_error_dialog(snap_compare):
+    app = MigrateApp(settings=fixed_settings(), describe=describe_with(), migration_factory=_Crash,
+                     deterministic=True)
+    assert snap_compare(app, run_before=keys("m"), terminal_size=(80, 24))
+
+
+# -- the replayed events are the engine's ------------------------------------------------------
+def normalize(events) -> list[tuple]:
+    out = []
+    for e in events:
+        if isinstance(e, RunStarted):
+            out.append(("started", e.schema, e.table))
+        elif isinstance(e, StepStarted):
+            out.append(("step", e.step))
+        elif isinstance(e, StepFinished):
+            details = tuple(re.sub(r"\d", "9", d) for d in e.details)
+            out.append(("finished", e.step, e.message, details, e.warning, e.quiet))
+        elif isinstance(e, StepSkipped):
+            out.append(("skipped", e.step, e.reason))
+        elif isinstance(e, StepFailed):
+            out.append(("failed", e.step, e.error.message, e.error.hint, e.error.sqlstate))
+        elif isinstance(e, RunFinished):
+            out.append(("run", e.outcome, e.rolled_back, e.message, e.report.state if e.report else None))
+    return out
+
+
+def real_run(settings) -> list:
+    events: list = []
+    Migration(settings, events.append).run()
+    return events
+
+
+def test_replayed_events_match_a_real_run(db18, settings_for):
+    settings = settings_for(db18)
+    masked = settings.masked_url
+    assert normalize(real_run(settings)) == normalize(success_events(masked))
+    assert normalize(real_run(settings)) == normalize(not_needed_events(masked))
+
+    db18.execute("ALTER TABLE database_backups DROP COLUMN metadata")
+    assert normalize(real_run(settings)) == normalize(invalid_events(masked))
+
+    db18.execute("DROP TABLE database_backups")
+    db18.execute("CREATE TABLE other_things (status TEXT)")
+    db18.execute("CREATE INDEX idx_database_backups_status ON other_things(status)")
+    assert normalize(real_run(settings)) == normalize(clash_events(masked))
