@@ -58,3 +58,17 @@ def test_sql_matches_what_the_runner_executes(db, tmp_path):
     assert result.returncode == exit_codes.OK
     assert "✅ Migration not needed - table already exists and is valid" in result.stdout
     assert "Note:" not in result.stdout
+
+
+def test_the_installed_console_script_works(tmp_path):
+    """The `migrate-tui` entry point from pyproject.toml (installed next to this Python)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "migrate-tui"
+    assert script.exists(), "migrate-tui is not installed in this environment (pip install -e .)"
+    done = subprocess.run([str(script), "sql"], cwd=tmp_path, env=cli_env(), capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == exit_codes.OK, done.stderr
+    assert 'CREATE TABLE "public"."database_backups" (' in done.stdout
