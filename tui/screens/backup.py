@@ -1,0 +1,251 @@
+"""Backup: a verified pg_dump of the whole database before the migration, with live progress.
+
+The engine's :class:`migration.backup.Backup` runs in a thread worker; its events
+(progress, verifying, finished) are posted here. Escape asks, then cancels
+(pg_dump stops, the partial file is deleted). Skip needs a confirmation that says
+what is at risk. Continue opens the Migrate screen.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import Button, Footer, Header, ProgressBar, Static
+
+from .base import WizardScreen
+from .confirm import ConfirmDialog
+
+if TYPE_CHECKING:
+    from migration.backup import BackupFinished
+    from migration.settings import Settings
+
+SKIP_RISK = (
+    "Without a backup there is no copy of {database} to go back to if anything goes wrong "
+    "during or after the migration. The migration only adds a table inside one transaction, "
+    "but the guide recommends a backup before any change to production."
+)
+
+
+class BackupEventPosted(Message):
+    def __init__(self, event) -> None:
+        super().__init__()
+        self.event = event
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "--:--"
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
+        else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class BackupScreen(WizardScreen):
+    CSS_PATH = "backup.tcss"
+    BINDINGS = [
+        Binding("enter,c", "continue", "Continue"),
+        Binding("escape", "escape", "Cancel / back"),
+        Binding("ctrl+c", "cancel_backup", "Cancel", show=False, priority=True),
+        Binding("k", "skip", "Skip backup"),
+        Binding("r", "retry", "Retry"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+
+    def __init__(self, settings: "Settings", *, tool=None, backup_dir: str = "backups", fmt: str = "plain",
+                 backup_factory: Callable | None = None, next_screen: Callable | None = None) -> None:
+        """``backup_factory(settings, emit)`` returns an object with run() and cancel() (default: the engine's
+        Backup); ``next_screen()`` builds the screen Continue / Skip opens (default: Migrate)."""
+        super().__init__(id="backup")
+        self.settings = settings
+        self.tool = tool
+        self.backup_dir = backup_dir
+        self.fmt = fmt
+        self._factory = backup_factory
+        self._next_screen = next_screen
+        self.backup = None
+        self.result: BackupFinished | None = None
+        self.running = False
+        self.cancelling = False
+        self.skipped = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="backup-body"):
+            yield Static("Backup current database (recommended by the guide)", classes="section-title")
+            yield Static(f"Target: {self.settings.masked_url}", id="backup-target", markup=False)
+            yield Static("Preparing pg_dump…", id="backup-file", markup=False)
+            yield ProgressBar(total=100, show_eta=False, id="backup-progress")
+            yield Static("", id="backup-status", markup=False)
+            yield Static("", id="backup-result", markup=False)
+        with Horizontal(id="backup-actions"):
+            yield Button("Continue to migrate (Enter)", id="continue", variant="primary", action="screen.continue",
+                         compact=True)
+            yield Button("Cancel (Esc)", id="cancel", variant="error", action="screen.cancel_backup", compact=True)
+            yield Button("Retry (r)", id="retry", action="screen.retry", compact=True)
+            yield Button("Skip backup (k)", id="skip", variant="warning", action="screen.skip", compact=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "Backup"
+        self.start()
+
+    # -- running -------------------------------------------------------------------------
+    def start(self) -> None:
+        self.result = None
+        self.running, self.cancelling = True, False
+        self.query_one("#backup-progress", ProgressBar).update(progress=0)
+        self.query_one("#backup-result", Static).update("")
+        self.query_one("#backup-result").set_classes("")
+        self.query_one("#backup-status", Static).update("Reading the database size…")
+        self._buttons()
+        emit = lambda event: self.post_message(BackupEventPosted(event))  # noqa: E731 - thread-safe post
+        if self._factory is not None:
+            self.backup = self._factory(self.settings, emit)
+        else:
+            from migration.backup import Backup
+
+            self.backup = Backup(self.settings, emit, backup_dir=self.backup_dir, fmt=self.fmt, tool=self.tool)
+        self._run()
+
+    def on_unmount(self) -> None:
+        if self.running and self.backup is not None:  # leaving the app (Ctrl+Q, SIGTERM): never orphan pg_dump
+            self.backup.cancel()
+
+    @work(thread=True, exit_on_error=False, group="backup", exclusive=True)
+    def _run(self) -> None:
+        self.backup.run()
+
+    def worker_failed(self, worker) -> None:
+        if worker.group == "backup" and self.running:
+            self.running = False
+            self.query_one("#backup-status", Static).update("The backup stopped unexpectedly; retry or skip.")
+            self._buttons()
+
+    def on_backup_event_posted(self, message: BackupEventPosted) -> None:
+        from migration.backup import BackupFinished, BackupProgress, BackupStarted, BackupVerifying, human_bytes
+
+        event = message.event
+        status = self.query_one("#backup-status", Static)
+        if isinstance(event, BackupStarted):
+            self.query_one("#backup-file", Static).update(
+                f"pg_dump {event.tool.version} → {event.path}\n"
+                f"{event.database}: {human_bytes(event.database_bytes)}, {event.tables_total} tables, "
+                f"{event.format} format")
+        elif isinstance(event, BackupProgress):
+            self.query_one("#backup-progress", ProgressBar).update(progress=round(event.fraction * 100, 1))
+            eta = "--:--" if self.app.deterministic else _clock(event.eta_s)
+            status.update(f"Tables {event.tables_done}/{event.tables_total} · {human_bytes(event.bytes_written)} "
+                          f"written · ETA {eta}\nCurrent table: {event.current_table or '—'}")
+        elif isinstance(event, BackupVerifying):
+            self.query_one("#backup-progress", ProgressBar).update(progress=100)
+            status.update(f"Verifying: {event.method}…")
+        elif isinstance(event, BackupFinished):
+            self._finished(event, human_bytes)
+
+    def _finished(self, result: "BackupFinished", human_bytes) -> None:
+        self.result = result
+        self.running = self.cancelling = False
+        box = self.query_one("#backup-result", Static)
+        if result.ok:
+            took = "" if self.app.deterministic else f" in {result.elapsed_s:.1f} s"
+            self.query_one("#backup-status", Static).update(f"✓ Backup written and verified{took}")
+            box.update(f"File:     {result.path}\nSize:     {human_bytes(result.size)} ({result.size:,} bytes)\n"
+                       f"SHA-256:  {result.sha256}\nManifest: {result.manifest}")
+            box.set_classes("-success")
+        else:
+            self.query_one("#backup-status", Static).update(f"{'⏹' if result.outcome == 'cancelled' else '✗'} "
+                                                            f"{result.message}")
+            text = Text()
+            if result.error is not None and result.outcome != "cancelled":
+                for line in result.error.lines():
+                    text.append(line + "\n")
+            text.append("Retry (r), skip the backup (k), or go back (Esc).")
+            box.update(text)
+            box.set_classes("-warning" if result.outcome == "cancelled" else "-error")
+        self._buttons()
+
+    def _buttons(self) -> None:
+        done_ok = self.result is not None and self.result.ok
+        self.query_one("#continue").display = done_ok
+        self.query_one("#cancel").display = self.running
+        self.query_one("#retry").display = not self.running and not done_ok
+        self.query_one("#skip").display = not done_ok
+        focus = "#continue" if done_ok else ("#cancel" if self.running else "#retry")
+        self.query_one(focus, Button).focus()
+        self.refresh_bindings()
+
+    # -- actions ----------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "continue":
+            return True if self.result is not None and self.result.ok else None
+        if action == "cancel_backup":
+            return True if self.running and not self.cancelling else None
+        if action == "retry":
+            return True if not self.running and not (self.result and self.result.ok) else None
+        if action == "skip":
+            return True if not (self.result and self.result.ok) else None
+        return True
+
+    def action_continue(self) -> None:
+        if self.result is not None and self.result.ok:
+            self._go_on()
+
+    def _go_on(self) -> None:
+        if self._next_screen is not None:
+            self.app.push_screen(self._next_screen())
+            return
+        from .migrate import MigrateScreen
+
+        self.app.push_screen(MigrateScreen(self.settings))
+
+    def action_retry(self) -> None:
+        if not self.running and not (self.result and self.result.ok):
+            self.start()
+
+    async def action_escape(self) -> None:
+        if self.running:
+            self.action_cancel_backup()
+        else:
+            self.app.pop_screen()
+
+    def action_cancel_backup(self) -> None:
+        if not self.running or self.cancelling:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.cancel_now()
+
+        self.app.push_screen(ConfirmDialog(
+            "Cancel the backup?", "pg_dump is stopped and the partial file is deleted. Nothing in the database "
+            "changes.", yes="Yes, cancel", no="No, keep going"), answered)
+
+    def cancel_now(self) -> None:
+        if self.running and not self.cancelling and self.backup is not None:
+            self.cancelling = True
+            self.query_one("#backup-status", Static).update("⏹  Cancelling: stopping pg_dump…")
+            self.refresh_bindings()
+            self.backup.cancel()  # non-blocking: terminates the child process
+
+    def action_skip(self) -> None:
+        if self.result is not None and self.result.ok:
+            return
+        database = self.settings.target["dbname"]
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                if self.running:
+                    self.cancel_now()
+                self.skipped = True
+                self.app.notify("Backup skipped: no copy of the database was made.", severity="warning")
+                self._go_on()
+
+        self.app.push_screen(ConfirmDialog(
+            "Skip the backup?", SKIP_RISK.format(database=database), yes="Yes, skip the backup",
+            no="No, make the backup"), answered)

@@ -1,0 +1,204 @@
+"""Checklist: the guide's Pre-Migration Checklist, one row per check, filled in live.
+
+The engine's :func:`migration.preflight.run_checks` runs in a thread worker and
+each result is posted as it completes. ``r`` re-runs; Continue stays disabled
+while a failure remains, and while warnings are not acknowledged (``a``).
+Continue opens the Backup screen (or Migrate, when nothing will change).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import Button, Checkbox, Footer, Header, Static
+
+from .base import WizardScreen
+
+if TYPE_CHECKING:
+    from migration.preflight import CheckResult, Checklist
+    from migration.settings import Settings
+
+MARKS = {"ok": "✓", "warning": "⚠", "failure": "✗"}
+
+
+class CheckCompleted(Message):
+    def __init__(self, result: "CheckResult", run_id: int) -> None:
+        super().__init__()
+        self.result, self.run_id = result, run_id
+
+
+class ChecklistCompleted(Message):
+    def __init__(self, checklist: "Checklist", run_id: int) -> None:
+        super().__init__()
+        self.checklist, self.run_id = checklist, run_id
+
+
+def row_text(result: "CheckResult") -> Text:
+    status = result.status.value
+    text = Text()
+    text.append(f"{MARKS[status]} ", style={"ok": "green", "warning": "yellow", "failure": "bold red"}[status])
+    text.append(result.name, style="bold")
+    text.append(f"  {result.detail}")
+    if result.hint and status != "ok":
+        text.append(f"\n  Fix: {result.hint}", style="italic")
+    return text
+
+
+class ChecklistScreen(WizardScreen):
+    CSS_PATH = "checklist.tcss"
+    BINDINGS = [
+        Binding("enter,c", "continue", "Continue"),
+        Binding("r", "rerun", "Re-run checks"),
+        Binding("a", "acknowledge", "Acknowledge warnings"),
+        Binding("escape,t", "app.back_to_target", "Back"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+
+    def __init__(self, settings: "Settings", *, backup_dir: str = "backups",
+                 checks: Callable | None = None, next_screen: Callable | None = None) -> None:
+        """``checks(settings, checklist, backup_dir=...)`` yields results (default: the engine's run_checks);
+        ``next_screen(checklist)`` builds the screen Continue opens (default: Backup, or Migrate)."""
+        super().__init__(id="checklist")
+        self.settings = settings
+        self.backup_dir = backup_dir
+        self._checks = checks
+        self._next_screen = next_screen
+        self.checklist: Checklist | None = None
+        self.running = False
+        self.acknowledged = False
+        self._run_id = 0
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(f"Pre-migration checklist for {self.settings.masked_url} (schema {self.settings.schema})",
+                     id="checklist-target", markup=False)
+        yield VerticalScroll(id="checks")
+        yield Static("", id="checklist-summary", markup=False)
+        with Horizontal(id="checklist-actions"):
+            yield Button("Continue (Enter)", id="continue", variant="primary", action="screen.continue",
+                         compact=True, disabled=True)
+            yield Checkbox("I have read the warnings (a)", id="acknowledge", compact=True)
+            yield Button("Re-run (r)", id="rerun", action="screen.rerun", compact=True)
+            yield Button("Back (Esc)", id="back", action="app.back_to_target", compact=True)
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        self.sub_title = "Checklist"
+        self.query_one("#acknowledge").display = False
+        await self.action_rerun()
+
+    # -- running the checks ----------------------------------------------------------
+    async def action_rerun(self) -> None:
+        if self.running:
+            return
+        self._run_id += 1
+        self.running = True
+        self.checklist = None
+        self.acknowledged = False
+        await self.query_one("#checks", VerticalScroll).remove_children()  # before new rows reuse the ids
+        self.query_one("#checklist-summary", Static).update("Running the checks…")
+        self.query_one("#acknowledge", Checkbox).value = False
+        self.query_one("#acknowledge").display = False
+        self._update_continue()
+        self._run(self._run_id)
+
+    @work(thread=True, exit_on_error=False, group="checklist", exclusive=True)
+    def _run(self, run_id: int) -> None:
+        from migration.preflight import Checklist, run_checks
+
+        checks = self._checks or run_checks
+        checklist = Checklist()
+        for result in checks(self.settings, checklist, backup_dir=self.backup_dir):
+            self.post_message(CheckCompleted(result, run_id))
+        self.post_message(ChecklistCompleted(checklist, run_id))
+
+    def worker_failed(self, worker) -> None:
+        if worker.group == "checklist":
+            self.running = False
+            self.query_one("#checklist-summary", Static).update("The checks stopped unexpectedly; press r to retry.")
+            self._update_continue()
+
+    async def on_check_completed(self, message: CheckCompleted) -> None:
+        if message.run_id != self._run_id:
+            return
+        result = message.result
+        container = self.query_one("#checks", VerticalScroll)
+        previous = container.children[-1] if container.children else None
+        if previous is None or getattr(previous, "group_name", None) != result.group:
+            title = Static(result.group, classes="check-group")
+            title.group_name = result.group  # type: ignore[attr-defined]
+            await container.mount(title)
+        row = Static(row_text(result), classes=f"check-row -{result.status.value}", id=f"check-{result.key}")
+        row.group_name = result.group  # type: ignore[attr-defined]
+        await container.mount(row)
+
+    def on_checklist_completed(self, message: ChecklistCompleted) -> None:
+        if message.run_id != self._run_id:
+            return
+        self.running = False
+        self.checklist = checklist = message.checklist
+        summary = checklist.summary()
+        if checklist.failures:
+            summary += " — Continue is disabled until every failure is fixed (then press r)."
+        elif checklist.warnings:
+            summary += " — acknowledge the warnings (a) to continue."
+        self.query_one("#checklist-summary", Static).update(summary)
+        self.query_one("#acknowledge").display = bool(checklist.warnings) and not checklist.failures
+        self._update_continue()
+        if self.can_continue:
+            self.query_one("#continue", Button).focus()
+        elif checklist.failures:  # show the first thing to fix
+            first = self.query_one(f"#check-{checklist.failures[0].key}")
+            self.call_after_refresh(first.scroll_visible, animate=False, top=True)
+
+    # -- continuing ---------------------------------------------------------------------
+    @property
+    def can_continue(self) -> bool:
+        cl = self.checklist
+        return (cl is not None and not self.running and cl.passed
+                and (self.acknowledged or not cl.warnings))
+
+    def _update_continue(self) -> None:
+        self.query_one("#continue", Button).disabled = not self.can_continue
+        self.refresh_bindings()
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        self.acknowledged = event.value
+        self._update_continue()
+
+    def action_acknowledge(self) -> None:
+        if self.checklist is not None and self.checklist.warnings and self.checklist.passed:
+            box = self.query_one("#acknowledge", Checkbox)
+            box.value = not box.value
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "continue":
+            return True if self.can_continue else None
+        if action == "rerun":
+            return None if self.running else True
+        if action == "acknowledge":
+            return bool(self.checklist and self.checklist.warnings and self.checklist.passed)
+        return True
+
+    def action_continue(self) -> None:
+        if not self.can_continue:
+            return
+        assert self.checklist is not None
+        if self._next_screen is not None:
+            self.app.push_screen(self._next_screen(self.checklist))
+            return
+        if self.checklist.table_state == "valid":
+            from .migrate import MigrateScreen
+
+            self.app.notify("The table already exists and is valid: nothing will change, so no backup is needed.")
+            self.app.push_screen(MigrateScreen(self.settings))
+            return
+        from .backup import BackupScreen
+
+        self.app.push_screen(BackupScreen(self.settings, tool=self.checklist.pg_dump, backup_dir=self.backup_dir))
