@@ -140,7 +140,8 @@ class AuditLog:
             ) -> Callable[[Any], None]:
         """An event callback that records each event, then calls ``emit`` (if any).
 
-        Repeated lock-wait refreshes are recorded only when the blocking sessions change."""
+        Progress ticks are not recorded; repeated lock-wait refreshes only when the blocking
+        sessions change."""
         self.ensure()
         run_id = uuid.uuid4().hex[:12]
         secrets = settings.secrets()
@@ -152,7 +153,7 @@ class AuditLog:
                 data = to_jsonable(event)
                 if not isinstance(data, dict):
                     data = {"value": data}
-                skip = False
+                skip = name.endswith("Progress")  # progress ticks are for the screen, not the record
                 if name == "WaitingForLock":
                     key = (data.get("attempt"), tuple(b.get("pid") for b in data.get("blockers", [])))
                     skip, last_wait[0] = key == last_wait[0], key

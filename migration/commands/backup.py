@@ -14,7 +14,7 @@ import sys
 import time
 from typing import TextIO
 
-from .. import exit_codes
+from .. import audit, exit_codes
 from .check import MARKS, add_backup_location
 from .common import add_target_options, print_error, run_cancellable, target
 
@@ -28,6 +28,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser = sub.add_parser("backup", help="pg_dump the whole database to a verified backup file")
     add_target_options(parser)
     add_backup_location(parser)
+    audit.add_option(parser)
     return parser
 
 
@@ -111,11 +112,12 @@ def _clock(seconds: float) -> str:
         else f"{seconds // 60}:{seconds % 60:02d}"
 
 
-def run_backup(settings, *, backup_dir, fmt: str, tool=None, out: TextIO | None = None):
+def run_backup(settings, *, backup_dir, fmt: str, tool=None, out: TextIO | None = None, audit_log=None):
     """Run a backup with live output; Ctrl+C / SIGTERM cancel it. Returns the BackupFinished."""
     from ..backup import Backup
 
-    backup = Backup(settings, BackupView(out), backup_dir=backup_dir, fmt=fmt, tool=tool)
+    view = audit.AuditLog(audit_log).tap(settings, "backup", BackupView(out))  # also recorded in the audit log
+    backup = Backup(settings, view, backup_dir=backup_dir, fmt=fmt, tool=tool)
     result, _ = run_cancellable(backup.run, backup.cancel, what="stopping pg_dump and deleting the partial file")
     return result
 
@@ -128,7 +130,8 @@ def exit_code(result) -> int:
 
 def handle(args: argparse.Namespace) -> int:
     with target(args) as settings:
-        return exit_code(run_backup(settings, backup_dir=args.backup_dir, fmt=args.format))
+        return exit_code(run_backup(settings, backup_dir=args.backup_dir, fmt=args.format,
+                                    audit_log=getattr(args, "audit_log", None)))
 
 
 # Checklist rows the migration itself reports, in the guide's words, before it changes anything.
@@ -163,7 +166,8 @@ def before_migration(args: argparse.Namespace, settings, out: TextIO | None = No
     elif checklist.table_state == "valid" or checklist.failures:
         print("  Backup not needed: the migration will not change anything (see below).", file=out, flush=True)
     else:
-        result = run_backup(settings, backup_dir=args.backup_dir, fmt=args.format, tool=checklist.pg_dump, out=out)
+        result = run_backup(settings, backup_dir=args.backup_dir, fmt=args.format, tool=checklist.pg_dump, out=out,
+                            audit_log=getattr(args, "audit_log", None))
         if result is None or not result.ok:
             print("Nothing was changed: the migration does not start without a verified backup "
                   "(or pass --skip-backup).", file=out, flush=True)

@@ -10,7 +10,7 @@ import json
 import sys
 from typing import TextIO
 
-from .. import exit_codes
+from .. import audit, exit_codes
 from ..errors import ConfigError
 from .common import add_target_options, target
 
@@ -29,6 +29,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     add_target_options(parser)
     add_backup_location(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    audit.add_option(parser)
     return parser
 
 
@@ -43,6 +44,7 @@ def handle(args: argparse.Namespace) -> int:
 
     try:
         with target(args) as settings:
+            log = audit.AuditLog.from_args(args).ensure()
             checklist = Checklist()
             checks = run_checks(settings, checklist, backup_dir=args.backup_dir, fmt=args.format)
             if args.json:
@@ -66,6 +68,8 @@ def handle(args: argparse.Namespace) -> int:
                         print(f"\n{group}", file=out, flush=True)
                     print_row(result, out)
                 print(f"\nSummary: {checklist.summary()}", file=out, flush=True)
+            log.record(settings, "check", "ChecklistFinished", outcome="passed" if checklist.passed else "failed",
+                       summary=checklist.summary(), checks=[r.as_dict() for r in checklist.results])
     except ConfigError as exc:
         if not args.json:
             raise

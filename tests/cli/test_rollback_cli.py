@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import stat
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -121,3 +123,28 @@ def test_ctrl_c_while_waiting_rolls_back_and_exits_130(db18, tmp_path):
 def test_bad_retries_is_a_usage_error(tmp_path):
     result = run_cli("rollback", "--retries", "-1", cwd=tmp_path, env=cli_env("postgresql://u@127.0.0.1/db"))
     assert result.returncode == exit_codes.USAGE
+
+
+def test_every_operation_is_in_the_audit_log(db18, tmp_path, canary):
+    env = cli_env(db18.url, MIGRATE_AUDIT_LOG=str(tmp_path / "audit" / "ops.log"))
+    for args in (("check",), ("backup",), ("run", "--yes"), ("rollback", "--yes")):
+        result = run_cli(*args, cwd=tmp_path, env=env)
+        assert result.returncode == 0, (args, result.output)
+    log = tmp_path / "audit" / "ops.log"
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    text = log.read_text(encoding="utf-8")
+    assert canary not in text
+    entries = [json.loads(line) for line in text.splitlines()]
+    assert {"check", "backup", "migrate", "rollback"} == {e["operation"] for e in entries}
+    assert not any(e["event"].endswith("Progress") for e in entries)
+    finals = {e["operation"]: e for e in entries
+              if e["event"] in ("ChecklistFinished", "BackupFinished", "RunFinished", "RollbackFinished")}
+    assert finals["check"]["outcome"] == "passed"
+    assert finals["migrate"]["outcome"] == "success" and finals["rollback"]["outcome"] == "dropped"
+    backups = [e for e in entries if e["operation"] == "backup" and e["event"] == "BackupFinished"]
+    assert len(backups) == 2  # `backup`, and the one `run --yes` takes first
+    for entry in backups:
+        path = tmp_path / entry["backup_path"] if not entry["backup_path"].startswith("/") else entry["backup_path"]
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        assert entry["sha256"] == digest
+    assert not (tmp_path / "migrate-tui.log").exists()  # MIGRATE_AUDIT_LOG was honoured
