@@ -213,3 +213,20 @@ def test_replayed_events_match_a_real_run(db18, settings_for):
     db18.execute("CREATE TABLE other_things (status TEXT)")
     db18.execute("CREATE INDEX idx_database_backups_status ON other_things(status)")
     assert normalize(real_run(settings)) == normalize(clash_events(masked))
+
+
+def test_no_snapshot_shows_the_password(canary):
+    """The snapshot apps' DATABASE_URL carries the canary password: no picture may contain it."""
+    from pathlib import Path
+
+    from harness import CANARY
+    from urllib.parse import quote
+
+    assert fixed_settings().password == CANARY == canary
+    pictures = sorted((Path(__file__).parent / "__snapshots__" / "test_snapshots").glob("*.svg"))
+    assert len(pictures) >= 19
+    for picture in pictures:
+        text = picture.read_text()
+        assert canary not in text and quote(canary) not in text, picture.name
+        if picture.name.startswith("test_target"):
+            assert "shop_app:****@db.internal.example:5432/shop" in text.replace("&#160;", " "), picture.name

@@ -81,6 +81,13 @@ class MigrateScreen(WizardScreen):
         self.migration = self.app.migration_factory(self.settings, self._emit)
         self._run()
 
+    def on_unmount(self) -> None:
+        """The app is going away (crash, SIGHUP, test teardown) mid-run: stop the statement, roll back."""
+        if self.running and self.migration is not None:
+            import threading
+
+            threading.Thread(target=self.migration.cancel, name="migrate-tui-cancel", daemon=True).start()
+
     # -- the worker ---------------------------------------------------------------
     def _emit(self, event) -> None:
         """Called by the engine in the worker thread (post_message is thread-safe)."""
