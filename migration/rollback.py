@@ -122,6 +122,7 @@ class Rollback:
         self._facts: ServerFacts | None = None
         self._t0 = 0.0
         self._attempts = 0
+        self._dropped = False  # the DROP was committed
 
     # -- public ---------------------------------------------------------------
     @property
@@ -175,7 +176,9 @@ class Rollback:
                                     CANCELLED_ERROR, preview, copy)
             error = explain(exc, user=self._facts.user if self._facts else s.target["user"], schema=s.schema,
                             secrets=s.secrets())
-            return self._finish(RollbackOutcome.FAILED, "Rollback failed; nothing was dropped.", error,
+            message = ("The table was dropped, but reading the catalog back failed." if self._dropped
+                       else "Rollback failed; nothing was dropped.")
+            return self._finish(RollbackOutcome.FAILED, message, error,
                                 preview, copy)
         finally:
             self._rollback_quietly()
@@ -325,11 +328,31 @@ class Rollback:
                     raise MigrateError(OperatorError("After the DROP the catalog still shows: " + ", ".join(left),
                                                      "Nothing was committed. Report this with the audit log."))
                 self._check_cancel()
-                self._conn.execute("COMMIT")
+                self._commit(preview)
+                self._dropped = True
                 self._emit(Dropped(statement.as_string(self._conn) + ";", cascade,
                                    tuple(d.label for d in now), (time.perf_counter() - t_drop) * 1000))
                 return None
         return self._after_timeout(watch)
+
+    def _commit(self, preview: Preview) -> None:
+        try:
+            self._conn.execute("COMMIT")
+        except psycopg.OperationalError:
+            # The connection died around the COMMIT: whether it was applied only the catalog knows.
+            dead, self._conn = self._conn, None
+            try:
+                dead.close()
+            except Exception:
+                pass
+            try:
+                left = self._monitor_query(lambda m: rollback_preview.still_there(
+                    m, self.settings.schema, preview, self.table))
+            except Exception:
+                left = ["(the catalog could not be read)"]
+            if preview.qualified in left or left == ["(the catalog could not be read)"]:
+                raise
+            # committed after all
 
     def _after_timeout(self, watch: "_Watch") -> tuple[Blocker, ...]:
         self._rollback_quietly()

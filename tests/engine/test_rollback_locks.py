@@ -125,3 +125,25 @@ def test_cancel_during_the_backoff_pause(db, settings_for, tmp_path):
         result = engine.run()
     assert result.outcome is RollbackOutcome.CANCELLED and time.monotonic() - started < 10
     assert db.table_exists()
+
+
+def test_the_drop_session_killed_while_waiting_fails_cleanly(db, settings_for, tmp_path):
+    settings = settings_for(db)
+    migrate_with_rows(db, settings)
+    rec = Recorder()
+
+    def kill_the_drop(event) -> None:
+        if isinstance(event, WaitingForLock) and not getattr(kill_the_drop, "done", False):
+            kill_the_drop.done = True
+            db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = "
+                       "'migrate-tui rollback' AND wait_event_type = 'Lock'")
+
+    rec.hooks.append(kill_the_drop)
+    with Holder(db):
+        engine, _ = rollback(settings, tmp_path, rec, lock_timeout_ms=30_000, watch_interval_s=0.1,
+                             table_backup=False)
+        result = engine.run()
+    assert result.outcome is RollbackOutcome.FAILED
+    assert result.message == "Rollback failed; nothing was dropped."
+    assert "connection" in result.error.message.lower() or result.error.sqlstate == "57P01", result.error
+    assert db.table_exists() and not rec.of(Dropped)
