@@ -1,0 +1,161 @@
+"""The Backup screen: Pilot on real PostgreSQL 18 (cancel mid-dump, a failing dump then a confirmed skip)
+and snapshots over replayed, deterministic backup events."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import assert_no_secret, flat, make_app, screen_text, settle, target_ready, wait_until
+from fakes import describe_with, fixed_settings
+
+from migration.backup import BackupFinished, BackupProgress, BackupStarted, BackupVerifying
+from migration.events import Outcome
+from migration.pgtools import PgTool
+from tui.app import MigrateApp
+from tui.screens.backup import BackupScreen
+from tui.screens.confirm import ConfirmDialog
+from tui.screens.migrate import MigrateScreen
+
+pytestmark = pytest.mark.timeout(180)
+
+
+async def open_backup(app, pilot, settings, backup_dir: Path) -> BackupScreen:
+    await target_ready(app, pilot)
+    screen = BackupScreen(settings, backup_dir=str(backup_dir))
+    await app.push_screen(screen)
+    return screen
+
+
+async def test_cancel_mid_dump_deletes_the_partial_file(db18, settings_for, tmp_path, canary):
+    with db18.app() as conn:
+        conn.execute("CREATE TABLE items AS SELECT g AS id FROM generate_series(1, 1000) g")
+    backup_dir = tmp_path / "backups"
+    settings = settings_for(db18)
+    app = make_app(settings)
+    with db18.admin() as locker:
+        locker.execute("BEGIN")
+        locker.execute("LOCK TABLE items IN ACCESS EXCLUSIVE MODE")
+        async with app.run_test(size=(100, 30)) as pilot:
+            screen = await open_backup(app, pilot, settings, backup_dir)
+            await wait_until(pilot, lambda: screen.backup is not None and screen.backup.child_pid is not None
+                             and db18.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+                                             "AND wait_event_type = 'Lock'", (screen.backup.application_name,)),
+                             "pg_dump to wait on the lock")
+            assert screen.running and list(backup_dir.iterdir())  # the partial file exists
+            assert_no_secret(app, canary)
+            await pilot.press("escape")
+            await pilot.pause()
+            assert isinstance(app.screen, ConfirmDialog)
+            await pilot.press("y")
+            await settle(app, pilot)
+            assert app.screen is screen and screen.result.outcome == "cancelled"
+            text = flat(screen_text(app))
+            assert "Backup cancelled; the partial file was deleted" in text
+            assert "Retry (r)" in text and "Skip backup (k)" in text
+            assert list(backup_dir.iterdir()) == []
+        locker.execute("ROLLBACK")
+
+
+async def test_failed_backup_explains_and_skip_needs_confirmation(db18, settings_for, tmp_path, canary):
+    db18.execute("CREATE TABLE payroll (amount int)")  # the app role cannot read it: pg_dump fails
+    settings = settings_for(db18)
+    app = make_app(settings)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_backup(app, pilot, settings, tmp_path / "b")
+        await settle(app, pilot)
+        assert screen.result.outcome == "failed"
+        text = flat(screen_text(app))
+        assert "permission denied for table payroll" in text
+        assert "Fix: Run the backup as a role that can read every table" in text
+        assert not screen.query_one("#continue").display
+        await pilot.press("enter")  # Continue is not offered after a failure
+        assert app.screen is screen
+
+        await pilot.press("k")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmDialog)
+        text = flat(screen_text(app))
+        assert f"there is no copy of {db18.name} to go back to" in text
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.screen is screen
+
+        await pilot.press("k")
+        await pilot.pause()
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert screen.skipped and isinstance(app.screen, MigrateScreen)
+        assert app.screen.result.outcome is Outcome.SUCCESS
+        assert_no_secret(app, canary)
+    assert list((tmp_path / "b").iterdir()) == []
+
+
+# --- snapshots over replayed events ----------------------------------------------------------------
+
+TOOL = PgTool("pg_dump", Path("/usr/lib/postgresql/18/bin/pg_dump"), "18.6", 18, "system")
+FILE = "backups/backup_before_migration_20260115_103025.sql"
+SHA = "3f0a" * 16
+
+
+class ReplayedBackup:
+    """Emits a fixed backup; ``finish=False`` stays at 42 % until cancelled."""
+
+    def __init__(self, settings, emit, finish: bool) -> None:
+        self.emit, self.finish = emit, finish
+        self._cancel = threading.Event()
+
+    def run(self) -> BackupFinished:
+        self.emit(BackupStarted(FILE, "plain", 12, "shop", 1_395_864_371, "PostgreSQL 18.6", TOOL))
+        self.emit(BackupProgress(5, 12, "public.orders", 301_989_888, 0.42, 12.0, 16.5))
+        if not self.finish:
+            self._cancel.wait(60)
+            result = BackupFinished("cancelled", "Backup cancelled; the partial file was deleted")
+        else:
+            self.emit(BackupProgress(12, 12, None, 734_003_200, 1.0, 27.0, 0.0))
+            self.emit(BackupVerifying(FILE, "end-of-dump marker"))
+            result = BackupFinished("ok", "Backup written and verified", FILE, 734_003_200, SHA,
+                                    FILE + ".manifest.json", 27.3, 27.0, 0.3)
+        self.emit(result)
+        return result
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+
+def backup_app(finish: bool, press: tuple[str, ...] = ()):
+    app = MigrateApp(settings=fixed_settings(), describe=describe_with(), deterministic=True)
+    replays: list[ReplayedBackup] = []
+
+    def factory(settings, emit):
+        replays.append(ReplayedBackup(settings, emit, finish))
+        return replays[-1]
+
+    async def run_before(pilot):
+        await settle(pilot.app, pilot)
+        screen = BackupScreen(fixed_settings(), backup_factory=factory)
+        await pilot.app.push_screen(screen)
+        if finish:
+            await settle(pilot.app, pilot)
+        else:
+            await wait_until(pilot, lambda: "public.orders" in str(screen.query_one("#backup-status").content),
+                             "the progress to show")
+            await pilot.pause()
+            await pilot.pause()
+        for key in press:
+            await pilot.press(key)
+            await pilot.pause()
+    return app, run_before, replays
+
+
+@pytest.mark.parametrize("finish,press", [(True, ()), (False, ()), (False, ("k",))],
+                         ids=["verified", "running", "skip-dialog"])
+def test_backup_snapshot(snap_compare, finish, press):
+    app, run_before, replays = backup_app(finish, press)
+    try:
+        assert snap_compare(app, run_before=run_before, terminal_size=(100, 30))
+    finally:
+        for replay in replays:
+            replay.cancel()
