@@ -6,7 +6,13 @@ import signal
 
 import pytest
 from cli_support import cli_env, finish, start_cli
-from engine.engine_support import TableBlocker, catalog_snapshot, migration_backends, wait_for_blocked_migration
+from engine.engine_support import (
+    TableBlocker,
+    catalog_snapshot,
+    migration_backends,
+    wait_for_blocked_migration,
+    wait_until,
+)
 
 from migration import exit_codes
 
@@ -26,7 +32,7 @@ def test_signal_while_blocked_rolls_back_and_exits_130(db, tmp_path, signum):
             if proc.poll() is None:
                 proc.kill()
         # The run ended while the blocking transaction was still open: it really cancelled.
-        assert migration_backends(db) == []
+        wait_until(lambda: not migration_backends(db), 10, "the run's sessions to end")
 
     assert result.returncode == exit_codes.CANCELLED == 130, result.output
     assert "all changes rolled back" in result.output.lower()
