@@ -26,7 +26,7 @@ import psycopg
 
 from .db import connect, server_facts
 from .errors import MigrateError, OperatorError, explain
-from .pgtools import Locator, PgTool, child_env, explain_tool_failure, public_conninfo
+from .pgtools import Locator, PgTool, child_env, explain_tool_failure, public_conninfo, safe_environ
 from .settings import Settings, redact
 
 FORMATS = {"plain": ".sql", "custom": ".dump"}
@@ -154,7 +154,7 @@ def verify_custom(path: Path, pg_restore: PgTool) -> str | None:
         if handle.read(len(CUSTOM_MAGIC)) != CUSTOM_MAGIC:
             return "it is not a pg_dump custom-format archive"
     proc = subprocess.run([str(pg_restore.path), "--file=/dev/null", str(path)], capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, errors="replace")
+                          stdin=subprocess.DEVNULL, errors="replace", env=safe_environ())
     if proc.returncode != 0:
         lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
         return "pg_restore could not read it: " + (lines[-1] if lines else f"exit code {proc.returncode}")

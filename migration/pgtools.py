@@ -20,12 +20,20 @@ from typing import Iterator, Mapping
 
 from .errors import OperatorError
 from .pgserver import SYSTEM_PG_ROOT, embedded_bin_dir
-from .settings import Settings, conninfo, redact
+from .settings import OPTIONAL_VARS, Settings, conninfo, redact
 
 _VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 ENV_OVERRIDE = {"pg_dump": "PG_DUMP", "pg_restore": "PG_RESTORE"}
 # conninfo keys that carry secrets: never put into argv
 _SECRET_KEYS = ("password", "sslpassword")
+# Variables of our own environment that carry secrets: never inherited by a child process.
+_SECRET_VARS = ("DATABASE_URL", *OPTIONAL_VARS)
+
+
+def safe_environ(secrets: list[str] | tuple[str, ...] = ()) -> dict[str, str]:
+    """os.environ for a child: without DATABASE_URL, the optional secrets, or any variable holding a secret."""
+    return {k: v for k, v in os.environ.items()
+            if k not in _SECRET_VARS and not any(s and s in v for s in secrets)}
 
 
 @dataclass(frozen=True)
@@ -57,7 +65,7 @@ def tool_version(path: Path) -> tuple[str, int] | None:
     """("18.6", 18) from ``path --version``; None when it does not run."""
     try:
         out = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=10,
-                             stdin=subprocess.DEVNULL).stdout
+                             stdin=subprocess.DEVNULL, env=safe_environ()).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     match = _VERSION.search(out)
@@ -167,7 +175,7 @@ def child_env(settings: Settings, *, use_passfile: bool = True) -> Iterator[dict
     The passfile lives in a private (0700) temporary directory removed on exit.
     Without a password in DATABASE_URL, the inherited PGPASSWORD / ~/.pgpass still apply.
     """
-    env = dict(os.environ)
+    env = safe_environ(settings.secrets())
     env["PGCONNECT_TIMEOUT"] = str(settings.connect_timeout_s)
     password = settings.password
     if not password:
