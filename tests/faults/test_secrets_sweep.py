@@ -1,0 +1,139 @@
+"""Secrets sweep: every headless command and every wizard screen, with the canary password.
+
+Searched afterwards, with zero hits allowed: stdout and stderr of each command, SVG
+screenshots of each wizard screen, the audit logs, every file written (backups, their
+.sha256 and manifests, rollback safety copies), and the argv and environment of every
+child process seen while the commands ran (/proc, polled every few ms; the backups are
+held on a table lock until the watcher has seen pg_dump, so it is always caught).
+
+Found and asserted: pg_dump gets the password through PGPASSFILE (a 0600 file in a 0700
+directory, removed afterwards), never through argv or PGPASSWORD, and the operator's
+DATABASE_URL (and the other secrets) are not passed on to it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from fault_support import CANARY, RUN, cli_env, finish, start_cli, table_state, wait_until, waiting_on_lock
+from proc_watch import ProcWatcher
+
+FORMS = (CANARY.encode(), quote(CANARY, safe="").encode())
+CRON = "Cron-secret-canary-5e1f-DO-NOT-LEAK"  # the optional secrets must not leak either
+SECRETS = (*FORMS, CRON.encode())
+CLI_ARGV = [sys.executable.encode(), b"-m", b"tui.entry"]
+
+
+def hits(blob: bytes) -> list[bytes]:
+    return [s for s in SECRETS if s in blob]
+
+
+def files_under(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+def real_dumps(watcher: ProcWatcher) -> list:
+    """pg_dump processes that dump (not the `pg_dump --version` probes of the tool search)."""
+    return [s for s in watcher.named("pg_dump") if b"--version" not in s.argv]
+
+
+def assert_children_clean(watcher: ProcWatcher, what: str) -> list:
+    """Every child's argv and environment is free of the secrets; returns the pg_dump children seen."""
+    for seen in watcher.snapshot():
+        argv = b"\0".join(seen.argv)
+        if seen.argv[:3] == CLI_ARGV:
+            continue  # the CLI itself between fork and exec of a child: the operator's own environment
+        assert not hits(argv), f"{what}: a secret in the argv of {seen.name} (pid {seen.pid})"
+        for key, value in seen.environ.items():
+            assert not hits(value), f"{what}: a secret in {key.decode()} in the environment of {seen.name}"
+    dumps = real_dumps(watcher)
+    for seen in dumps:
+        assert b"PGPASSWORD" not in seen.environ, "pg_dump got PGPASSWORD; the passfile is preferred"
+        assert b"DATABASE_URL" not in seen.environ
+        assert b"--no-password" in seen.argv
+    return dumps
+
+
+@pytest.fixture
+def shop(db18):
+    with db18.app() as conn:  # owned by the application role, so its pg_dump may read it
+        conn.execute("CREATE TABLE orders (id serial PRIMARY KEY, note text)")
+        conn.execute("INSERT INTO orders (note) SELECT 'order ' || g FROM generate_series(1, 500) g")
+    return db18
+
+
+def _run_blocking_pg_dump(db, tmp_path, env, watcher, args) -> tuple:
+    """Run a command whose pg_dump waits on a locked table until the watcher has seen pg_dump."""
+    before = len(real_dumps(watcher))
+    with db.admin() as holder:
+        holder.execute("BEGIN")
+        holder.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+        proc = start_cli(*args, cwd=tmp_path, env=env)
+        watcher.add_root(proc.pid)
+        try:
+            wait_until(lambda: waiting_on_lock(db, f"migrate-tui-backup-{proc.pid}-%"), 60, "pg_dump to start")
+            wait_until(lambda: len(real_dumps(watcher)) > before, 10, "the watcher to see pg_dump")
+        finally:
+            holder.execute("ROLLBACK")
+        result = finish(proc, 120)
+    return result, real_dumps(watcher)[before:]
+
+
+@pytest.mark.timeout(240)
+def test_headless_commands_never_show_the_password(shop, tmp_path):
+    db = shop
+    audit = tmp_path / "audit.log"
+    env = cli_env(db.url, MIGRATE_AUDIT_LOG=str(audit), CRON_SECRET=CRON)
+    outputs: dict[str, str] = {}
+    passfiles: list[Path] = []
+    with ProcWatcher(set()) as watcher:
+        def run(name: str, *args: str):
+            proc = start_cli(*args, cwd=tmp_path, env=env)
+            watcher.add_root(proc.pid)
+            result = finish(proc, 120, secrets=(CRON,))
+            outputs[name] = result.output
+            return result
+
+        assert run("check", "check").returncode == 0
+        document = json.loads(run("check --json", "check", "--json").stdout)
+        assert document["passed"] is True
+        backup, dumps = _run_blocking_pg_dump(db, tmp_path, env, watcher, ("backup",))
+        outputs["backup"] = backup.output
+        assert backup.returncode == 0, backup.output
+        migrate, dumps2 = _run_blocking_pg_dump(db, tmp_path, env, watcher, RUN)
+        outputs["run --yes"] = migrate.output
+        assert migrate.returncode == 0 and "Migration completed successfully!" in migrate.output, migrate.output
+        assert run("rollback", "rollback").returncode == 0
+        result = run("rollback --yes", "rollback", "--yes")
+        assert result.returncode == 0, result.output
+        assert table_state(db) == "absent"
+        assert run("sql", "sql").returncode == 0
+        assert run("log", "log").returncode == 0
+        assert run("log --json", "log", "--json").returncode == 0
+        seen_dumps = assert_children_clean(watcher, "headless")
+        passfiles = [Path(s.environ[b"PGPASSFILE"].decode()) for s in seen_dumps if b"PGPASSFILE" in s.environ]
+
+    assert len(dumps) >= 1 and len(dumps2) >= 1, "pg_dump was seen during both backups"
+    assert len(seen_dumps) >= 3, "pg_dump was seen for the backup, run --yes and the rollback's safety copy"
+    assert passfiles, "pg_dump got its password from a passfile"
+    for path in passfiles:
+        assert not path.exists(), f"the passfile {path} was left behind"
+
+    for name, text in outputs.items():
+        assert not hits(text.encode()), f"a secret in the output of {name}"
+        assert "Traceback" not in text, name
+    written = files_under(tmp_path)
+    assert audit in written
+    assert any(p.name.endswith(".manifest.json") for p in written), written
+    assert any(p.suffix == ".sql" for p in written), written
+    for path in written:
+        assert not hits(path.read_bytes()), f"a secret in {path.relative_to(tmp_path)}"
+        if path.parent.name == "backups" or path == audit:
+            assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, f"{path} is readable by others"
