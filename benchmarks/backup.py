@@ -56,7 +56,13 @@ def main() -> int:
         ext = ".sql" if args.format == "plain" else ".dump"
         cli_env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         cli_env.update(DATABASE_URL=server.url("bench"), PG_DUMP=str(pg_dump))
-        raw_times, ours_times, verify_times, out_sizes = [], [], [], []
+        from migration.backup import Backup
+        from migration.pgtools import Locator
+        from migration.settings import load_settings
+
+        settings = load_settings(database_url=server.url("bench"), environ={})
+        locator = Locator({"PG_DUMP": str(pg_dump)})
+        raw_times, ours_times, engine_times, verify_times, out_sizes = [], [], [], [], []
         for run in range(1, args.runs + 1):
             target = work / f"raw{ext}"
             t = time.perf_counter()
@@ -78,16 +84,26 @@ def main() -> int:
             verify_times.append(manifest["verify_seconds"])
             out_sizes.append(manifest["size_bytes"])
             shutil.rmtree(backup_dir)
-            print(f"run {run}: raw pg_dump {raw_times[-1]:.2f} s, migrate-tui backup {ours_times[-1]:.2f} s "
-                  f"(verification {verify_times[-1]:.2f} s)")
 
-        raw, ours, verify = (statistics.median(x) for x in (raw_times, ours_times, verify_times))
+            t = time.perf_counter()  # the engine alone, in this process: no interpreter start-up
+            result = Backup(settings, backup_dir=backup_dir, fmt=args.format, locator=locator).run()
+            engine_times.append(time.perf_counter() - t)
+            assert result.ok, result
+            shutil.rmtree(backup_dir)
+            print(f"run {run}: raw pg_dump {raw_times[-1]:.2f} s, migrate-tui backup {ours_times[-1]:.2f} s "
+                  f"(verification {verify_times[-1]:.2f} s), engine in-process {engine_times[-1]:.2f} s")
+
+        raw, ours, engine, verify = (statistics.median(x) for x in (raw_times, ours_times, engine_times,
+                                                                     verify_times))
         print(f"\nformat {args.format}, dump size {out_sizes[-1] / 1e6:.0f} MB, {args.runs} runs each (medians)")
         print(f"  raw pg_dump:          {raw:.2f} s")
         print(f"  migrate-tui backup:   {ours:.2f} s  (includes start-up, progress, sha256, verification)")
+        print(f"  engine in-process:    {engine:.2f} s  (the same without interpreter start-up)")
         print(f"  verification:         {verify:.2f} s")
         print(f"  ratio (goal <= 1.05): {ours / raw:.3f}")
         print(f"  ratio without verification: {(ours - verify) / raw:.3f}")
+        print(f"  engine ratio (progress + sha256 + verification, no start-up): {engine / raw:.3f}")
+        print(f"  load average now: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (a busy machine skews this)")
         return 0
     finally:
         server.cleanup()
