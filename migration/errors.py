@@ -129,6 +129,10 @@ def explain(exc: BaseException, *, user: str | None = None, schema: str = "publi
     if psycopg is not None and isinstance(exc, psycopg.Error):
         return OperatorError(primary or type(exc).__name__, "See the detail above; nothing was committed.",
                              sqlstate, detail)
+    if isinstance(exc, BrokenPipeError):
+        return OperatorError("The output was closed before the command finished (broken pipe).",
+                             "Do not pipe into a command that stops reading early (such as head); "
+                             "write to a file or use tee instead.")
     if isinstance(exc, OSError):
         return OperatorError(f"{type(exc).__name__}: {redact(str(exc), secrets)}",
                              "Check the file system path and permissions.")

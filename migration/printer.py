@@ -36,9 +36,17 @@ class Printer:
     def __init__(self, out: TextIO | None = None, verbose: bool = False) -> None:
         self.out = out or sys.stdout
         self.verbose = verbose
+        self.closed = False  # the reader went away (e.g. `| head`)
 
     def line(self, text: str = "") -> None:
-        print(text, file=self.out, flush=True)
+        """Print; if the output is gone, stay silent: the migration's outcome must not depend on a pipe."""
+        if self.closed:
+            return
+        try:
+            print(text, file=self.out, flush=True)
+        except (OSError, ValueError):  # BrokenPipeError, or a closed file
+            self.closed = True
+            _silence(self.out)
 
     def __call__(self, event: Event) -> None:
         timing = (lambda ms: f" ({ms:.1f} ms)") if self.verbose else (lambda ms: "")
@@ -90,3 +98,15 @@ class Printer:
             self.line(f"↩️  {event.message}" if event.rolled_back else f"Nothing was changed.")
             self.line("❌ Migration failed" + (" - another migration is running" if event.outcome is Outcome.BUSY
                                               else ""))
+
+
+def _silence(stream: TextIO) -> None:
+    """Point a broken stream's descriptor at /dev/null so the interpreter's exit flush stays quiet."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass

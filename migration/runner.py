@@ -80,10 +80,9 @@ class Migration:
     def run(self) -> RunFinished:
         self._t_start = time.perf_counter()
         s = self.settings
-        self._emit(RunStarted(s.masked_url, s.schema, self.table.name))
         step = Step.CONNECTION_TEST
         try:
-            step = Step.CONNECTION_TEST
+            self._emit(RunStarted(s.masked_url, s.schema, self.table.name))
             self._step_connect()
             step = Step.EXISTENCE_CHECK
             report = self._step_existence()
@@ -298,10 +297,10 @@ class Migration:
     def _fail(self, step: Step, error: OperatorError, outcome: Outcome) -> RunFinished:
         was_in_tx = self._in_transaction
         self._rollback_quietly()
-        self._emit(StepFailed(step, self._last_elapsed, error))
+        self._emit_quietly(StepFailed(step, self._last_elapsed, error))
         for later in Step:
             if later > step:
-                self._emit(StepSkipped(later, "Stopped after the failure" if outcome is not Outcome.CANCELLED
+                self._emit_quietly(StepSkipped(later, "Stopped after the failure" if outcome is not Outcome.CANCELLED
                                        else "Cancelled"))
         if was_in_tx or outcome is Outcome.CANCELLED:
             message = f"{ROLLED_BACK}: {self._confirm_absent()}"
@@ -319,8 +318,15 @@ class Migration:
         result = RunFinished(result.outcome, result.rolled_back, result.message, result.error, result.report,
                              (time.perf_counter() - self._t_start) * 1000,
                              self._facts.version if self._facts else None, facts)
-        self._emit(result)
+        self._emit_quietly(result)
         return result
+
+    def _emit_quietly(self, event: Event) -> None:
+        """The ending always reaches the caller as run()'s return value, even if an event consumer fails."""
+        try:
+            self._emit(event)
+        except Exception:  # noqa: BLE001 - e.g. a closed stdout; the work is already rolled back/committed
+            pass
 
     # -- helpers ----------------------------------------------------------------
     def _qualified_text(self) -> str:
