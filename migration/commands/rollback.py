@@ -56,6 +56,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument("--retries", type=int, metavar="N", default=DEFAULT_RETRIES,
                         help=f"further attempts after a lock timeout, with backoff (default: {DEFAULT_RETRIES})")
     # --lock-timeout MS is one of the shared target options; for the rollback its default is 3000 ms.
+    parser.add_argument("--restore", metavar="FILE", type=Path, default=None,
+                        help="undo a rollback: restore the table from its safety copy (then verify it)")
     audit.add_option(parser)
     return parser
 
@@ -67,6 +69,8 @@ def handle(args: argparse.Namespace) -> int:
         print("Error: --retries must be 0 or more.", file=sys.stderr)
         return exit_codes.USAGE
     log = audit.AuditLog.from_args(args)
+    if args.restore is not None:
+        return _restore(args, log)
     with target(args) as settings:
         lock_timeout = getattr(args, "lock_timeout", None) or DEFAULT_LOCK_TIMEOUT_MS
         options = RollbackOptions(lock_timeout_ms=lock_timeout, retries=args.retries,
@@ -81,6 +85,27 @@ def handle(args: argparse.Namespace) -> int:
         if not isinstance(result, RollbackFinished):  # pragma: no cover - run() always returns a result
             return exit_codes.FAILURE
         return BY_OUTCOME[result.outcome]
+
+
+def _restore(args: argparse.Namespace, log: "audit.AuditLog") -> int:
+    from ..rollback_restore import Restore
+
+    with target(args) as settings:
+        log.ensure()
+        print(f"↩️  Restoring {settings.schema}.database_backups from {args.restore}")
+        print(f"Database: {settings.masked_url}")
+        restore = Restore(settings, args.restore)
+        result, _ = run_cancellable(restore.run, restore.cancel, "stopping psql; nothing is kept")
+        log.record(settings, "restore", "RestoreFinished", outcome=result.outcome, message=result.message,
+                   error=result.error, elapsed_ms=result.elapsed_ms, path=result.path, rows=result.rows)
+        if result.ok:
+            print(f"✅ {result.message}")
+            return exit_codes.OK
+        if result.error is not None:
+            for text in result.error.lines():
+                print(text)
+        print(("⏹  " if result.outcome == "cancelled" else "❌ ") + result.message)
+        return exit_codes.CANCELLED if result.outcome == "cancelled" else exit_codes.FAILURE
 
 
 def _preview_only(settings, options, emit, printer: "RollbackPrinter") -> int:

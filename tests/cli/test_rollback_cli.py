@@ -148,3 +148,18 @@ def test_every_operation_is_in_the_audit_log(db18, tmp_path, canary):
         digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
         assert entry["sha256"] == digest
     assert not (tmp_path / "migrate-tui.log").exists()  # MIGRATE_AUDIT_LOG was honoured
+
+
+def test_restore_undoes_the_rollback_from_its_safety_copy(db18, tmp_path, canary):
+    _migrate(db18, tmp_path)
+    assert run_cli("rollback", "--yes", cwd=tmp_path, env=cli_env(db18.url)).returncode == 0
+    copy = next((tmp_path / "backups").glob("public.database_backups-before-rollback-*.sql"))
+    done = run_cli("rollback", "--restore", str(copy), cwd=tmp_path, env=cli_env(db18.url))
+    assert done.returncode == exit_codes.OK, done.output
+    assert "✅ Table public.database_backups restored from the safety copy: 1 rows, structure verified." in done.stdout
+    assert db18.scalar("SELECT filename FROM database_backups") == "a.sql"
+    again = run_cli("rollback", "--restore", str(copy), cwd=tmp_path, env=cli_env(db18.url))
+    assert again.returncode == exit_codes.FAILURE and "already exists; nothing was restored" in again.stdout
+    entries = [json.loads(line) for line in (tmp_path / "migrate-tui.log").read_text().splitlines()]
+    assert [e["outcome"] for e in entries if e["operation"] == "restore"] == ["restored", "failed"]
+    assert canary not in (tmp_path / "migrate-tui.log").read_text()

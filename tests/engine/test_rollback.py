@@ -129,3 +129,36 @@ def test_rows_written_after_the_safety_copy_stop_the_drop(db, settings_for, tmp_
     assert rec.of(LockAcquired) and not rec.of(Dropped)
     assert db.table_exists() and len(table_rows(db)) == 4
     assert isinstance(rec.events[-1], RollbackFinished)
+
+
+def test_restore_brings_the_table_back_exactly(db, settings_for, tmp_path):
+    from migration.rollback_restore import Restore
+
+    settings = settings_for(db)
+    before = migrate_with_rows(db, settings)
+    engine, _ = rollback(settings, tmp_path)
+    copy = engine.run().copy
+    assert not db.table_exists()
+    result = Restore(settings, copy.path).run()
+    assert result.ok and result.outcome == "restored" and result.rows == 3, result
+    assert table_rows(db) == before
+    with db.app() as conn:  # the sequence continues after the restored rows
+        assert conn.execute("INSERT INTO database_backups (filename, s3_key, file_size) VALUES ('n', 'k', 1) "
+                            "RETURNING id").fetchone()[0] == before[-1][0] + 1
+    second = Restore(settings, copy.path).run()
+    assert not second.ok and "already exists" in second.error.message
+
+
+def test_restore_of_a_damaged_copy_restores_nothing(db, settings_for, tmp_path):
+    from migration.rollback_restore import Restore
+
+    settings = settings_for(db)
+    migrate_with_rows(db, settings)
+    engine, _ = rollback(settings, tmp_path)
+    copy = engine.run().copy
+    damaged = tmp_path / "damaged.sql"
+    text = open(copy.path, encoding="utf-8").read()
+    damaged.write_text(text.replace("CREATE INDEX idx_database_backups_status", "CREATE INDEX broken syntax here"))
+    result = Restore(settings, damaged).run()
+    assert not result.ok and "nothing was restored" in result.error.message
+    assert not db.table_exists()  # one transaction: not even the table
