@@ -137,3 +137,150 @@ def test_headless_commands_never_show_the_password(shop, tmp_path):
         assert not hits(path.read_bytes()), f"a secret in {path.relative_to(tmp_path)}"
         if path.parent.name == "backups" or path == audit:
             assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, f"{path} is readable by others"
+
+
+# -- the wizard ------------------------------------------------------------------------------------
+
+async def _settle(app, pilot) -> None:
+    for _ in range(3):
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+
+
+async def _until(pilot, condition, what: str, tries: int = 1200) -> None:
+    for _ in range(tries):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Shots:
+    """SVG screenshots of every screen the wizard showed, kept on disk and searched for the secrets."""
+
+    def __init__(self, app, directory: Path) -> None:
+        self.app = app
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.screens: dict[str, str] = {}
+
+    def take(self, name: str) -> None:
+        svg = self.app.export_screenshot()
+        (self.directory / f"{name}.svg").write_text(svg, encoding="utf-8")
+        self.screens[name] = type(self.app.screen).__name__
+        assert not hits(svg.encode()), f"a secret on the {name} screen"
+
+
+@pytest.mark.timeout(240)
+async def test_wizard_screens_never_show_the_password(shop, tmp_path, monkeypatch):
+    from migration.errors import explain
+    from migration.settings import load_settings
+    from tui.app import MigrateApp
+    from tui.screens.error import ErrorDialog
+    from tui.target_source import SettingsSource
+
+    db = shop
+    monkeypatch.chdir(tmp_path)  # the wizard writes ./backups
+    settings = load_settings(database_url=db.url, environ={"CRON_SECRET": CRON})
+    audit = tmp_path / "audit-wizard.log"
+    app = MigrateApp(settings=settings, preflight=True, audit_log=audit)
+    shots = Shots(app, tmp_path / "screenshots")
+    with ProcWatcher({os.getpid()}, interval_s=0.05) as watcher:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await _settle(app, pilot)
+            await _until(pilot, lambda: app.target_screen.overview is not None, "the target overview")
+            shots.take("target")
+            await pilot.press("f1")
+            await pilot.pause()
+            shots.take("help")
+            await pilot.press("escape")
+            app.action_show_sql()
+            await _settle(app, pilot)
+            shots.take("sql")
+            await pilot.press("escape")
+            await pilot.pause()
+
+            await pilot.press("m")  # Checklist -> Backup -> Migrate
+            await _settle(app, pilot)
+            shots.take("checklist")
+            await pilot.press("a")
+            await pilot.pause()
+            with db.admin() as holder:  # pg_dump waits on this lock while the screen and /proc are read
+                holder.execute("BEGIN")
+                holder.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+                await pilot.press("c")
+                await _until(pilot, lambda: real_dumps(watcher), "pg_dump to run")
+                await pilot.pause(0.3)
+                shots.take("backup-running")
+                await pilot.press("k")  # skip? -> the confirmation dialog (answered no)
+                await pilot.pause()
+                shots.take("confirm-skip-backup")
+                await pilot.press("n")
+                await pilot.pause()
+                holder.execute("ROLLBACK")
+            await _settle(app, pilot)
+            shots.take("backup-done")
+            await pilot.press("c")
+            await _settle(app, pilot)
+            shots.take("migrate")
+            await pilot.press("enter")
+            await _settle(app, pilot)
+            shots.take("result")
+            assert table_state(db) == "valid"
+
+            await pilot.press("d")  # Rollback: preview, typed confirmation, safety copy, drop
+            await _settle(app, pilot)
+            shots.take("rollback-preview")
+            await pilot.press("d")
+            await pilot.pause()
+            shots.take("confirm-drop")
+            await pilot.press(*"database_backups", "enter")
+            await _settle(app, pilot)
+            shots.take("rollback-done")
+            assert table_state(db) == "absent"
+            await pilot.press("l")
+            await _settle(app, pilot)
+            shots.take("audit-log")
+
+            # An unexpected failure whose text carries the URL: the error dialog redacts it.
+            leak = RuntimeError(f"could not use {db.url}")
+            app.push_screen(ErrorDialog("Something went wrong in the background",
+                                        explain(leak, secrets=settings.secrets())))
+            await pilot.pause()
+            shots.take("error-dialog")
+            await pilot.press("escape")
+            await app.action_quit()
+
+        # A configuration error (the URL carries the password) and a server that refuses the connection.
+        bad = f"postgresql://app_user:{CANARY}@127.0.0.1:1/shop?schema=oops"
+        config_app = MigrateApp(SettingsSource(factory=lambda: load_settings(database_url=bad, environ={})))
+        config_shots = Shots(config_app, tmp_path / "screenshots")
+        async with config_app.run_test(size=(100, 30)) as pilot:
+            await _settle(config_app, pilot)
+            config_shots.take("config-error")
+        refused = load_settings(database_url=f"postgresql://app_user:{CANARY}@127.0.0.1:1/shop", environ={})
+        down_app = MigrateApp(settings=refused)
+        down_shots = Shots(down_app, tmp_path / "screenshots")
+        async with down_app.run_test(size=(100, 30)) as pilot:
+            await _settle(down_app, pilot)
+            down_shots.take("target-connection-failed")
+        dumps = assert_children_clean(watcher, "wizard")
+
+    assert dumps, "pg_dump was seen while the wizard backed up"
+    visited = set(shots.screens.values()) | set(config_shots.screens.values())
+    for screen in ("TargetScreen", "HelpScreen", "SqlScreen", "ChecklistScreen", "BackupScreen", "ConfirmDialog",
+                   "MigrateScreen", "ResultScreen", "RollbackScreen", "ConfirmDropDialog", "AuditLogScreen",
+                   "ErrorDialog", "ConfigErrorScreen"):
+        assert screen in visited, f"the sweep never showed {screen}: {shots.screens}"
+    written = files_under(tmp_path)
+    assert audit in written and any(p.name.endswith(".manifest.json") for p in written)
+    for path in written:
+        assert not hits(path.read_bytes()), f"a secret in {path.relative_to(tmp_path)}"
+
+
+def test_committed_snapshots_hold_no_secret():
+    """The wizard's stored snapshot SVGs (pytest-textual-snapshot) never contain the canary."""
+    tests_dir = Path(__file__).resolve().parents[1]
+    snapshots = [p for p in tests_dir.rglob("*") if p.is_file() and "__snapshots__" in p.parts]
+    for path in snapshots:
+        assert not hits(path.read_bytes()), f"a secret in {path.relative_to(tests_dir)}"
