@@ -90,3 +90,20 @@ def test_cancel_while_waiting_for_the_lock(db, settings_for):
     assert result.outcome is Outcome.CANCELLED
     assert result.message.startswith("All changes rolled back")
     assert not db.table_exists()
+
+
+def test_table_created_with_a_wrong_structure_while_waiting_fails_naming_it(db, settings_for):
+    """Someone creates a table without `metadata` while this run waits for the lock: fail, change nothing."""
+    with AdvisoryLockHolder(db, advisory_key("public")):
+        waiting = ThreadedRun.start(settings_for(db, lock_wait_s=60))
+        wait_until(lambda: waiting_notices(waiting), 30, "the run to wait for the lock")
+        with db.app() as conn:
+            conn.execute("CREATE TABLE database_backups (id serial PRIMARY KEY, filename text NOT NULL UNIQUE, "
+                         "s3_key text NOT NULL, file_size integer NOT NULL, backup_type text NOT NULL DEFAULT 'full', "
+                         "status text NOT NULL DEFAULT 'completed', created_by text NOT NULL DEFAULT 'system', "
+                         "created_at timestamp DEFAULT now(), completed_at timestamp)")
+        before = catalog_snapshot(db)
+    result = waiting.join(30)
+    assert result.outcome is Outcome.FAILED
+    assert result.error.message == "Required column metadata is missing from database_backups table"
+    assert catalog_snapshot(db) == before
