@@ -58,6 +58,28 @@ async def test_cancel_mid_dump_deletes_the_partial_file(db18, settings_for, tmp_
         locker.execute("ROLLBACK")
 
 
+async def test_quitting_mid_dump_stops_pg_dump_and_deletes_the_partial_file(db18, settings_for, tmp_path):
+    with db18.app() as conn:
+        conn.execute("CREATE TABLE items (id int)")
+    backup_dir = tmp_path / "backups"
+    settings = settings_for(db18)
+    app = make_app(settings)
+    with db18.admin() as locker:
+        locker.execute("BEGIN")
+        locker.execute("LOCK TABLE items IN ACCESS EXCLUSIVE MODE")
+        async with app.run_test(size=(100, 30)) as pilot:
+            screen = await open_backup(app, pilot, settings, backup_dir)
+            await wait_until(pilot, lambda: screen.backup is not None and db18.scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'",
+                (screen.backup.application_name,)), "pg_dump to wait on the lock")
+            name = screen.backup.application_name
+            await pilot.press("ctrl+q")
+        # Unmounting the screen stopped pg_dump and waited for the partial file to go.
+        assert list(backup_dir.iterdir()) == []
+        assert db18.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (name,)) == 0
+        locker.execute("ROLLBACK")
+
+
 async def test_failed_backup_explains_and_skip_needs_confirmation(db18, settings_for, tmp_path, canary):
     db18.execute("CREATE TABLE payroll (amount int)")  # the app role cannot read it: pg_dump fails
     settings = settings_for(db18)

@@ -8,6 +8,7 @@ what is at risk. Continue opens the Migrate screen.
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Callable
 
 from rich.text import Text
@@ -104,6 +105,7 @@ class BackupScreen(WizardScreen):
         self.query_one("#backup-result").set_classes("")
         self.query_one("#backup-status", Static).update("Reading the database size…")
         self._buttons()
+        self._finished_event = threading.Event()
         emit = lambda event: self.post_message(BackupEventPosted(event))  # noqa: E731 - thread-safe post
         if self._factory is not None:
             self.backup = self._factory(self.settings, emit)
@@ -116,10 +118,14 @@ class BackupScreen(WizardScreen):
     def on_unmount(self) -> None:
         if self.running and self.backup is not None:  # leaving the app (Ctrl+Q, SIGTERM): never orphan pg_dump
             self.backup.cancel()
+            self._finished_event.wait(10)  # let run() delete the partial file before the process exits
 
     @work(thread=True, exit_on_error=False, group="backup", exclusive=True)
     def _run(self) -> None:
-        self.backup.run()
+        try:
+            self.backup.run()
+        finally:
+            self._finished_event.set()
 
     def worker_failed(self, worker) -> None:
         if worker.group == "backup" and self.running:
