@@ -144,3 +144,34 @@ def test_run_does_not_migrate_when_the_backup_fails(db, tmp_path):
     assert "the migration does not start without a verified backup" in result.stdout
     assert "🚀" not in result.stdout and not db.table_exists()
     assert list((tmp_path / "backups").iterdir()) == []
+
+
+def test_backup_on_a_terminal_draws_a_live_progress_bar(db, tmp_path):
+    """On a TTY the progress is one line redrawn in place (\\r + erase line), then the summary."""
+    import os
+    import pty
+    import subprocess
+
+    from cli_support import COMMAND
+
+    with db.app() as conn:
+        conn.execute("CREATE TABLE items AS SELECT g AS id FROM generate_series(1, 5000) g")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([*COMMAND, "backup"], cwd=tmp_path, env=cli_env(db.url), stdin=subprocess.DEVNULL,
+                            stdout=slave, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.wait(60) == exit_codes.OK
+    output = b"".join(chunks).decode("utf-8", "replace")
+    assert "\r\x1b[2K  [████████████████████] 100%  1/1 tables" in output
+    assert "✓ Backup written and verified: backups/backup_before_migration_" in output
+    assert "Canary" not in output
