@@ -85,6 +85,8 @@ class StepPanel(Static):
             return f"running {time.monotonic() - self._started:.1f} s"
         if self.state in ("done", "warning", "failed") and self.elapsed_ms is not None and not self.deterministic:
             return f"{self.state if self.state != 'warning' else 'done'} in {self.elapsed_ms:.0f} ms"
+        if self.state == "skipped" and self.message:
+            return f"skipped: {self.message}"
         return {"warning": "done"}.get(self.state, self.state)
 
     def _render_panel(self) -> None:
@@ -93,7 +95,7 @@ class StepPanel(Static):
             "[b]$icon $number/8 $title[/b] [dim]·[/dim] $description  [dim italic]$status[/]",
             icon=icon, number=str(self.number), title=self.title, description=self.description,
             status=self._status())]
-        if self.state in ("done", "warning", "skipped") and self.message:
+        if self.state in ("done", "warning") and self.message:
             parts.append(Content.from_markup("  $message", message=self.message))
             parts.extend(Content.from_markup("    [dim]$d[/dim]", d=d) for d in self.details)
         if self.state == "failed" and self.error is not None:
