@@ -313,3 +313,38 @@ def test_snapshot_audit_log_screen(snap_compare, tmp_path, monkeypatch):
             self.push_screen(AuditLogScreen(path))
 
     assert snap_compare(LogHarness(), terminal_size=(100, 30))
+
+
+async def test_restore_the_copy_from_the_wizard(db18, settings_for, workdir):
+    settings = settings_for(db18)
+    _migrate(db18, settings)
+    before = db18.admin().execute("SELECT * FROM database_backups ORDER BY id").fetchall()
+    app = make_app(settings)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await target_ready(app, pilot)
+        await pilot.press("d")
+        await settle(app, pilot)
+        screen = app.screen
+        assert not screen.query_one("#rollback-restore").display  # nothing to restore yet
+        await pilot.press("d")
+        await pilot.pause()
+        await pilot.press(*"database_backups", "enter")
+        await wait_until(pilot, lambda: screen.result is not None, "the rollback")
+        await settle(app, pilot)
+        assert not db18.table_exists()
+        assert screen.query_one("#rollback-restore").display
+        await pilot.press("u")
+        await pilot.pause()
+        await pilot.press("n")  # "Not now" changes nothing
+        await settle(app, pilot)
+        assert not db18.table_exists()
+        await pilot.press("u")
+        await pilot.pause()
+        await pilot.press("y")
+        await wait_until(pilot, lambda: getattr(screen, "restored", False), "the restore")
+        await settle(app, pilot)
+        assert "restored from the safety copy: 2 rows, structure verified" in widget_text(screen, "#rollback-status")
+        assert not screen.query_one("#rollback-restore", Button).display or screen.query_one(
+            "#rollback-restore", Button).disabled
+    assert db18.admin().execute("SELECT * FROM database_backups ORDER BY id").fetchall() == before
+    assert '"operation": "restore"' in (workdir / "migrate-tui.log").read_text()

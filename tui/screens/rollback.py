@@ -40,6 +40,12 @@ class RollbackPreviewLoaded(Message):
         self.error = error  # migration.errors.OperatorError
 
 
+class RestoreDone(Message):
+    def __init__(self, result) -> None:
+        super().__init__()
+        self.result = result  # migration.rollback_restore.RestoreResult
+
+
 class RollbackEngineEvent(Message):
     def __init__(self, event) -> None:
         super().__init__()
@@ -52,6 +58,7 @@ class RollbackScreen(WizardScreen):
         Binding("d", "drop", "Roll back…"),
         Binding("r", "refresh", "Refresh preview"),
         Binding("l", "audit_log", "Audit log"),
+        Binding("u", "restore", "Restore the copy"),
         Binding("escape", "escape", "Cancel / back"),
     ]
 
@@ -85,6 +92,8 @@ class RollbackScreen(WizardScreen):
                          disabled=True, compact=True)
             yield Button("Cancel (Esc)", id="rollback-cancel", variant="warning", action="screen.cancel_rollback",
                          compact=True)
+            yield Button("Restore the copy (u)", id="rollback-restore", variant="success", action="screen.restore",
+                         compact=True)
             yield Button("Refresh (r)", id="rollback-refresh", action="screen.refresh", compact=True)
             yield Button("Audit log (l)", id="rollback-log", action="screen.audit_log", compact=True)
             yield Button("Back (Esc)", id="rollback-back", variant="primary", action="screen.escape",
@@ -96,6 +105,7 @@ class RollbackScreen(WizardScreen):
         self.query_one("#rollback-cancel").display = False
         self.query_one("#rollback-progress").display = False
         self.query_one("#rollback-copy").display = False
+        self.query_one("#rollback-restore").display = False
         self.action_refresh()
 
     def on_unmount(self) -> None:
@@ -107,6 +117,7 @@ class RollbackScreen(WizardScreen):
         if self.running:
             return
         self.result = None
+        self.restored = False
         self._status("Reading what a rollback would drop…", "busy")
         self.query_one("#rollback-result", Static).update("")
         self.query_one("#rollback-drop", Button).disabled = True
@@ -237,6 +248,54 @@ class RollbackScreen(WizardScreen):
 
         self.app.push_screen(AuditLogScreen(getattr(self, "audit_path", None) or self.audit_log))
 
+    # -- undo: restore the safety copy -----------------------------------------------------------
+    def action_restore(self) -> None:
+        if not self._can_restore():
+            return
+        from .confirm import ConfirmDialog
+
+        copy = self.result.copy
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.restoring = True
+                self._status("Restoring the table from the safety copy…", "busy")
+                self._update_buttons()
+                self._restore(copy.path)
+
+        self.app.push_screen(ConfirmDialog(
+            "Restore the table from the safety copy?",
+            f"{copy.path} ({copy.rows} rows) is run in one transaction; the table, its rows, indexes and sequence "
+            "come back exactly as they were copied.", yes="Restore", no="Not now", yes_variant="success"), answered)
+
+    @work(thread=True, exit_on_error=False, group="rollback-restore", exclusive=True)
+    def _restore(self, path: str) -> None:
+        from migration import audit
+        from migration.rollback_restore import Restore
+
+        result = Restore(self.settings, path).run()
+        log = audit.AuditLog(getattr(self, "audit_path", None) or self.audit_log or audit.default_path())
+        log.record(self.settings, "restore", "RestoreFinished", outcome=result.outcome, message=result.message,
+                   error=result.error, elapsed_ms=result.elapsed_ms, path=result.path, rows=result.rows)
+        self.post_message(RestoreDone(result))
+
+    def on_restore_done(self, message: RestoreDone) -> None:
+        message.stop()
+        r = message.result
+        self.restoring = False
+        self.restored = r.ok
+        self._status(("✅ " if r.ok else "❌ ") + r.message, "ok" if r.ok else "error")
+        if r.error is not None:
+            self.query_one("#rollback-result", Static).update(error_content(r.error))
+        self._update_buttons()
+
+    def _can_restore(self) -> bool:
+        from migration.rollback_events import RollbackOutcome
+
+        r = self.result
+        return (r is not None and r.outcome is RollbackOutcome.DROPPED and r.copy is not None
+                and not getattr(self, "restoring", False) and not getattr(self, "restored", False))
+
     # -- engine events -------------------------------------------------------------------------
     def on_rollback_engine_event(self, message: RollbackEngineEvent) -> None:
         from migration import rollback_events as ev
@@ -291,7 +350,8 @@ class RollbackScreen(WizardScreen):
         if result.error is not None and result.outcome is not O.DROPPED:
             parts.append(error_content(result.error))
         if result.copy is not None:
-            parts.append(Content.from_markup("[b]To restore the table:[/b]\n$c", c=result.copy.restore_command))
+            parts.append(Content.from_markup("[b]To restore the table:[/b] press u here, or run\n$c",
+                                             c=result.copy.restore_command))
         path = getattr(self, "audit_path", None)
         if path is not None:
             parts.append(Content.from_markup("[dim]Recorded in the audit log $p (press l).[/dim]", p=str(path)))
@@ -345,6 +405,8 @@ class RollbackScreen(WizardScreen):
         self.query_one("#rollback-cancel", Button).disabled = self.cancelling
         self.query_one("#rollback-refresh", Button).disabled = self.running
         self.query_one("#rollback-back", Button).disabled = self.running
+        self.query_one("#rollback-restore").display = self._can_restore() or getattr(self, "restoring", False)
+        self.query_one("#rollback-restore", Button).disabled = not self._can_restore()
         if can_drop:
             self.query_one("#rollback-drop", Button).focus()
         self.refresh_bindings()
@@ -355,6 +417,8 @@ class RollbackScreen(WizardScreen):
             return True if (not self.running and self.result is None and p is not None and p.exists) else None
         if action == "refresh":
             return None if self.running else True
+        if action == "restore":
+            return True if self._can_restore() else None
         return True
 
     @on(Button.Pressed)
