@@ -162,3 +162,31 @@ def test_restore_of_a_damaged_copy_restores_nothing(db, settings_for, tmp_path):
     result = Restore(settings, damaged).run()
     assert not result.ok and "nothing was restored" in result.error.message
     assert not db.table_exists()  # one transaction: not even the table
+
+
+def test_pg_dump_and_psql_never_get_the_password_in_argv(db, settings_for, tmp_path, canary, monkeypatch):
+    import subprocess as sp
+
+    from migration import rollback_copy, rollback_restore
+
+    seen: list[tuple[list[str], dict]] = []
+    real = sp.Popen
+
+    def spy(argv, *args, **kwargs):
+        if "--version" not in argv:  # pg_dump/psql runs, not the version probes
+            seen.append((list(argv), dict(kwargs.get("env") or {})))
+        return real(argv, *args, **kwargs)
+
+    monkeypatch.setattr(rollback_copy.subprocess, "Popen", spy)
+    monkeypatch.setattr(rollback_restore.subprocess, "Popen", spy)
+    settings = settings_for(db)
+    migrate_with_rows(db, settings)
+    engine, _ = rollback(settings, tmp_path)
+    copy = engine.run().copy
+    assert rollback_restore.Restore(settings, copy.path).run().ok
+    assert [os.path.basename(argv[0]) for argv, _ in seen] == ["pg_dump", "psql"]
+    for argv, env in seen:
+        assert "--no-password" in argv
+        assert not any(canary in a for a in argv)
+        assert "PGPASSWORD" not in env and env.get("PGPASSFILE")  # a 0600 passfile, removed afterwards
+        assert not os.path.exists(env["PGPASSFILE"])
