@@ -348,3 +348,21 @@ async def test_restore_the_copy_from_the_wizard(db18, settings_for, workdir):
             "#rollback-restore", Button).disabled
     assert db18.admin().execute("SELECT * FROM database_backups ORDER BY id").fetchall() == before
     assert '"operation": "restore"' in (workdir / "migrate-tui.log").read_text()
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30)], ids=["80x24", "100x30"])
+def test_snapshot_rollback_screen_preview(snap_compare, size):
+    from migration.settings import Settings
+
+    settings = Settings(database_url="postgresql://shop_app:not-shown@db.internal:5432/shop")
+
+    class ScreenHarness(App):
+        deterministic = True
+
+        def on_mount(self) -> None:
+            self.push_screen(RollbackScreen(settings, reader=lambda s: PREVIEW))
+
+    async def loaded(pilot):
+        await settle(pilot.app, pilot)
+
+    assert snap_compare(ScreenHarness(), run_before=loaded, terminal_size=size)

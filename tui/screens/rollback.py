@@ -63,9 +63,11 @@ class RollbackScreen(WizardScreen):
     ]
 
     def __init__(self, settings: "Settings", *, options: "RollbackOptions | None" = None,
-                 audit_log: Path | None = None) -> None:
+                 audit_log: Path | None = None, reader=None) -> None:
+        """``reader(settings) -> Preview`` replaces the catalog read (snapshot tests only)."""
         super().__init__(id="rollback")
         self.settings = settings
+        self.reader = reader
         self.options = options
         self.audit_log = audit_log
         self.preview: Preview | None = None
@@ -130,7 +132,8 @@ class RollbackScreen(WizardScreen):
 
         timeout = self.options.lock_timeout_ms if self.options else DEFAULT_LOCK_TIMEOUT_MS
         try:
-            preview = read_preview(self.settings, lock_timeout_ms=timeout)
+            preview = (self.reader(self.settings) if self.reader is not None
+                       else read_preview(self.settings, lock_timeout_ms=timeout))
         except Exception as exc:  # noqa: BLE001 - shown on the screen with a fix hint
             self.post_message(RollbackPreviewLoaded(None, explain(exc, secrets=self.settings.secrets(),
                                                                   schema=self.settings.schema)))
@@ -418,7 +421,7 @@ class RollbackScreen(WizardScreen):
         if action == "refresh":
             return None if self.running else True
         if action == "restore":
-            return True if self._can_restore() else None
+            return True if self._can_restore() else False  # hidden until there is a copy to restore
         return True
 
     @on(Button.Pressed)
