@@ -384,8 +384,8 @@ class Backup:
             raise MigrateError(explain_tool_failure("pg_dump", stderr, proc.returncode, settings=self.settings,
                                                     tool=tool, server_major=server_major,
                                                     backup_dir=self.backup_dir))
-        written = follower.count if follower else _size(tmp)
-        self._emit(progress.event(written, time.monotonic() - t0, None, finished=True))
+        # The file is complete now: report its real size (the hashing follower may still be catching up).
+        self._emit(progress.event(_size(tmp), time.monotonic() - t0, None, finished=True))
         return follower, stderr
 
     @staticmethod

@@ -159,6 +159,8 @@ def public_conninfo(settings: Settings, application_name: str = "migrate-tui-bac
     from psycopg.conninfo import make_conninfo
 
     params = {k: v for k, v in conninfo(settings.database_url).items() if k not in _SECRET_KEYS}
+    if settings.password:  # our passfile carries it: a passfile= in the URL would take precedence
+        params.pop("passfile", None)
     params.setdefault("connect_timeout", str(settings.connect_timeout_s))
     params["application_name"] = application_name
     return make_conninfo("", **params)
