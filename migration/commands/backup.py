@@ -101,7 +101,9 @@ class BackupView:
         elif event.outcome == "cancelled":
             self.line(f"⏹  {event.message}.")
         else:
-            self.line(f"✗ {event.message}")
+            kept = "the partial file was deleted" if "partial file was deleted" in event.message \
+                else "no backup file was kept"
+            self.line(f"✗ Backup failed — {kept}.")  # the error lines below say why
             if event.error is not None:
                 print_error(event.error, self.out)
 
