@@ -154,6 +154,9 @@ class MigrateApp(App):
                     loop.add_signal_handler(sig, self._terminate)
                 except (NotImplementedError, RuntimeError, ValueError):
                     pass
+
+    def on_ready(self) -> None:
+        """After the first frame is on the screen: read the settings (the worker imports psycopg)."""
         self.resolve_settings()
 
     @work(thread=True, exit_on_error=False, group="settings", exclusive=True)
@@ -195,8 +198,12 @@ class MigrateApp(App):
         return screen is not None and screen.running
 
     def _migrate_screen(self):
-        from .screens.migrate import MigrateScreen
+        import sys
 
+        module = sys.modules.get(f"{__package__}.screens.migrate")
+        if module is None:  # never opened (and not imported before the first frame)
+            return None
+        MigrateScreen = module.MigrateScreen
         for screen in self.screen_stack:
             if isinstance(screen, MigrateScreen):
                 return screen
@@ -335,15 +342,15 @@ class MigrateApp(App):
 
 def run_app(args: argparse.Namespace) -> int:
     """The wizard for ``migrate-tui [--demo]``: returns an exit code from migration.exit_codes."""
-    from migration import exit_codes
-
     source = source_for(args)
     app = MigrateApp(source, handle_signals=True, preflight=True)
     try:
         app.run()
     except KeyboardInterrupt:
+        from migration import exit_codes  # not before the first frame: it imports psycopg
+
         return exit_codes.CANCELLED
     finally:
         source.close()  # the demo database goes away on exit, Ctrl+C, SIGTERM and crashes alike
     code = app.return_code
-    return exit_codes.FAILURE if code is None else code
+    return 1 if code is None else code  # exit_codes.FAILURE when the app died without one

@@ -1,13 +1,19 @@
-"""The ``migrate-tui`` console script: the wizard without a subcommand, else the headless CLI."""
+"""The ``migrate-tui`` console script: the wizard without a subcommand, else the headless CLI.
+
+The wizard's own start-up path is kept light (time to first frame, benchmarks/startup.py):
+when the command line holds only the shared target options, it is parsed here and the
+wizard starts without importing the headless commands (and with them psycopg).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
 from typing import Sequence
 
-from migration import exit_codes
-from migration.cli import main as cli_main
+CONFIG_EXIT = 78  # migration.exit_codes.CONFIG (not imported here: it pulls in psycopg)
 
 
 def launch_wizard(args: argparse.Namespace) -> int:
@@ -15,13 +21,49 @@ def launch_wizard(args: argparse.Namespace) -> int:
         print("Error: the wizard needs an interactive terminal (stdin and stdout are not a TTY).", file=sys.stderr)
         print("  Fix: run headless instead: migrate-tui run --yes  (or migrate-tui run --demo --yes)",
               file=sys.stderr)
-        return exit_codes.CONFIG
+        return CONFIG_EXIT
     from .app import run_app
 
     return run_app(args)
 
 
+def _wizard_args(argv: list[str]) -> argparse.Namespace | None:
+    """The parsed options when argv asks for the wizard (no command, no --help), else None."""
+    from migration.commands.common import add_target_options
+
+    parser = argparse.ArgumentParser(prog="migrate-tui", add_help=False)
+    add_target_options(parser, suppress=False)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            args, extra = parser.parse_known_args(argv)
+    except SystemExit:  # a bad option value: the full parser reports it
+        return None
+    if extra:
+        return None
+    args.command = None
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _wizard_args(argv)
+    if args is not None:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(AttributeError, ValueError):
+                stream.reconfigure(errors="replace")  # type: ignore[union-attr]
+        try:
+            return launch_wizard(args)
+        except KeyboardInterrupt:
+            print("\nInterrupted; nothing was changed.", file=sys.stderr)
+            return 130
+        except Exception as exc:  # noqa: BLE001 - never a traceback on the operator's terminal
+            from migration.commands.common import print_error
+            from migration.errors import explain
+
+            print_error(explain(exc))
+            return 1
+    from migration.cli import main as cli_main
+
     return cli_main(argv, wizard=launch_wizard)
 
 

@@ -1,47 +1,52 @@
-"""A two-column grid of labelled facts: labels on the left, values wrapping on the right."""
+"""Labelled facts: labels in a column on the left, values wrapping under themselves on the right.
+
+One widget (not a grid of Statics) so the Target screen's first frame stays light.
+"""
 
 from __future__ import annotations
 
-from textual.containers import Grid
 from textual.content import Content
-from textual.widgets import Static
+from textual.widget import Widget
 
 
-class FactList(Grid):
-    """``set_facts([(label, value), ...])``; a value may be a str (shown as is) or Content."""
+class FactList(Widget):
+    """``set_facts([(label, value), ...])``; a value may be a str or Content, with newlines."""
 
     DEFAULT_CSS = """
-    FactList {
-        grid-size: 2;
-        grid-columns: auto 1fr;
-        grid-gutter: 0 2;
-        grid-rows: auto;
-        height: auto;
-    }
-    FactList > .fact-label { text-style: bold; width: auto; }
-    FactList > .fact-value { width: 1fr; }
+    FactList { height: auto; }
     """
 
-    def __init__(self, facts: list[tuple[str, str | Content]] | None = None, *,
+    def __init__(self, facts: list[tuple[str, str | Content]] | None = None, *, gap: int = 2,
                  id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        self._facts = facts or []
-
-    def on_mount(self) -> None:
-        self.set_facts(self._facts)
+        self.gap = gap
+        self._facts: list[tuple[str, Content]] = []
+        self.set_facts(facts or [])
 
     def set_facts(self, facts: list[tuple[str, str | Content]]) -> None:
-        """Update the values in place (same labels) or rebuild the grid."""
-        self._facts = facts
-        labels = [s for s in self.query(".fact-label").results(Static)]
-        values = [s for s in self.query(".fact-value").results(Static)]
-        if [str(s.content) for s in labels] == [label for label, _ in facts] and len(values) == len(facts):
-            for static, (_, value) in zip(values, facts):
-                static.update(value if isinstance(value, Content) else Content(value))
-            return
-        self.remove_children()
-        widgets = []
-        for label, value in facts:
-            widgets.append(Static(label, classes="fact-label", markup=False))
-            widgets.append(Static(value if isinstance(value, Content) else Content(value), classes="fact-value"))
-        self.mount(*widgets)
+        self._facts = [(label, value if isinstance(value, Content) else Content(value)) for label, value in facts]
+        self.refresh(layout=True)
+
+    @property
+    def text(self) -> str:
+        """The facts as plain text (for tests and logs)."""
+        return "\n".join(f"{label}: {value.plain}" for label, value in self._facts)
+
+    def _lines(self, width: int) -> list[Content]:
+        label_width = max((len(label) for label, _ in self._facts), default=0) + self.gap
+        value_width = max(12, width - label_width)
+        lines: list[Content] = []
+        for label, value in self._facts:
+            first = True
+            for part in value.split("\n"):
+                for line in part.wrap(value_width) or [Content("")]:
+                    head = label if first else ""
+                    first = False
+                    lines.append(Content.assemble((head.ljust(label_width), "bold"), line))
+        return lines
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return len(self._lines(width))
+
+    def render(self) -> Content:
+        return Content("\n").join(self._lines(self.content_region.width or self.size.width))
