@@ -190,12 +190,13 @@ class BackupScreen(WizardScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "continue":
             return True if self.result is not None and self.result.ok else None
+        done_ok = self.result is not None and self.result.ok
         if action == "cancel_backup":
             return True if self.running and not self.cancelling else None
-        if action == "retry":
-            return True if not self.running and not (self.result and self.result.ok) else None
+        if action == "retry":  # hidden unless the backup failed or was cancelled
+            return not self.running and not done_ok
         if action == "skip":
-            return True if not (self.result and self.result.ok) else None
+            return not done_ok
         return True
 
     def action_continue(self) -> None:
