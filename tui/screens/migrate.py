@@ -41,7 +41,8 @@ OUTCOME_BANNER = {
 class MigrateScreen(WizardScreen):
     CSS_PATH = "migrate.tcss"
     BINDINGS = [
-        Binding("escape", "escape", "Cancel / back"),
+        Binding("escape", "cancel_run", "Cancel"),  # while running; the next one once it is over
+        Binding("escape", "back", "Back"),
         Binding("ctrl+c", "cancel_run", "Cancel", show=False, priority=True),
         Binding("enter,v", "show_result", "Result"),
         Binding("q", "app.quit", "Quit"),
@@ -160,6 +161,8 @@ class MigrateScreen(WizardScreen):
         failed = getattr(self, "_failed_panel", None)
         if failed is not None:  # after the later panels turned 'skipped' and the layout settled
             self.call_after_refresh(failed.scroll_visible, animate=False, top=True)
+        else:  # the last steps and their messages in view
+            self.call_after_refresh(self.query_one("#steps", VerticalScroll).scroll_end, animate=False)
         if self.quit_when_done:
             self.app.exit_with_result()
 
@@ -169,13 +172,12 @@ class MigrateScreen(WizardScreen):
             return self.result is not None
         if action == "cancel_run":
             return self.running and not self.cancelling
+        if action == "back":
+            return not self.running
         return True
 
-    async def action_escape(self) -> None:
-        if self.running:
-            self.action_cancel_run()
-        else:
-            await self.app.run_action("back_to_target")
+    async def action_back(self) -> None:
+        await self.app.run_action("back_to_target")
 
     def action_cancel_run(self, then_quit: bool = False) -> None:
         if not self.running or self.cancelling:

@@ -89,7 +89,8 @@ class TargetScreen(WizardScreen):
             self._status("The server could not be read. Fix the problem below, then press r to refresh.", "error")
         else:
             error.update("")
-            ready = {"absent": "Ready: press m to migrate, s to see the SQL first.",
+            first = " (checklist and backup first)" if getattr(self.app, "preflight", False) else ""
+            ready = {"absent": f"Ready: press m to migrate{first}, s to see the SQL.",
                      "valid": "The table is already there and valid: a run will report 'not needed'.",
                      "invalid": "The existing table has the wrong structure: a run will fail and change nothing."}
             self._status(ready.get(overview.state, ""), "ok" if overview.state != "invalid" else "error")
