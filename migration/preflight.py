@@ -282,6 +282,31 @@ def check_pg_dump(locator: Locator, server_major: int | None, fmt: str = "plain"
     return result, tool
 
 
+_UNREADABLE = """
+SELECT format('%I.%I', n.nspname, c.relname)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'm', 'S') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg_toast%%' AND n.nspname NOT LIKE 'pg_temp%%'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                  AND d.deptype = 'e')
+  AND NOT (has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT'))
+ORDER BY 1
+"""
+
+
+def check_readable(conn, user: str) -> CheckResult:
+    """pg_dump must read every table and sequence; one it cannot read makes the backup fail."""
+    g, name = "Backup", "Readable by pg_dump"
+    rows = [r[0] for r in conn.execute(_UNREADABLE).fetchall()]
+    if not rows:
+        return _ok("backup_read", g, name, f"{user} can read every table and sequence")
+    shown = ", ".join(rows[:5]) + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
+    return _fail("backup_read", g, name, f"{user} cannot read {len(rows)} relation{'s' if len(rows) != 1 else ''}:"
+                 f" {shown} — pg_dump would fail",
+                 f"Ask an administrator to run: GRANT pg_read_all_data TO {user}; (PostgreSQL 14+) or GRANT SELECT "
+                 "on those relations; or back up as their owner. (--skip-backup skips the backup.)")
+
+
 def check_disk(backup_dir: Path, database_bytes: int) -> CheckResult:
     """Free space in the backup directory (or its nearest existing parent) against the database size."""
     g, name = "Backup", "Disk space"
@@ -339,6 +364,7 @@ def run_checks(settings: Settings, checklist: Checklist | None = None, *, backup
             if backup:
                 result, cl.pg_dump = check_pg_dump(locator, facts.major, fmt)
                 yield emit(result)
+                yield emit(check_readable(conn, facts.user))
                 cl.database_bytes = int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
                 yield emit(check_disk(Path(backup_dir), cl.database_bytes))
         except Exception as exc:  # noqa: BLE001 - a check that cannot run is a failed row

@@ -32,7 +32,7 @@ def test_check_prints_the_checklist_and_exits_0(db, tmp_path):
         "Permissions", "  ✓ CREATE on schema public",
         "Table", "  ✓ Table database_backups: absent",
         "Backup", "  ✓ pg_dump: ", "  ✓ Disk space: ",
-        "Summary: 13 ok, 3 warnings, 0 failures — ready to migrate",
+        "Summary: 14 ok, 3 warnings, 0 failures — ready to migrate",
     ])
     assert not (tmp_path / "backups").exists() and not db.table_exists()
 
@@ -107,7 +107,7 @@ def test_run_makes_a_verified_backup_before_migrating(db, tmp_path):
     assert result.returncode == exit_codes.OK, result.output
     lines_in_order(result.stdout, [
         "🔎 Pre-migration checklist: postgresql://app_user:****@",
-        "✓ Pre-migration checklist passed: 13 ok, 3 warnings, 0 failures",
+        "✓ Pre-migration checklist passed: 14 ok, 3 warnings, 0 failures",
         "💾 Backing up ", "✓ Backup written and verified: backups/backup_before_migration_",
         "🚀 Starting safe migration", "🎉 Migration completed successfully!",
     ])
@@ -136,11 +136,33 @@ def test_run_skip_backup_says_so_loudly(db, tmp_path):
     assert not (tmp_path / "backups").exists() and db.table_exists()
 
 
-def test_run_does_not_migrate_when_the_backup_fails(db, tmp_path):
-    db.execute("CREATE TABLE payroll (amount int)")  # unreadable for app_user: pg_dump fails
+def test_run_does_not_migrate_when_the_backup_cannot_read_a_table(db, tmp_path):
+    db.execute("CREATE TABLE payroll (amount int)")  # unreadable for app_user: pg_dump would fail
     result = run_cli("run", "--yes", cwd=tmp_path, env=cli_env(db.url))
     assert result.returncode == exit_codes.FAILURE
-    assert "permission denied for table payroll" in result.stdout
+    assert "✗ Readable by pg_dump: app_user cannot read 1 relation: public.payroll" in result.stdout
+    assert "Nothing was changed." in result.stdout
+    assert "🚀" not in result.stdout and not db.table_exists()
+    assert not (tmp_path / "backups").exists()
+
+
+def test_run_does_not_migrate_when_the_backup_fails(db, tmp_path):
+    """A failure the checklist cannot foresee: pg_dump dies with an I/O error after it started."""
+    from migration.pgtools import Locator
+
+    major = db.scalar("SELECT current_setting('server_version_num')::int / 10000")
+    real = Locator({"PATH": ""}).find("pg_dump", major).chosen
+    fake = tmp_path / "pg_dump"
+    fake.write_text(f"""#!/bin/sh
+[ "$1" = "--version" ] && exec "{real.path}" --version
+echo "pg_dump: error: could not write to output file: Input/output error" >&2
+exit 1
+""")
+    fake.chmod(0o755)
+    result = run_cli("run", "--yes", cwd=tmp_path, env=cli_env(db.url, PG_DUMP=str(fake)))
+    assert result.returncode == exit_codes.FAILURE, result.output
+    assert "✗ Backup failed — the partial file was deleted." in result.stdout
+    assert "could not write to output file: Input/output error" in result.stdout
     assert "the migration does not start without a verified backup" in result.stdout
     assert "🚀" not in result.stdout and not db.table_exists()
     assert list((tmp_path / "backups").iterdir()) == []

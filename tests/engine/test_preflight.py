@@ -16,7 +16,7 @@ pytestmark = pytest.mark.timeout(120)
 GOOD_ENV = {"CRON_SECRET": "c" * 40, "CLOUDFLARE_ACCESS_KEY_ID": "key-id", "CLOUDFLARE_SECRET_ACCESS_KEY": "secret"}
 EVERY_KEY = ["env_file", "database_url", "cron_secret", "cloudflare_access_key_id", "cloudflare_secret_access_key",
              "connection", "latency", "ssl", "pooler", "schema_create", "primary", "read_write", "table",
-             "index_names", "pg_dump", "disk_space"]
+             "index_names", "pg_dump", "backup_read", "disk_space"]
 
 
 def settings(db, environ=None, **overrides):
@@ -137,6 +137,18 @@ def test_pooler_endpoints_are_recognised():
     assert signals("postgresql://u:p@ep-cool-1234-pooler.eu-central-1.aws.neon.tech/neondb")
     assert signals("postgresql://u:p@db.example.com:6432/app")
     assert signals("postgresql://u:p@db.example.com:5432/app") == []
+
+
+def test_a_table_pg_dump_cannot_read_fails_before_the_backup(db, tmp_path):
+    db.execute("CREATE TABLE payroll (amount int)")  # owned by the admin: app_user may not read it
+    checklist = run_checklist(settings(db), backup_dir=tmp_path)
+    row = checklist.by_key("backup_read")
+    assert row.status is Status.FAILURE and "app_user cannot read 1 relation: public.payroll" in row.detail
+    assert "GRANT pg_read_all_data TO app_user;" in row.hint
+    db.execute("GRANT SELECT ON payroll TO app_user")
+    assert run_checklist(settings(db), backup_dir=tmp_path).by_key("backup_read").status is Status.OK
+    # Without a backup the check is not needed.
+    assert run_checklist(settings(db), backup_dir=tmp_path, backup=False).by_key("backup_read") is None
 
 
 def test_disk_space_against_database_size(tmp_path):
