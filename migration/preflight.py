@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Iterator
 
 from . import catalog
+from .backup import human_bytes
 from .db import ServerFacts, connect, server_facts
 from .errors import explain
-from .backup import human_bytes
 from .pgtools import Locator, PgTool
 from .schema import TABLE, Table
 from .settings import Settings
