@@ -197,3 +197,18 @@ def test_backup_on_a_terminal_draws_a_live_progress_bar(db, tmp_path):
     assert "\r\x1b[2K  [████████████████████] 100%  1/1 tables" in output
     assert "✓ Backup written and verified: backups/backup_before_migration_" in output
     assert "Canary" not in output
+
+
+def test_run_leaves_an_invalid_table_to_the_migration_which_reports_it_in_the_guides_words(db, tmp_path):
+    with db.app() as conn:
+        conn.execute("CREATE TABLE database_backups (id serial PRIMARY KEY, filename text NOT NULL UNIQUE)")
+    result = run_cli("run", "--yes", cwd=tmp_path, env=cli_env(db.url))
+    assert result.returncode == exit_codes.FAILURE
+    lines_in_order(result.stdout, [
+        "Pre-migration checklist: ", "  Backup not needed: the migration will not change anything",
+        "🚀 Starting safe migration", "Error: Table database_backups already exists with a different structure",
+        "❌ Migration failed",
+    ])
+    assert "the migration stops on: Table database_backups (see below)" in result.stdout
+    assert "✓ Pre-migration checklist passed" not in result.stdout
+    assert not (tmp_path / "backups").exists()
