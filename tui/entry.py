@@ -29,6 +29,10 @@ def launch_wizard(args: argparse.Namespace) -> int:
 
 def _wizard_args(argv: list[str]) -> argparse.Namespace | None:
     """The parsed options when argv asks for the wizard (no command, no --help), else None."""
+    if argv in ([], ["--demo"]):
+        # The everyday launches need no parser (settings_from_args defaults every other option);
+        # the engine's modules then load in the settings worker, after the first frame.
+        return argparse.Namespace(demo=bool(argv), command=None)
     from migration.commands.common import add_target_options
 
     parser = argparse.ArgumentParser(prog="migrate-tui", add_help=False)
