@@ -7,9 +7,11 @@ What is measured, and why it is honest:
   exactly as an operator starts them: a fresh Python interpreter, every import, Textual's
   driver start-up and the first paint.
 - The clock starts just before the process is spawned and stops when the first frame's text
-  arrives on the terminal: the header title "migrate-tui" for the wizard, "minimal-app-ready"
-  for the minimal app (a Header + Static in a plain App). ANSI escapes are stripped before
-  searching, so the text must really have been drawn.
+  arrives on the terminal: the header title, "migrate-tui" for the wizard and
+  "minimal-app-ready" for the minimal app (a Header + Static in a plain App). ANSI escapes are
+  stripped before searching, so the text must really have been drawn.
+- The wizard's first frame is its real Target screen (header, status, facts still "…" until
+  the worker fills them in, footer with every key); its action buttons follow one frame later.
 - The wizard runs against a real PostgreSQL server started by this script (the embedded
   PostgreSQL 18 wheel), with DATABASE_URL in the environment and the working directory a
   temporary one (no .env). Its first frame must not wait for the database: the settings and
@@ -47,9 +49,11 @@ from textual.app import App
 from textual.widgets import Header, Static
 
 class Minimal(App):
+    TITLE = "minimal-app-ready"
+
     def compose(self):
         yield Header()
-        yield Static("minimal-app-ready")
+        yield Static("Hello")
 
 Minimal().run()
 """
