@@ -268,7 +268,7 @@ class MigrateApp(App):
         keys: list[tuple[str, str]] = []
         for key, active in self.active_bindings.items():
             b = active.binding
-            if b.description and b.show and active.enabled:
+            if b.description and b.show and active.enabled and b.action not in ("help", "app.help"):
                 keys.append((self.get_key_display(b), b.tooltip or b.description))
         self.push_screen(HelpScreen(keys, (self.screen.sub_title or "current").lower()))
 

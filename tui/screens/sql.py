@@ -45,9 +45,11 @@ class SqlScreen(WizardScreen):
     def _highlighted(self):
         from rich.syntax import Syntax
 
-        dark = self.app.current_theme.dark
-        return Syntax(self.sql, "sql", theme="monokai" if dark else "default", word_wrap=True,
-                      background_color="default")
+        theme = self.app.current_theme
+        # The screen's own background behind the code (no per-token boxes), pygments colours on top.
+        background = self.app.theme_variables.get("surface") or theme.surface or theme.background
+        return Syntax(self.sql, "sql", theme="monokai" if theme.dark else "friendly", word_wrap=True,
+                      background_color=background)
 
     def _rehighlight(self) -> None:
         self.query_one("#sql-text", Static).update(self._highlighted())
