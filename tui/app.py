@@ -245,10 +245,10 @@ class MigrateApp(App):
         if self.check_action("refresh", ()) is True and self.screen is self.target_screen:
             self.target_screen.load_overview()
 
-    def show_result(self, result: "RunFinished") -> None:
+    def show_result(self, result: "RunFinished", failed_step: str | None = None) -> None:
         from .screens.result import ResultScreen
 
-        self.push_screen(ResultScreen(result))
+        self.push_screen(ResultScreen(result, failed_step))
 
     async def action_back_to_target(self) -> None:
         if self.migration_running:

@@ -104,7 +104,8 @@ async def test_table_with_missing_column_fails_and_changes_nothing(db18, setting
         await open_result(app, pilot)
         text = screen_text(app)
         assert "❌ Migration failed" in text
-        assert MISSING_METADATA in text
+        assert "Step 2/8 Existence Check failed." in text
+        assert MISSING_METADATA in flat(text)
         assert "Nothing was changed" in text
         assert_no_secret(app, canary)
         await pilot.press("q")
@@ -141,6 +142,7 @@ async def test_index_name_clash_fails_late_and_leaves_no_table(db18, settings_fo
 
         await open_result(app, pilot)
         text = screen_text(app)
+        assert "Step 5/8 Index Creation failed." in text
         assert "All changes rolled back" in text
         assert "SQLSTATE 42P07" in text
         assert_no_secret(app, canary)

@@ -210,7 +210,9 @@ class MigrateScreen(WizardScreen):
 
     def action_show_result(self) -> None:
         if self.result is not None:
-            self.app.show_result(self.result)
+            failed = getattr(self, "_failed_panel", None)
+            step = f"Step {failed.number}/8 {failed.title}" if failed is not None else None
+            self.app.show_result(self.result, step)
 
     # -- helpers ------------------------------------------------------------------
     def _panel(self, step) -> StepPanel:

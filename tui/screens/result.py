@@ -26,9 +26,10 @@ class ResultScreen(WizardScreen):
         Binding("q", "app.quit", "Quit"),
     ]
 
-    def __init__(self, result: "RunFinished") -> None:
+    def __init__(self, result: "RunFinished", failed_step: str | None = None) -> None:
         super().__init__(id="result")
         self.result = result
+        self.failed_step = failed_step  # e.g. "Step 5/8 Index Creation", from the Migrate screen
 
     def compose(self) -> ComposeResult:
         r = self.result
@@ -39,6 +40,8 @@ class ResultScreen(WizardScreen):
             yield Static(headline(r), id="result-headline", classes=kind)
             yield Static(outcome_text(r), id="result-text")
             if r.error is not None and r.outcome.value != "success":
+                if self.failed_step and r.outcome.value != "cancelled":
+                    yield Static(f"{self.failed_step} failed.", id="result-step", markup=False)
                 yield Static(error_content(r.error), id="result-error")
             steps = next_steps(r)
             if steps:
