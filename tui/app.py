@@ -1,8 +1,11 @@
 """The migrate-tui wizard: a Textual app over the UI-free engine in :mod:`migration`.
 
-Flow: Target (default screen) → Migrate (pushed) → Result (pushed); Show SQL and
-Help are pushed from anywhere; ``back_to_target`` pops back to Target and reads
-the server again. A configuration problem shows ConfigErrorScreen instead.
+Flow: Target (default screen) → [Checklist → Backup when ``preflight``, the real
+app] → Migrate → Result, each pushed; SQL preview, Rollback, Audit log and Help
+are pushed from Target or Result; ``back_to_target`` pops back to Target and
+reads the server again. A configuration problem shows ConfigErrorScreen.
+Start-up: the first frame never waits for the database or imports the engine —
+the settings (or the demo database) arrive from ``resolve_settings`` after it.
 
 How to plug in a new screen (checklist, backup, rollback, audit log, ...)
 --------------------------------------------------------------------------
@@ -34,9 +37,11 @@ How to plug in a new screen (checklist, backup, rollback, audit log, ...)
    exception in one of its workers then reaches
    :meth:`MigrateApp.report_worker_error`, which shows an ErrorDialog with a
    message and a fix hint (``Worker.StateChanged`` does not bubble); override
-   ``worker_failed(worker)`` if the screen must leave a "running" state. Confirmations: ``push_screen(ConfirmDialog(
-   title, message), callback)``. Cancellation: an engine ``cancel()`` called
-   from a thread worker (it may block on ``cancel_safe``).
+   ``worker_failed(worker)`` if the screen must leave a "running" state.
+   Typed messages live in :mod:`tui.messages`. Confirmations:
+   ``push_screen(ConfirmDialog(title, message), callback)``. Cancellation: an
+   engine ``cancel()`` called from a thread worker (it may block on
+   ``cancel_safe``), never on the UI thread.
 4. Finish by ``await self.app.run_action("back_to_target")`` or a Back binding
    (``Binding("escape", "app.pop_screen", "Back")``).
 """
