@@ -58,7 +58,7 @@ async def test_cancel_during_a_waiting_step_rolls_everything_back(db18, settings
                 result = migrate.result
                 assert result.outcome is Outcome.CANCELLED
                 assert result.rolled_back
-                assert panel.state == "failed"
+                assert panel.state == "cancelled" and panel.error.sqlstate == "57014"
                 text = flat(screen_text(app))
                 assert "All changes rolled back" in text
                 await pilot.press("enter")

@@ -127,6 +127,21 @@ def test_result_failed_missing_column(snap_compare):
     assert snap_compare(wizard(INVALID, invalid_events), run_before=keys("m", "enter"), terminal_size=(80, 24))
 
 
+def test_migrate_cancelled(snap_compare):
+    app, running, replays = _running(confirm=True)
+
+    async def run_before(pilot):
+        await running(pilot)
+        await pilot.press("y")
+        await settle(pilot.app, pilot)
+
+    try:
+        assert snap_compare(app, run_before=run_before, terminal_size=(100, 30))
+    finally:
+        for replay in replays:
+            replay.cancel()
+
+
 def test_result_cancelled(snap_compare):
     app, running, replays = _running(confirm=True)
 

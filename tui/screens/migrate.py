@@ -134,7 +134,7 @@ class MigrateScreen(WizardScreen):
             self._log(f"- Step {event.step.value}/8 {event.step.title} skipped: {event.reason}", stamp)
         elif isinstance(event, ev.StepFailed):
             panel = self._panel(event.step)
-            panel.fail(event.error, event.elapsed_ms)
+            panel.fail(event.error, event.elapsed_ms, cancelled=self.cancelling)
             self._failed_panel = panel
             self._log(f"✗ Step {event.step.value}/8 {event.step.title} failed", stamp)
             for text in event.error.lines():

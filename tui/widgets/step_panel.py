@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from migration.errors import OperatorError
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
-ICONS = {"pending": "○", "done": "✓", "warning": "⚠", "skipped": "–", "failed": "✗"}
+ICONS = {"pending": "○", "done": "✓", "warning": "⚠", "skipped": "–", "failed": "✗", "cancelled": "⏹"}
 
 
 class StepPanel(Static):
@@ -57,9 +57,9 @@ class StepPanel(Static):
         self.message = reason
         self._render_panel()
 
-    def fail(self, error: "OperatorError", elapsed_ms: float) -> None:
+    def fail(self, error: "OperatorError", elapsed_ms: float, cancelled: bool = False) -> None:
         self._stop_timer()
-        self._set_state("failed")
+        self._set_state("cancelled" if cancelled else "failed")
         self.error, self.elapsed_ms = error, elapsed_ms
         self._render_panel()
 
@@ -83,8 +83,11 @@ class StepPanel(Static):
             if self.deterministic:
                 return "running"
             return f"running {time.monotonic() - self._started:.1f} s"
-        if self.state in ("done", "warning", "failed") and self.elapsed_ms is not None and not self.deterministic:
-            return f"{self.state if self.state != 'warning' else 'done'} in {self.elapsed_ms:.0f} ms"
+        if self.state in ("done", "warning", "failed", "cancelled") and self.elapsed_ms is not None \
+                and not self.deterministic:
+            if self.state in ("failed", "cancelled"):
+                return f"{self.state} after {self.elapsed_ms:.0f} ms"
+            return f"done in {self.elapsed_ms:.0f} ms"
         if self.state == "skipped" and self.message:
             return f"skipped: {self.message}"
         return {"warning": "done"}.get(self.state, self.state)
@@ -98,7 +101,7 @@ class StepPanel(Static):
         if self.state in ("done", "warning") and self.message:
             parts.append(Content.from_markup("  $message", message=self.message))
             parts.extend(Content.from_markup("    [dim]$d[/dim]", d=d) for d in self.details)
-        if self.state == "failed" and self.error is not None:
+        if self.state in ("failed", "cancelled") and self.error is not None:
             err = self.error
             code = f" (SQLSTATE {err.sqlstate})" if err.sqlstate else ""
             parts.append(Content.from_markup("  [b]Error:[/b] $m$code", m=err.message, code=code))
