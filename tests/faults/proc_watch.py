@@ -3,13 +3,22 @@
 A thread scans /proc every few milliseconds, finds every descendant of the root PIDs
 (parent links from /proc/<pid>/stat) and keeps each distinct (argv, environ) it sees,
 so a test can search them afterwards. Linux only.
+
+:class:`ProcessWatcher` does the same from a separate process (``python proc_watch.py``),
+for tests whose own process must not share its interpreter with a busy polling thread
+(a Textual app under Pilot).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+import tempfile
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass
@@ -47,6 +56,8 @@ class ProcWatcher:
     roots: set[int]
     interval_s: float = 0.003
     include_roots: bool = False
+    exclude: set[int] = field(default_factory=set)
+    on_new: object = None  # called with each new Seen (the watcher process writes it out)
     seen: list[Seen] = field(default_factory=list)
     _keys: set = field(default_factory=set)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -80,7 +91,7 @@ class ProcWatcher:
         with self._lock:
             roots = set(self.roots)
         for pid in parents:
-            if pid in roots and not self.include_roots:
+            if (pid in roots and not self.include_roots) or pid in self.exclude:
                 continue
             if not self._descends(pid, roots, parents):
                 continue
@@ -93,8 +104,11 @@ class ProcWatcher:
                 continue
             self._keys.add(key)
             env = dict(item.split(b"=", 1) for item in environ.split(b"\0") if b"=" in item)
+            seen = Seen(pid, [a for a in argv.split(b"\0") if a], env)
             with self._lock:
-                self.seen.append(Seen(pid, [a for a in argv.split(b"\0") if a], env))
+                self.seen.append(seen)
+            if self.on_new is not None:
+                self.on_new(seen)
 
     @staticmethod
     def _descends(pid: int, roots: set[int], parents: dict[int, int]) -> bool:
@@ -113,3 +127,53 @@ class ProcWatcher:
     def snapshot(self) -> list[Seen]:
         with self._lock:
             return list(self.seen)
+
+
+class ProcessWatcher:
+    """A ProcWatcher for one root PID, running in its own process; results are read from a file."""
+
+    def __init__(self, root: int, interval_s: float = 0.003) -> None:
+        self.root = root
+        self.interval_s = interval_s
+        self.path = Path(tempfile.mkstemp(prefix="proc-watch-", suffix=".jsonl")[1])
+
+    def __enter__(self) -> "ProcessWatcher":
+        self.proc = subprocess.Popen([sys.executable, __file__, str(self.root), str(self.interval_s), str(self.path)],
+                                     stdin=subprocess.PIPE)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(10)
+        self.path.unlink(missing_ok=True)
+
+    def snapshot(self) -> list[Seen]:
+        out = []
+        for line in self.path.read_text().splitlines():
+            try:
+                item = json.loads(line)
+            except ValueError:  # a line being written
+                continue
+            out.append(Seen(item["pid"], [bytes.fromhex(a) for a in item["argv"]],
+                            {bytes.fromhex(k): bytes.fromhex(v) for k, v in item["environ"].items()}))
+        return out
+
+    def named(self, name: str) -> list[Seen]:
+        return [s for s in self.snapshot() if s.name == name]
+
+
+def _serve(root: int, interval_s: float, out_path: str) -> None:
+    with open(out_path, "a", encoding="ascii") as out:
+        def write(seen: Seen) -> None:
+            out.write(json.dumps({"pid": seen.pid, "argv": [a.hex() for a in seen.argv],
+                                  "environ": {k.hex(): v.hex() for k, v in seen.environ.items()}}) + "\n")
+            out.flush()
+
+        watcher = ProcWatcher({root}, interval_s, exclude={os.getpid()}, on_new=write)
+        with watcher:
+            sys.stdin.read()  # until the test closes our stdin
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]), float(sys.argv[2]), sys.argv[3])

@@ -4,7 +4,8 @@ Searched afterwards, with zero hits allowed: stdout and stderr of each command, 
 screenshots of each wizard screen, the audit logs, every file written (backups, their
 .sha256 and manifests, rollback safety copies), and the argv and environment of every
 child process seen while the commands ran (/proc, polled every few ms; the backups are
-held on a table lock until the watcher has seen pg_dump, so it is always caught).
+held on a table lock until the watcher has seen pg_dump, so it is always caught; the restores
+run psql with the same passfile).
 
 Found and asserted: pg_dump gets the password through PGPASSFILE (a 0600 file in a 0700
 directory, removed afterwards), never through argv or PGPASSWORD, and the operator's
@@ -23,7 +24,7 @@ from urllib.parse import quote
 import pytest
 
 from fault_support import CANARY, RUN, cli_env, finish, start_cli, table_state, wait_until, waiting_on_lock
-from proc_watch import ProcWatcher
+from proc_watch import ProcessWatcher, ProcWatcher
 
 FORMS = (CANARY.encode(), quote(CANARY, safe="").encode())
 CRON = "Cron-secret-canary-5e1f-DO-NOT-LEAK"  # the optional secrets must not leak either
@@ -39,12 +40,12 @@ def files_under(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file()]
 
 
-def real_dumps(watcher: ProcWatcher) -> list:
+def real_dumps(watcher: "ProcWatcher | ProcessWatcher") -> list:
     """pg_dump processes that dump (not the `pg_dump --version` probes of the tool search)."""
     return [s for s in watcher.named("pg_dump") if b"--version" not in s.argv]
 
 
-def assert_children_clean(watcher: ProcWatcher, what: str) -> list:
+def assert_children_clean(watcher: "ProcWatcher | ProcessWatcher", what: str) -> list:
     """Every child's argv and environment is free of the secrets; returns the pg_dump children seen."""
     for seen in watcher.snapshot():
         argv = b"\0".join(seen.argv)
@@ -114,10 +115,17 @@ def test_headless_commands_never_show_the_password(shop, tmp_path):
         result = run("rollback --yes", "rollback", "--yes")
         assert result.returncode == 0, result.output
         assert table_state(db) == "absent"
+        copies = sorted((tmp_path / "backups").glob("public.database_backups-before-rollback-*.sql"))
+        assert copies, "the rollback took a safety copy"
+        result = run("rollback --restore", "rollback", "--restore", str(copies[-1]))  # psql gets the passfile
+        assert result.returncode == 0, result.output
+        assert table_state(db) == "valid"
+        assert run("rollback --yes (again)", "rollback", "--yes", "--no-table-backup").returncode == 0
         assert run("sql", "sql").returncode == 0
         assert run("log", "log").returncode == 0
         assert run("log --json", "log", "--json").returncode == 0
         seen_dumps = assert_children_clean(watcher, "headless")
+        assert watcher.named("psql"), "psql (the restore) was seen"
         passfiles = [Path(s.environ[b"PGPASSFILE"].decode()) for s in seen_dumps if b"PGPASSFILE" in s.environ]
 
     assert len(dumps) >= 1 and len(dumps2) >= 1, "pg_dump was seen during both backups"
@@ -185,7 +193,7 @@ async def test_wizard_screens_never_show_the_password(shop, tmp_path, monkeypatc
     audit = tmp_path / "audit-wizard.log"
     app = MigrateApp(settings=settings, preflight=True, audit_log=audit)
     shots = Shots(app, tmp_path / "screenshots")
-    with ProcWatcher({os.getpid()}, interval_s=0.05) as watcher:
+    with ProcessWatcher(os.getpid()) as watcher:  # its own process: polls /proc without slowing the app
         async with app.run_test(size=(100, 30)) as pilot:
             await _settle(app, pilot)
             await _until(pilot, lambda: app.target_screen.overview is not None, "the target overview")
@@ -238,6 +246,13 @@ async def test_wizard_screens_never_show_the_password(shop, tmp_path, monkeypatc
             await _settle(app, pilot)
             shots.take("rollback-done")
             assert table_state(db) == "absent"
+            await pilot.press("u")  # undo: restore the safety copy (psql, with the passfile)
+            await pilot.pause()
+            shots.take("confirm-restore")
+            await pilot.press("y")
+            await _settle(app, pilot)
+            shots.take("restored")
+            assert table_state(db) == "valid"
             await pilot.press("l")
             await _settle(app, pilot)
             shots.take("audit-log")
@@ -265,6 +280,7 @@ async def test_wizard_screens_never_show_the_password(shop, tmp_path, monkeypatc
             await _settle(down_app, pilot)
             down_shots.take("target-connection-failed")
         dumps = assert_children_clean(watcher, "wizard")
+        assert watcher.named("psql"), "psql was seen while the wizard restored the copy"
 
     assert dumps, "pg_dump was seen while the wizard backed up"
     visited = set(shots.screens.values()) | set(config_shots.screens.values())
