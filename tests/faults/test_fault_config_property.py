@@ -13,11 +13,13 @@ import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings as hsettings, strategies as st
 
 from migration.errors import ConfigError
 from migration.settings import load_settings, mask_url
 
+PW = "Env-canary-pw-91c4"  # the CLI cases below
 MARK = "Kx7"  # in every generated password, so fixed message text cannot contain it by chance
 text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=10)
 passwords = st.builds(lambda a, b: a + MARK + b, text, text)
@@ -118,3 +120,31 @@ def test_arbitrary_bytes_as_env_file(blob, password):
             assert form_free("\n".join(exc.error.lines()), _forms(password))
             return
     assert form_free(settings.masked_url + repr(settings) + str(settings.target), _forms(password))
+
+
+# -- the same through the real command line: exit 78 (or 1 when it gets as far as connecting) -----------
+NASTY_ENV_FILES = {
+    "invalid-utf8": b"DATABASE_URL=postgresql://app:" + PW.encode() + b"@127.0.0.1:1/shop\nX=caf\xe9\n",
+    "unterminated-quote": ('DATABASE_URL="postgresql://app:' + PW + '@127.0.0.1:1/shop\n').encode(),
+    "prisma-schema": ("DATABASE_URL=postgresql://app:" + PW + "@127.0.0.1:1/shop?schema=public\n").encode(),
+    "not-a-url": ("DATABASE_URL=app:" + PW + "@127.0.0.1/shop\n").encode(),
+    "bad-port": ("DATABASE_URL=postgresql://app:" + PW + "@127.0.0.1:99999/shop\n").encode(),
+    "junk-timeouts": ("DATABASE_URL=postgresql://app:" + PW + "@127.0.0.1:1/shop\n"
+                      "MIGRATE_LOCK_TIMEOUT_MS=soon\n").encode(),
+    "nul-bytes": b"DATABASE_URL=postgresql://app:" + PW.encode() + b"@127.0.0.1:1/sh\x00op\n",
+    "refused": ("DATABASE_URL=postgresql://app:" + PW + "@127.0.0.1:1/shop\n").encode(),
+}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("name", list(NASTY_ENV_FILES))
+def test_nasty_env_files_through_the_cli(name, tmp_path):
+    from fault_support import cli_env, run_cli
+
+    env_file = tmp_path / "prod.env"
+    env_file.write_bytes(NASTY_ENV_FILES[name])
+    for args in (("check",), ("run", "--yes"), ("backup",), ("rollback",)):
+        result = run_cli(*args, "--env-file", str(env_file), cwd=tmp_path, env=cli_env(), secrets=(PW,))
+        assert result.returncode in (1, 78), (args, result.output)
+        assert "Error:" in result.output or "✗" in result.output, result.output
+        assert "Fix:" in result.output, result.output
