@@ -190,6 +190,17 @@ class MigrateApp(App):
         self.target_screen.settings_failed()
         self.push_screen(ConfigErrorScreen(message.error))
 
+    async def action_retry_settings(self) -> None:
+        """From the configuration screen, after the operator fixed .env or the environment."""
+        from .screens.error import ConfigErrorScreen
+
+        if not isinstance(self.screen, ConfigErrorScreen):
+            return
+        self.config_error = None
+        await self.pop_screen()
+        self.target_screen.show_pending()
+        self.resolve_settings()
+
     # -- navigation -------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in NEEDS_SETTINGS:

@@ -179,3 +179,21 @@ async def test_a_crashing_worker_shows_an_error_dialog_not_a_dead_screen(db18, s
         await target_ready(app, pilot)
         assert app.screen is app.target_screen
     assert not db18.table_exists()
+
+
+async def test_fixing_the_configuration_and_trying_again(tmp_path, db18, monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    env = tmp_path / ".env"
+    env.write_text("DATABASE_URL=\n")
+    app = MigrateApp(SettingsSource(argparse.Namespace(env_file=str(env))))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        assert isinstance(app.screen, ConfigErrorScreen)
+        assert "DATABASE_URL is not set." in flat(screen_text(app))
+        env.write_text(f"DATABASE_URL={db18.url}\n")  # the operator fixes .env
+        await pilot.press("r")
+        screen = await target_ready(app, pilot)
+        assert app.screen is screen and app.config_error is None
+        assert screen.overview.error is None and screen.overview.state == "absent"
+        await pilot.press("q")
+    assert app.return_code == exit_codes.OK

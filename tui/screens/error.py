@@ -61,7 +61,8 @@ class ConfigErrorScreen(Screen):
     """Missing or invalid configuration: nothing was attempted. Quitting exits with code 78."""
 
     CSS_PATH = "dialogs.tcss"
-    BINDINGS = [Binding("q,escape", "app.quit", "Quit")]
+    BINDINGS = [Binding("r", "app.retry_settings", "Read the configuration again"),
+                Binding("q,escape", "app.quit", "Quit")]
 
     def __init__(self, error: "OperatorError") -> None:
         super().__init__(id="config-error")
@@ -77,6 +78,7 @@ class ConfigErrorScreen(Screen):
                          "To try the wizard without a database of your own: migrate-tui --demo",
                          classes="dialog-note", markup=False)
         with Horizontal(classes="dialog-buttons"):
+            yield Button("Try again (r)", id="retry", variant="primary", action="app.retry_settings", compact=True)
             yield Button("Quit (q)", id="quit", variant="error", action="app.quit", compact=True)
         yield Footer(compact=True)
 
