@@ -84,3 +84,29 @@ def describe_target(settings: Settings, table: Table = TABLE) -> TargetOverview:
         error = explain(exc, user=user, schema=settings.schema, secrets=settings.secrets())
         return TargetOverview(**base, facts=facts, error=error)
     return TargetOverview(**base, facts=facts, report=report)
+
+
+def lock_waits(settings: Settings) -> tuple:
+    """Who the migration is waiting for: the sessions blocking a migrate-tui backend of this database.
+
+    Read on a separate short connection while a step runs long (the wizard polls it); returns
+    ``migration.rollback_events.Blocker`` items (redacted queries), empty when nothing waits on
+    a lock. Never raises: a failure to look is not a failure of the migration.
+    """
+    from .db import APPLICATION_NAME, connect
+    from .rollback_preview import blockers
+
+    try:
+        with connect(settings, connect_timeout=OVERVIEW_CONNECT_TIMEOUT_S,
+                     application_name=f"{APPLICATION_NAME} (lock monitor)") as conn:
+            waiting = [row[0] for row in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s "
+                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()", (APPLICATION_NAME,)).fetchall()]
+            found: dict[int, object] = {}
+            for pid in waiting:
+                for blocker in blockers(conn, pid, settings.secrets()):
+                    if blocker.pid not in waiting:
+                        found.setdefault(blocker.pid, blocker)
+            return tuple(found.values())
+    except Exception:  # noqa: BLE001 - best effort, shown only as a hint
+        return ()

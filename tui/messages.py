@@ -47,3 +47,12 @@ class SettingsFailed(Message):
     def __init__(self, error) -> None:
         super().__init__()
         self.error = error  # migration.errors.OperatorError
+
+
+class LockWaits(Message):
+    """The sessions a running step waits for (migration.overview.lock_waits), polled while it runs long."""
+
+    def __init__(self, step: int, blockers: tuple) -> None:
+        super().__init__()
+        self.step = step  # Step number (1-8)
+        self.blockers = blockers  # migration.rollback_events.Blocker items

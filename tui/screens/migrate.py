@@ -20,7 +20,7 @@ from textual.content import Content
 from textual.widgets import Button, Footer, Header, RichLog, Static
 from textual.worker import Worker
 
-from ..messages import EngineEvent
+from ..messages import EngineEvent, LockWaits
 from ..widgets.step_panel import StepPanel
 from .base import WizardScreen
 from .confirm import ConfirmDialog
@@ -28,6 +28,9 @@ from .confirm import ConfirmDialog
 if TYPE_CHECKING:
     from migration.events import RunFinished
     from migration.settings import Settings
+
+LOCK_POLL_S = 1.0  # a step running longer than this is checked for lock waits, every second
+
 
 OUTCOME_BANNER = {
     "success": ("🎉 Migration completed successfully!", "-success"),
@@ -81,6 +84,8 @@ class MigrateScreen(WizardScreen):
         self.query_one("#see-result").display = False
         self.migration = self.app.migration_factory(self.settings, self._emit)
         self._run()
+        if not self.app.deterministic:
+            self.set_interval(LOCK_POLL_S, self._poll_locks)
 
     def on_unmount(self) -> None:
         """The app is going away (crash, SIGHUP, test teardown) mid-run: stop the statement, roll back."""
@@ -107,6 +112,28 @@ class MigrateScreen(WizardScreen):
                          "-error")
             self.query_one("#cancel").display = False
             self.refresh_bindings()
+
+    # -- a step that waits: who holds the lock ---------------------------------------
+    def _poll_locks(self) -> None:
+        panel = next((p for p in self.query(StepPanel).results(StepPanel) if p.state == "running"), None)
+        if panel is not None and self.running and panel.running_for >= LOCK_POLL_S:
+            self._check_locks(panel.number)
+
+    @work(thread=True, exit_on_error=False, group="locks", exclusive=True)
+    def _check_locks(self, number: int) -> None:
+        from migration.overview import lock_waits
+
+        self.post_message(LockWaits(number, lock_waits(self.settings)))
+
+    def on_lock_waits(self, message: LockWaits) -> None:
+        panel = self.query_one(f"#step-{message.step}", StepPanel)
+        lines: tuple[str, ...] = ()
+        if message.blockers:
+            lines = ("Waiting for a lock held by:",
+                     *(f"  {b.describe()}" for b in message.blockers),
+                     f"It goes on when they finish, or gives up after lock_timeout "
+                     f"({self.settings.lock_timeout_ms} ms); Esc cancels.")
+        panel.set_waiting(lines)
 
     # -- engine events ------------------------------------------------------------
     def on_engine_event(self, message: EngineEvent) -> None:

@@ -30,6 +30,7 @@ class StepPanel(Static):
         self.details: tuple[str, ...] = ()
         self.elapsed_ms: float | None = None
         self.error: OperatorError | None = None
+        self.waiting: tuple[str, ...] = ()  # while running: the sessions it waits for
         self._started = 0.0
         self._frame = 0
         self._timer = None
@@ -44,6 +45,15 @@ class StepPanel(Static):
         if not self.deterministic:
             self._timer = self.set_interval(0.1, self._tick)
         self._render_panel()
+
+    @property
+    def running_for(self) -> float:
+        return time.monotonic() - self._started if self.state == "running" else 0.0
+
+    def set_waiting(self, lines: tuple[str, ...]) -> None:
+        if self.state == "running" and lines != self.waiting:
+            self.waiting = lines
+            self._render_panel()
 
     def finish(self, message: str, details: tuple[str, ...], elapsed_ms: float, warning: bool = False) -> None:
         self._stop_timer()
@@ -70,6 +80,7 @@ class StepPanel(Static):
         self.add_class(f"-{state}")
 
     def _stop_timer(self) -> None:
+        self.waiting = ()
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
@@ -98,6 +109,8 @@ class StepPanel(Static):
             "[b]$icon $number/8 $title[/b] [dim]·[/dim] $description  [dim italic]$status[/]",
             icon=icon, number=str(self.number), title=self.title, description=self.description,
             status=self._status())]
+        if self.state == "running" and self.waiting:
+            parts.extend(Content.from_markup("  [$warning]$w[/]", w=w) for w in self.waiting)
         if self.state in ("done", "warning") and self.message:
             parts.append(Content.from_markup("  $message", message=self.message))
             parts.extend(Content.from_markup("    [dim]$d[/dim]", d=d) for d in self.details)
