@@ -22,8 +22,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-import psycopg
-
 from .db import connect, server_facts
 from .errors import MigrateError, OperatorError, explain
 from .pgtools import Locator, PgTool, child_env, explain_tool_failure, public_conninfo, safe_environ
@@ -37,6 +35,8 @@ PLAIN_TRAILER = b"-- PostgreSQL database dump complete"
 CUSTOM_MAGIC = b"PGDMP"
 _TAIL = 64 * 1024
 _CHUNK = 1 << 20
+_HASH_CHUNK = 4 << 20  # the follower's reads: large, into one reused buffer
+_HASH_NICE = 10  # the follower thread yields the CPU to pg_dump and the server (Linux: per-thread nice)
 _TABLE_LINE = re.compile(r'dumping contents of table "(.+)"')
 
 # Tables whose data pg_dump writes: ordinary tables outside system schemas and not owned by extensions.
@@ -162,32 +162,55 @@ def verify_custom(path: Path, pg_restore: PgTool) -> str | None:
 
 
 class _Follower(threading.Thread):
-    """Hashes a file while pg_dump appends to it (plain format only: it never seeks back)."""
+    """Hashes a file while pg_dump appends to it (plain format only: it never seeks back).
+
+    It runs at a lower priority so that it only takes CPU that pg_dump and the server leave idle;
+    :meth:`finish` takes over whatever is left in the calling thread, at normal priority.
+    """
 
     def __init__(self, path: Path) -> None:
         super().__init__(name="migrate-tui-backup-hash", daemon=True)
         self.path = path
         self.digest = hashlib.sha256()
         self.count = 0
-        self._stop_at_eof = threading.Event()
+        self._handoff = threading.Event()
 
     def run(self) -> None:
-        with open(self.path, "rb") as handle:
-            final = False
-            while True:
-                chunk = handle.read(_CHUNK)
-                if chunk:
-                    self.digest.update(chunk)
-                    self.count += len(chunk)
-                    continue
-                if final:
+        _lower_thread_priority()
+        buffer = bytearray(_HASH_CHUNK)
+        view = memoryview(buffer)
+        with open(self.path, "rb", buffering=0) as handle:
+            while not self._handoff.is_set():
+                n = handle.readinto(buffer)
+                if n:
+                    self.digest.update(view[:n])
+                    self.count += n
+                elif self._handoff.wait(0.05):
                     return
-                final = self._stop_at_eof.wait(0.05)
+
+    def stop(self) -> None:
+        self._handoff.set()
+        self.join()
 
     def finish(self) -> str:
-        self._stop_at_eof.set()
-        self.join()
+        """The sha256 of the whole (complete) file: the rest is hashed here, in the caller's thread."""
+        self.stop()
+        with open(self.path, "rb") as handle:
+            handle.seek(self.count)
+            buffer = bytearray(_HASH_CHUNK)
+            view = memoryview(buffer)
+            while n := handle.readinto(buffer):
+                self.digest.update(view[:n])
+                self.count += n
         return self.digest.hexdigest()
+
+
+def _lower_thread_priority() -> None:
+    """Run the calling thread at a lower priority (Linux: nice applies per thread); best effort."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _HASH_NICE)
+    except (AttributeError, OSError):
+        pass
 
 
 # --- the backup -----------------------------------------------------------------------------------
@@ -234,16 +257,18 @@ class Backup:
     def run(self) -> BackupFinished:
         t0 = time.monotonic()
         tmp: Path | None = None
+        conn = None
         try:
             self._check_cancel()
-            facts, database_bytes, tables = self._inspect()
+            # Only what must come first (the server version picks pg_dump) runs before pg_dump starts;
+            # the sizes for progress are read on the same connection while pg_dump connects.
+            conn = connect(self.settings, application_name="migrate-tui-backup-inspect")
+            facts = server_facts(conn)
             tool = self._choose_tool(facts.major)
             self._check_cancel()
             final, tmp = self._reserve_names()
             started_at = datetime.now(timezone.utc)
-            self._emit(BackupStarted(str(final), self.fmt, len(tables), facts.database, database_bytes,
-                                     facts.version, tool))
-            follower, stderr = self._dump(tool, tmp, tables, t0, facts.major)
+            follower, stderr, tables = self._dump(tool, tmp, final, conn, facts, t0)
             dump_s = time.monotonic() - t0
             _fsync(tmp)
             t_verify = time.monotonic()
@@ -276,9 +301,10 @@ class Backup:
                 result = BackupFinished("failed", f"Backup failed: {error.message}{note}", error=error,
                                         elapsed_s=time.monotonic() - t0)
         finally:
+            _close(conn)
             self._proc = None
             if self._follower is not None and self._follower.is_alive():
-                self._follower.finish()
+                self._follower.stop()
             self._follower = None
         self._emit(result)
         return result
@@ -288,18 +314,19 @@ class Backup:
         if self._cancel.is_set():
             raise Cancelled
 
-    def _inspect(self):
-        """Server facts, database size and the tables pg_dump will dump (sizes for weighting)."""
-        with connect(self.settings, application_name="migrate-tui-backup-inspect") as conn:
-            facts = server_facts(conn)
-            database_bytes = int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
-            # pg_table_size() takes a lock: give up quickly (a locked table) and use the planner's estimate.
-            conn.execute("SET lock_timeout = 1000")
-            try:
-                rows = conn.execute(_TABLES.format(size=_EXACT_SIZE)).fetchall()
-            except psycopg.errors.LockNotAvailable:
-                rows = conn.execute(_TABLES.format(size=_ESTIMATED_SIZE)).fetchall()
-        return facts, database_bytes, [TableSize(n, int(b or 0), int(t or 0)) for n, b, t in rows]
+    @staticmethod
+    def _sizes(conn) -> tuple[int, list[TableSize]]:
+        """The database size and the tables pg_dump will dump, with their sizes (to weight progress)."""
+        from psycopg.errors import LockNotAvailable
+
+        database_bytes = int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
+        # pg_table_size() takes a lock: give up quickly (a locked table) and use the planner's estimate.
+        conn.execute("SET lock_timeout = 1000")
+        try:
+            rows = conn.execute(_TABLES.format(size=_EXACT_SIZE)).fetchall()
+        except LockNotAvailable:
+            rows = conn.execute(_TABLES.format(size=_ESTIMATED_SIZE)).fetchall()
+        return database_bytes, [TableSize(n, int(b or 0), int(t or 0)) for n, b, t in rows]
 
     def _choose_tool(self, server_major: int) -> PgTool:
         if self.tool is not None:
@@ -342,9 +369,12 @@ class Backup:
                 f"--lock-wait-timeout={self.lock_wait_timeout_ms}",
                 f"--dbname={public_conninfo(self.settings, self._app_name)}"]
 
-    def _dump(self, tool: PgTool, tmp: Path, tables: list[TableSize], t0: float, server_major: int):
-        progress = _Progress(tables)
+    def _dump(self, tool: PgTool, tmp: Path, final: Path, conn, facts, t0: float):
+        server_major = facts.major
+        progress = _Progress()
         lines: list[str] = []
+        eof = threading.Event()
+        tables: list[TableSize] = []
         with child_env(self.settings) as env:
             with self._lock:
                 self._check_cancel()
@@ -355,16 +385,17 @@ class Backup:
             follower = self._follower = _Follower(tmp) if self.fmt == "plain" else None
             if follower:
                 follower.start()
-            reader = threading.Thread(target=self._read_stderr, args=(proc, lines, progress), daemon=True,
+            reader = threading.Thread(target=self._read_stderr, args=(proc, lines, progress, eof), daemon=True,
                                       name="migrate-tui-backup-stderr")
             reader.start()
-            monitor = _CopyMonitor(self.settings, self._app_name, server_major)
+            monitor = _CopyMonitor(conn if server_major >= 14 else None, self._app_name)
             try:
-                while proc.poll() is None:
-                    try:
-                        proc.wait(self.progress_interval_s)
-                    except subprocess.TimeoutExpired:
-                        pass
+                database_bytes, tables = self._sizes(conn)
+                progress.set_tables(tables)
+                self._emit(BackupStarted(str(final), self.fmt, len(tables), facts.database, database_bytes,
+                                         facts.version, tool))
+                # pg_dump closes its stderr when it exits: wake up then, not at the next poll.
+                while not eof.wait(self.progress_interval_s) and proc.poll() is None:
                     written = follower.count if follower else _size(tmp)
                     self._emit(progress.event(written, time.monotonic() - t0, monitor.tuples()))
             except BaseException:
@@ -386,19 +417,23 @@ class Backup:
                                                     backup_dir=self.backup_dir))
         # The file is complete now: report its real size (the hashing follower may still be catching up).
         self._emit(progress.event(_size(tmp), time.monotonic() - t0, None, finished=True))
-        return follower, stderr
+        return follower, stderr, tables
 
     @staticmethod
-    def _read_stderr(proc: subprocess.Popen, lines: list[str], progress: "_Progress") -> None:
+    def _read_stderr(proc: subprocess.Popen, lines: list[str], progress: "_Progress", eof: threading.Event) -> None:
         assert proc.stderr is not None
-        for line in proc.stderr:
-            line = line.rstrip("\n")
-            match = _TABLE_LINE.search(line)
-            if match:
-                progress.table_started(match.group(1))
-            elif line.startswith("pg_dump: ") and not any(k in line for k in ("error", "detail", "hint", "could")):
-                continue  # verbose chatter
-            lines.append(line)
+        try:
+            for line in proc.stderr:
+                line = line.rstrip("\n")
+                match = _TABLE_LINE.search(line)
+                if match:
+                    progress.table_started(match.group(1))
+                elif line.startswith("pg_dump: ") and not any(k in line for k in ("error", "detail", "hint",
+                                                                                   "could")):
+                    continue  # verbose chatter
+                lines.append(line)
+        finally:
+            eof.set()
 
     def _verify(self, tmp: Path, follower: _Follower | None, tool: PgTool) -> str:
         if self.fmt == "plain":
@@ -469,15 +504,25 @@ class Backup:
 class _Progress:
     """Tables done / total from pg_dump --verbose, weighted by relation size, with an ETA."""
 
-    def __init__(self, tables: list[TableSize]) -> None:
-        self.weights = {t.name: t.bytes + 8192 for t in tables}  # empty tables still count a little
-        self.tuples = {t.name: t.tuples for t in tables}
-        self.total = sum(self.weights.values()) or 1
+    def __init__(self, tables: list[TableSize] | None = None) -> None:
+        self.weights: dict[str, int] = {}
+        self.tuples: dict[str, int] = {}
+        self.total = 1
         self.done_weight = 0
         self.started: list[str] = []
         self.data_start: float | None = None
         self.shown = 0.0  # never move the bar backwards (the COPY counter lags a table switch)
         self._lock = threading.Lock()
+        if tables is not None:
+            self.set_tables(tables)
+
+    def set_tables(self, tables: list[TableSize]) -> None:
+        """The sizes arrive once pg_dump runs; tables it started before that are counted now."""
+        with self._lock:
+            self.weights = {t.name: t.bytes + 8192 for t in tables}  # empty tables still count a little
+            self.tuples = {t.name: t.tuples for t in tables}
+            self.total = sum(self.weights.values()) or 1
+            self.done_weight = sum(self.weights.get(name, 0) for name in self.started[:-1])
 
     def table_started(self, name: str) -> None:
         with self._lock:
@@ -509,16 +554,12 @@ class _Progress:
 class _CopyMonitor:
     """Rows copied so far by pg_dump's running COPY (pg_stat_progress_copy, PostgreSQL 14+)."""
 
-    def __init__(self, settings: Settings, app_name: str, server_major: int) -> None:
+    def __init__(self, conn, app_name: str) -> None:
+        """``conn``: the backup's own autocommit connection (None before PostgreSQL 14); not closed here."""
         self.app_name = app_name
-        self.conn = None
+        self.conn = conn
         self._next = 0.0
         self._last: int | None = None
-        if server_major >= 14:
-            try:
-                self.conn = connect(settings, connect_timeout=5, application_name="migrate-tui-backup-progress")
-            except Exception:  # progress is best effort; the dump itself reports real failures
-                self.conn = None
 
     def tuples(self) -> int | None:
         if self.conn is None or time.monotonic() < self._next:
@@ -529,18 +570,13 @@ class _CopyMonitor:
                 "SELECT p.tuples_processed FROM pg_stat_progress_copy p JOIN pg_stat_activity a ON a.pid = p.pid "
                 "WHERE a.application_name = %s", (self.app_name,)).fetchone()
             self._last = int(row[0]) if row else None
-        except Exception:
-            self.close()
+        except Exception:  # progress is best effort; the dump itself reports real failures
+            self.conn = None
             self._last = None
         return self._last
 
     def close(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except Exception:
-                pass
-            self.conn = None
+        self.conn = None
 
 
 # --- files ----------------------------------------------------------------------------------------
@@ -565,6 +601,14 @@ def _fsync_dir(path: Path) -> None:
         _fsync(path)
     except OSError:  # some file systems cannot fsync a directory
         pass
+
+
+def _close(conn) -> None:
+    if conn is not None:
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001 - closing is best effort
+            pass
 
 
 def _delete(path: Path | None) -> bool:
