@@ -1,0 +1,95 @@
+"""The wizard in a real terminal (tmux): 80x24 and 120x40, xterm-256color and NO_COLOR=1.
+
+`migrate-tui --demo` runs as an operator would start it: Target → Checklist → Backup →
+Migrate → Result → quit, read back with `tmux capture-pane`. Then the exit code, and the
+demo database is gone. Polls the pane (there is no event to wait on in another process).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TMUX = shutil.which("tmux")
+
+pytestmark = pytest.mark.skipif(TMUX is None and not os.environ.get("CI"), reason="tmux is not installed")
+
+
+class Pane:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def text(self) -> str:
+        return subprocess.run([TMUX, "capture-pane", "-p", "-t", self.name], capture_output=True, text=True,
+                              check=True).stdout
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run([TMUX, "send-keys", "-t", self.name, *keys], check=True)
+
+    def wait_for(self, text: str, timeout: float = 60) -> str:
+        """The pane once it shows ``text`` and has stopped changing (a capture can catch a frame
+        half-drawn, and the spinner of a running step keeps changing it)."""
+        deadline = time.monotonic() + timeout
+        previous = None
+        while time.monotonic() < deadline:
+            screen = self.text()
+            if text in screen and screen == previous:
+                return screen
+            previous = screen if text in screen else None
+            time.sleep(0.25)
+        raise AssertionError(f"{text!r} never appeared (or never settled); the pane shows:\n{self.text()}")
+
+
+@pytest.mark.parametrize("size,no_color", [((80, 24), False), ((120, 40), True)], ids=["80x24", "120x40-NO_COLOR"])
+def test_demo_wizard_in_tmux(tmp_path, size, no_color):
+    assert TMUX is not None
+    name = f"wiz-{uuid.uuid4().hex[:8]}"
+    migrate_tui = Path(sys.executable).with_name("migrate-tui")
+    exe = str(migrate_tui) if migrate_tui.exists() else f"{sys.executable} -m tui.entry"
+    env = {"TERM": "xterm-256color", "MIGRATE_AUDIT_LOG": str(tmp_path / "audit.log"), "PYTHONPATH": str(ROOT)}
+    if no_color:
+        env["NO_COLOR"] = "1"
+    exports = " ".join(f"{k}='{v}'" for k, v in env.items())
+    done = tmp_path / "exit_code"
+    command = f"cd '{tmp_path}' && env {exports} {exe} --demo; echo $? > '{done}'; sleep 30"
+    before = set(Path(os.environ.get("TMPDIR", "/tmp")).glob("migrate-tui-pg-*"))
+    subprocess.run([TMUX, "new-session", "-d", "-s", name, "-x", str(size[0]), "-y", str(size[1]), command],
+                   check=True)
+    pane = Pane(name)
+    try:
+        screen = pane.wait_for("Ready: press m")
+        assert "postgresql://shop_app:****@127.0.0.1:" in screen
+        assert "absent: the migration will create it" in screen
+        pane.keys("m")
+        pane.wait_for("acknowledge the warnings")  # the demo has no CRON_SECRET
+        pane.keys("a")
+        time.sleep(0.3)
+        pane.keys("Enter")
+        pane.wait_for("Continue to migrate")
+        pane.keys("Enter")
+        screen = pane.wait_for("See the result (Enter)")
+        assert "Migration completed successfully!" in screen
+        assert "8/8 Transaction Commit" in screen  # the finished run scrolls to its last step
+        pane.keys("Enter")
+        screen = pane.wait_for("Verification (read back from the catalog)")
+        assert "The database_backups table has been added to your database." in screen
+        assert "Traceback" not in screen
+        pane.keys("q")
+        deadline = time.monotonic() + 30
+        while not done.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert done.read_text().strip() == "0"
+    finally:
+        subprocess.run([TMUX, "kill-session", "-t", name], capture_output=True)
+    # The demo database went away with the wizard.
+    after = set(Path(os.environ.get("TMPDIR", "/tmp")).glob("migrate-tui-pg-*"))
+    leftovers = [p for p in after - before if (p / "data" / "postmaster.pid").exists()]
+    assert leftovers == []
