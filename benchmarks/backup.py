@@ -6,7 +6,10 @@
 Starts a throwaway PostgreSQL 18 (the embedded wheel), fills it with ``pgbench -i -s SCALE``,
 then alternates raw ``pg_dump`` and ``migrate-tui backup`` (a subprocess, as an operator runs it),
 RUNS times each, and prints the medians and their ratio (goal: <= 1.05). The verification time
-(from the backup's manifest) is reported separately, as is the ratio without it.
+(from the backup's manifest) is reported separately, as is the ratio without it, the engine run
+in-process (no interpreter start-up), the command's fixed start-up cost (``migrate-tui backup --help``:
+interpreter + imports) and the client-side CPU seconds of each (pg_dump's own included), which a
+busy machine skews less than wall-clock time.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -63,20 +67,25 @@ def main() -> int:
         settings = load_settings(database_url=server.url("bench"), environ={})
         locator = Locator({"PG_DUMP": str(pg_dump)})
         raw_times, ours_times, engine_times, verify_times, out_sizes = [], [], [], [], []
+        cpu: dict[str, list[float]] = {"raw": [], "ours": [], "engine": []}
+        startup_times = []
+        load_before = os.getloadavg()[0]
         for run in range(1, args.runs + 1):
             target = work / f"raw{ext}"
-            t = time.perf_counter()
+            c, t = _cpu(), time.perf_counter()
             subprocess.run([str(pg_dump), "--no-password", f"--format={args.format}", f"--file={target}",
                             f"--dbname={conninfo}"], env=env, check=True)
             raw_times.append(time.perf_counter() - t)
+            cpu["raw"].append(_cpu() - c)
             target.unlink()
 
             backup_dir = work / f"ours{run}"
-            t = time.perf_counter()
+            c, t = _cpu(), time.perf_counter()
             proc = subprocess.run([str(ROOT / ".venv/bin/migrate-tui"), "backup", "--format", args.format,
                                    "--backup-dir", str(backup_dir)], env=cli_env, capture_output=True, text=True,
                                   cwd=work)
             ours_times.append(time.perf_counter() - t)
+            cpu["ours"].append(_cpu() - c)
             if proc.returncode != 0:
                 print(proc.stdout, proc.stderr, file=sys.stderr)
                 return 1
@@ -85,29 +94,46 @@ def main() -> int:
             out_sizes.append(manifest["size_bytes"])
             shutil.rmtree(backup_dir)
 
-            t = time.perf_counter()  # the engine alone, in this process: no interpreter start-up
+            c, t = _cpu(), time.perf_counter()  # the engine alone, in this process: no interpreter start-up
             result = Backup(settings, backup_dir=backup_dir, fmt=args.format, locator=locator).run()
             engine_times.append(time.perf_counter() - t)
+            cpu["engine"].append(_cpu() - c)
             assert result.ok, result
             shutil.rmtree(backup_dir)
+
+            t = time.perf_counter()  # the command's fixed cost: interpreter start-up and imports
+            subprocess.run([str(ROOT / ".venv/bin/migrate-tui"), "backup", "--help"], env=cli_env,
+                           capture_output=True, check=True)
+            startup_times.append(time.perf_counter() - t)
             print(f"run {run}: raw pg_dump {raw_times[-1]:.2f} s, migrate-tui backup {ours_times[-1]:.2f} s "
                   f"(verification {verify_times[-1]:.2f} s), engine in-process {engine_times[-1]:.2f} s")
 
-        raw, ours, engine, verify = (statistics.median(x) for x in (raw_times, ours_times, engine_times,
-                                                                     verify_times))
+        raw, ours, engine, verify, startup = (statistics.median(x) for x in (
+            raw_times, ours_times, engine_times, verify_times, startup_times))
+        cpu_raw, cpu_ours, cpu_engine = (statistics.median(cpu[k]) for k in ("raw", "ours", "engine"))
         print(f"\nformat {args.format}, dump size {out_sizes[-1] / 1e6:.0f} MB, {args.runs} runs each (medians)")
         print(f"  raw pg_dump:          {raw:.2f} s")
         print(f"  migrate-tui backup:   {ours:.2f} s  (includes start-up, progress, sha256, verification)")
         print(f"  engine in-process:    {engine:.2f} s  (the same without interpreter start-up)")
         print(f"  verification:         {verify:.2f} s")
+        print(f"  command start-up:     {startup:.2f} s  (migrate-tui backup --help: interpreter + imports)")
+        print(f"  client CPU:           raw {cpu_raw:.2f} s, migrate-tui backup {cpu_ours:.2f} s, "
+              f"engine {cpu_engine:.2f} s (pg_dump's own included; sha256 of the dump is most of the difference)")
         print(f"  ratio (goal <= 1.05): {ours / raw:.3f}")
         print(f"  ratio without verification: {(ours - verify) / raw:.3f}")
         print(f"  engine ratio (progress + sha256 + verification, no start-up): {engine / raw:.3f}")
-        print(f"  load average now: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (a busy machine skews this)")
+        print(f"  load average: {load_before:.2f} before, {os.getloadavg()[0]:.2f} after, on {os.cpu_count()} CPUs "
+              f"(a busy machine skews wall-clock ratios)")
         return 0
     finally:
         server.cleanup()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and its finished children (user + system)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _scalar(server: LocalServer, query: str):
