@@ -122,7 +122,7 @@ def test_arbitrary_bytes_as_env_file(blob, password):
     assert form_free(settings.masked_url + repr(settings) + str(settings.target), _forms(password))
 
 
-# -- the same through the real command line: exit 78 (or 1 when it gets as far as connecting) -----------
+# -- the same through the real command line (check, run): exit 78, or 1 when it gets as far as connecting --
 NASTY_ENV_FILES = {
     "invalid-utf8": b"DATABASE_URL=postgresql://app:" + PW.encode() + b"@127.0.0.1:1/shop\nX=caf\xe9\n",
     "unterminated-quote": ('DATABASE_URL="postgresql://app:' + PW + '@127.0.0.1:1/shop\n').encode(),
@@ -143,7 +143,7 @@ def test_nasty_env_files_through_the_cli(name, tmp_path):
 
     env_file = tmp_path / "prod.env"
     env_file.write_bytes(NASTY_ENV_FILES[name])
-    for args in (("check",), ("run", "--yes"), ("backup",), ("rollback",)):
+    for args in (("check",), ("run", "--yes")):  # the other commands share the same settings path
         result = run_cli(*args, "--env-file", str(env_file), cwd=tmp_path, env=cli_env(), secrets=(PW,))
         assert result.returncode in (1, 78), (args, result.output)
         assert "Error:" in result.output or "✗" in result.output, result.output
