@@ -36,7 +36,7 @@ CUSTOM_MAGIC = b"PGDMP"
 _TAIL = 64 * 1024
 _CHUNK = 1 << 20
 _HASH_CHUNK = 4 << 20  # the follower's reads: large, into one reused buffer
-_HASH_NICE = 10  # the follower thread yields the CPU to pg_dump and the server (Linux: per-thread nice)
+_HASH_NICE = 10  # the follower thread yields the CPU to pg_dump and the server (nice +10, per thread)
 _TABLE_LINE = re.compile(r'dumping contents of table "(.+)"')
 
 # Tables whose data pg_dump writes: ordinary tables outside system schemas and not owned by extensions.
@@ -206,10 +206,11 @@ class _Follower(threading.Thread):
 
 
 def _lower_thread_priority() -> None:
-    """Run the calling thread at a lower priority (Linux: nice applies per thread); best effort."""
+    """Run the calling thread at a lower priority than the process (Linux: nice applies per thread)."""
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _HASH_NICE)
-    except (AttributeError, OSError):
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + _HASH_NICE))
+    except (AttributeError, OSError):  # best effort
         pass
 
 
@@ -374,7 +375,6 @@ class Backup:
         progress = _Progress()
         lines: list[str] = []
         eof = threading.Event()
-        tables: list[TableSize] = []
         with child_env(self.settings) as env:
             with self._lock:
                 self._check_cancel()
