@@ -45,7 +45,7 @@ async def test_cancel_during_a_waiting_step_rolls_everything_back(db18, settings
             # The panel names the session in the way (polled once the step runs over a second).
             await wait_until(pilot, lambda: bool(panel.waiting), "the lock holder to be named")
             assert f"pid {holder.info.backend_pid} " in "\n".join(panel.waiting)
-            assert "Waiting for a lock held by" in flat(screen_text(app))
+            await wait_until(pilot, lambda: "Waiting for a lock held by" in screen_text(app), "the panel to show it")
 
             await pilot.press(key)
             await pilot.pause()

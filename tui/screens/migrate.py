@@ -133,7 +133,9 @@ class MigrateScreen(WizardScreen):
                      *(f"  {b.describe()}" for b in message.blockers),
                      f"It goes on when they finish, or gives up after lock_timeout "
                      f"({self.settings.lock_timeout_ms} ms); Esc cancels.")
-        panel.set_waiting(lines)
+        if lines != panel.waiting:
+            panel.set_waiting(lines)
+            self.call_after_refresh(panel.scroll_visible, animate=False)
 
     # -- engine events ------------------------------------------------------------
     def on_engine_event(self, message: EngineEvent) -> None:

@@ -6,7 +6,7 @@ import time
 from typing import TYPE_CHECKING
 
 from textual.content import Content
-from textual.widgets import Static
+from textual.widget import Widget
 
 if TYPE_CHECKING:
     from migration.errors import OperatorError
@@ -15,7 +15,7 @@ SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 ICONS = {"pending": "○", "done": "✓", "warning": "⚠", "skipped": "–", "failed": "✗", "cancelled": "⏹"}
 
 
-class StepPanel(Static):
+class StepPanel(Widget):
     """Shows one step. ``deterministic`` freezes the spinner and hides timings (snapshots)."""
 
     def __init__(self, number: int, title: str, description: str, *, deterministic: bool = False,
@@ -105,20 +105,42 @@ class StepPanel(Static):
 
     def _render_panel(self) -> None:
         icon = SPINNER[self._frame % len(SPINNER)] if self.state == "running" else ICONS[self.state]
-        parts = [Content.from_markup(
+        # (indent, content): wrapped lines keep their indent, plus two for a hanging indent.
+        parts: list[tuple[int, Content]] = [(0, Content.from_markup(
             "[b]$icon $number/8 $title[/b] [dim]·[/dim] $description  [dim italic]$status[/]",
             icon=icon, number=str(self.number), title=self.title, description=self.description,
-            status=self._status())]
+            status=self._status()))]
         if self.state == "running" and self.waiting:
-            parts.extend(Content.from_markup("  [$warning]$w[/]", w=w) for w in self.waiting)
+            parts.extend((2, Content.from_markup("[$warning]$w[/]", w=w)) for w in self.waiting)
         if self.state in ("done", "warning") and self.message:
-            parts.append(Content.from_markup("  $message", message=self.message))
-            parts.extend(Content.from_markup("    [dim]$d[/dim]", d=d) for d in self.details)
+            parts.append((2, Content(self.message)))
+            parts.extend((4, Content.from_markup("[dim]$d[/dim]", d=d)) for d in self.details)
         if self.state in ("failed", "cancelled") and self.error is not None:
             err = self.error
             code = f" (SQLSTATE {err.sqlstate})" if err.sqlstate else ""
-            parts.append(Content.from_markup("  [b]Error:[/b] $m$code", m=err.message, code=code))
+            parts.append((2, Content.from_markup("[b]Error:[/b] $m$code", m=err.message, code=code)))
             if err.detail:
-                parts.append(Content.from_markup("  Detail: $d", d=err.detail))
-            parts.append(Content.from_markup("  [b]Fix:[/b] $h", h=err.hint))
-        self.update(Content("\n").join(parts))
+                parts.append((2, Content.from_markup("Detail: $d", d=err.detail)))
+            parts.append((2, Content.from_markup("[b]Fix:[/b] $h", h=err.hint)))
+        self._parts = parts
+        self.refresh(layout=True)
+
+    @property
+    def text(self) -> str:
+        """The panel as plain text (tests, logs)."""
+        return "\n".join(" " * indent + content.plain for indent, content in getattr(self, "_parts", []))
+
+    def _lines(self, width: int) -> list[Content]:
+        lines: list[Content] = []
+        for indent, content in getattr(self, "_parts", []):
+            wrapped = content.wrap(max(10, width - indent - 2)) or [Content("")]
+            for i, line in enumerate(wrapped):
+                pad = indent + (2 if i else 0)
+                lines.append(Content(" " * pad) + line if pad else line)
+        return lines
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return len(self._lines(width))
+
+    def render(self) -> Content:
+        return Content("\n").join(self._lines(self.content_region.width or self.size.width))
