@@ -134,8 +134,7 @@ async def test_invalid_database_url_shows_the_configuration_screen(tmp_path, can
 
 
 async def test_unreachable_server_is_explained_on_the_target_screen(settings_for, db18, canary):
-    # A real server that is not there: a port nothing listens on.
-    from harness import with_dbname  # noqa: F401 - same helpers as the engine tests
+    # A real server address with nothing listening on it.
     from migration.pgserver import free_port
 
     settings = settings_for(db18, database_url=f"postgresql://app_user:{canary}@127.0.0.1:{free_port()}/nowhere")
