@@ -162,7 +162,7 @@ def main() -> int:
 
         cli_env = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATABASE_URL"}
         cli_env["DATABASE_URL"] = server.url("bench")
-        cli_env["MIGRATE_AUDIT_LOG"] = os.devnull
+        cli_env["MIGRATE_AUDIT_LOG"] = os.path.join(tempfile.mkdtemp(prefix="migrate-tui-bench-"), "audit.log")
         base = run_phase("baseline", pgbench, conninfo, env, args, None)
         load = run_phase("with-migration", pgbench, conninfo, env, args, cli_env)
         phases = [base, load]

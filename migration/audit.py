@@ -19,6 +19,7 @@ import enum
 import getpass
 import json
 import os
+import stat
 import threading
 import uuid
 from datetime import datetime, timezone
@@ -104,7 +105,9 @@ class AuditLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                if os.fstat(fd).st_uid == os.geteuid():
+                info = os.fstat(fd)
+                # Tighten only our own regular files: never a device such as /dev/null.
+                if stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid():
                     os.fchmod(fd, 0o600)
             finally:
                 os.close(fd)

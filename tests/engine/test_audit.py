@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 
 import pytest
@@ -118,3 +119,15 @@ def test_an_existing_log_is_tightened_to_0600(settings_for, db, tmp_path):
     path.chmod(0o644)
     audit.AuditLog(path).tap(settings_for(db), "check")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can create a device node (and could chmod one)")
+def test_audit_log_on_a_device_never_changes_its_mode(tmp_path):
+    """Regression: pointing the log at /dev/null as root once made /dev/null 0600 for everyone."""
+    import stat
+
+    node = tmp_path / "null"
+    os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    node.chmod(0o666)
+    audit.AuditLog(node).ensure()
+    assert stat.S_IMODE(node.stat().st_mode) == 0o666
