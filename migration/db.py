@@ -33,6 +33,17 @@ def _url_connect_timeout(settings: Settings) -> int | None:
     return int(value) if value.isdigit() and int(value) > 0 else None
 
 
+def rollback_quietly(conn: psycopg.Connection | None) -> None:
+    """End an open transaction, if any; a dead connection needs nothing (the server rolls back)."""
+    if conn is None or conn.closed:
+        return
+    try:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.execute("ROLLBACK")
+    except Exception:  # noqa: BLE001 - broken connection: the server discards the transaction
+        pass
+
+
 @dataclass(frozen=True)
 class ServerFacts:
     version: str  # e.g. "PostgreSQL 15.4"

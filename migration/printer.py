@@ -95,7 +95,7 @@ class Printer:
         elif event.outcome is Outcome.CANCELLED:
             self.line(f"⏹  Cancelled — {event.message[0].lower()}{event.message[1:]}")
         else:
-            self.line(f"↩️  {event.message}" if event.rolled_back else f"Nothing was changed.")
+            self.line(f"↩️  {event.message}" if event.rolled_back else "Nothing was changed.")
             self.line("❌ Migration failed" + (" - another migration is running" if event.outcome is Outcome.BUSY
                                               else ""))
 

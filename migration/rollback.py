@@ -26,7 +26,7 @@ import psycopg
 from psycopg import sql
 
 from . import rollback_copy, rollback_preview
-from .db import ServerFacts, connect, server_facts
+from .db import ServerFacts, connect, rollback_quietly, server_facts
 from .errors import MigrateError, OperatorError, explain
 from .plan import set_local, try_lock
 from .rollback_events import (
@@ -399,14 +399,7 @@ class Rollback:
         return self._conn.execute(statement, params)
 
     def _rollback_quietly(self) -> None:
-        conn = self._conn
-        if conn is None or conn.closed:
-            return
-        try:
-            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                conn.execute("ROLLBACK")
-        except Exception:
-            pass
+        rollback_quietly(self._conn)
 
     def _finish(self, outcome: RollbackOutcome, message: str, error: OperatorError | None = None,
                 preview: Preview | None = None, copy: SafetyCopy | None = None,

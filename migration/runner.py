@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 
 from . import catalog
-from .db import ServerFacts, connect, server_facts
+from .db import ServerFacts, connect, rollback_quietly, server_facts
 from .errors import MigrateError, OperatorError, explain
 from .events import (
     Event,
@@ -342,15 +342,8 @@ class Migration:
         return self._conn.execute(statement, params)
 
     def _rollback_quietly(self) -> None:
-        conn = self._conn
         self._in_transaction = False
-        if conn is None or conn.closed:
-            return
-        try:
-            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                conn.execute("ROLLBACK")
-        except Exception:  # a dead connection: the server rolls back on its own
-            pass
+        rollback_quietly(self._conn)
 
     def _fresh_connection(self) -> psycopg.Connection:
         return connect(self.settings, connect_timeout=5)

@@ -42,7 +42,7 @@ BY_OUTCOME = {
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    from ..rollback import DEFAULT_BACKUP_DIR, DEFAULT_LOCK_TIMEOUT_MS, DEFAULT_RETRIES
+    from ..rollback import DEFAULT_BACKUP_DIR, DEFAULT_RETRIES
 
     parser = sub.add_parser("rollback", help="preview (and with --yes perform) the manual rollback: DROP the table")
     add_target_options(parser)
