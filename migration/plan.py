@@ -40,9 +40,6 @@ class PlannedStatement:
 
 def migration_plan(settings: Settings, table: Table = TABLE) -> list[PlannedStatement]:
     s = settings.schema
-    probe = table.probe_insert(s)
-    params = ", ".join(repr(v) if not isinstance(v, str) else "'" + v.replace("'", "''") + "'"
-                       for v in table.probe_row.values())
     return [
         PlannedStatement(Step.TRANSACTION_START, sql.SQL("BEGIN")),
         PlannedStatement(Step.TRANSACTION_START, try_lock(s, table),
@@ -52,8 +49,10 @@ def migration_plan(settings: Settings, table: Table = TABLE) -> list[PlannedStat
         PlannedStatement(Step.TABLE_CREATION, table.create_table(s)),
         *(PlannedStatement(Step.INDEX_CREATION, stmt) for stmt in table.create_indexes(s)),
         PlannedStatement(Step.SEQUENCE_RESET, table.reset_sequence(s)),
-        PlannedStatement(Step.VERIFICATION, probe, f"verification row; parameters: {params}"),
-        PlannedStatement(Step.VERIFICATION, table.probe_delete(s), "delete the verification row by its id"),
+        PlannedStatement(Step.VERIFICATION, table.probe_insert(s, literal=True),
+                         "a verification row (the values are sent as bound parameters)"),
+        PlannedStatement(Step.VERIFICATION, table.probe_delete(s, row_id=1),
+                         "delete it by the id the INSERT returned (1 on the new table)"),
         PlannedStatement(Step.VERIFICATION, table.reset_sequence(s), "so the first real row gets id 1"),
         PlannedStatement(Step.TRANSACTION_COMMIT, sql.SQL("COMMIT")),
     ]

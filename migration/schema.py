@@ -91,18 +91,22 @@ class Table:
             table=self.qualified(schema),
         )
 
-    def probe_insert(self, schema: str) -> sql.Composed:
+    def probe_insert(self, schema: str, *, literal: bool = False) -> sql.Composed:
+        """The verification INSERT; ``literal`` inlines probe_row's values (for the dry run)."""
         cols = list(self.probe_row)
+        values = (sql.Literal(self.probe_row[c]) if literal else sql.Placeholder() for c in cols)
         return sql.SQL("INSERT INTO {} ({}) VALUES ({}) RETURNING {}").format(
             self.qualified(schema),
             sql.SQL(", ").join(map(sql.Identifier, cols)),
-            sql.SQL(", ").join(sql.Placeholder() for _ in cols),
+            sql.SQL(", ").join(values),
             sql.SQL(", ").join(map(sql.Identifier, self.column_names)),
         )
 
-    def probe_delete(self, schema: str) -> sql.Composed:
-        return sql.SQL("DELETE FROM {} WHERE {} = %s").format(
-            self.qualified(schema), sql.Identifier(self.serial_column)
+    def probe_delete(self, schema: str, row_id: int | None = None) -> sql.Composed:
+        """The verification DELETE; ``row_id`` inlines the id (for the dry run), else a parameter."""
+        return sql.SQL("DELETE FROM {} WHERE {} = {}").format(
+            self.qualified(schema), sql.Identifier(self.serial_column),
+            sql.Placeholder() if row_id is None else sql.Literal(row_id),
         )
 
     def drop(self, schema: str, cascade: bool = False) -> sql.Composed:
