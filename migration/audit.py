@@ -204,21 +204,34 @@ def read(path: str | os.PathLike[str] | None = None, tail: int | None = None) ->
     return entries
 
 
+def details(entry: dict[str, Any]) -> list[str]:
+    """What happened, for people: the migration step, the backup file, the message, the error."""
+    data = entry.get("data") if isinstance(entry.get("data"), dict) else {}
+    parts: list[str] = []
+    step = data.get("step")
+    if entry.get("operation") == "migrate" and isinstance(step, int) and not isinstance(step, bool):
+        from .events import Step
+
+        if step in Step._value2member_map_:
+            parts.append(f"step {step}/8 {Step(step).title}")
+    if entry.get("backup_path"):
+        parts.append(f"{entry['backup_path']} (sha256 {str(entry.get('sha256', ''))[:12]}…)")
+    if data.get("message"):
+        parts.append(str(data["message"]))
+    error = data.get("error")
+    if isinstance(error, dict) and error.get("message"):
+        parts.append(f"error: {error['message']}")
+    return parts
+
+
 def describe(entry: dict[str, Any]) -> str:
-    """One human line for an entry (the CLI `log` command and the wizard's log screen)."""
+    """One human line for an entry (the CLI `log` command)."""
     parts = [str(entry.get("time", "?"))[:19].replace("T", " "), str(entry.get("operation", "?")),
              str(entry.get("event", "?"))]
     if entry.get("outcome"):
         parts.append(str(entry["outcome"]))
     if entry.get("duration_ms") is not None:
         parts.append(f"{entry['duration_ms']:.0f} ms")
-    if entry.get("backup_path"):
-        parts.append(f"{entry['backup_path']} sha256 {str(entry.get('sha256', ''))[:12]}…")
-    data = entry.get("data") if isinstance(entry.get("data"), dict) else {}
-    if data.get("message"):
-        parts.append(str(data["message"]))
-    error = data.get("error")
-    if isinstance(error, dict) and error.get("message"):
-        parts.append(f"error: {error['message']}")
+    parts.extend(details(entry))
     parts.append(f"by {entry.get('operator', '?')} on {entry.get('target', '?')}")
     return "  ".join(parts)

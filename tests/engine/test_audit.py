@@ -131,3 +131,13 @@ def test_audit_log_on_a_device_never_changes_its_mode(tmp_path):
     node.chmod(0o666)
     audit.AuditLog(node).ensure()
     assert stat.S_IMODE(node.stat().st_mode) == 0o666
+
+
+def test_log_lines_name_the_migration_step(db, settings_for, tmp_path):
+    log = audit.AuditLog(tmp_path / "audit.log")
+    settings = settings_for(db)
+    Migration(settings, log.tap(settings, "migrate")).run()
+    lines = [audit.describe(e) for e in audit.read(log.path)]
+    assert any("StepFinished" in line and "step 4/8 Table Creation" in line and "created successfully" in line
+               for line in lines), lines
+    assert any("step 8/8 Transaction Commit" in line for line in lines)

@@ -15,16 +15,9 @@ MAX_ENTRIES = 1000
 
 
 def _details(entry: dict) -> str:
-    data = entry.get("data") if isinstance(entry.get("data"), dict) else {}
-    parts = []
-    if entry.get("backup_path"):
-        parts.append(f"{entry['backup_path']} (sha256 {str(entry.get('sha256', ''))[:12]}…)")
-    if data.get("message"):
-        parts.append(str(data["message"]))
-    error = data.get("error")
-    if isinstance(error, dict) and error.get("message"):
-        parts.append(f"error: {error['message']}")
-    return " — ".join(parts)
+    from migration.audit import details
+
+    return " — ".join(details(entry))
 
 
 class AuditLogScreen(WizardScreen):
