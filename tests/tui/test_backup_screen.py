@@ -181,3 +181,17 @@ def test_backup_snapshot(snap_compare, finish, press):
     finally:
         for replay in replays:
             replay.cancel()
+
+
+async def test_continue_button_and_footer_name_the_same_key_and_c_still_works():
+    app, run_before, replays = backup_app(finish=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await run_before(pilot)
+        screen = app.screen
+        assert isinstance(screen, BackupScreen) and screen.result.ok
+        footer = screen_text(app).splitlines()[-1]
+        assert "Continue to migrate (Enter)" in flat(screen_text(app))
+        assert "Enter Continue" in footer and "c Continue" not in footer, footer
+        await pilot.press("c")  # the old key keeps working
+        await pilot.pause()
+        assert isinstance(app.screen, MigrateScreen)

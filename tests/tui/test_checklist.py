@@ -181,3 +181,25 @@ def checklist_app(failing: bool, acknowledge: bool = False):
 def test_checklist_snapshot(snap_compare, failing, acknowledge):
     app, run_before = checklist_app(failing, acknowledge)
     assert snap_compare(app, run_before=run_before, terminal_size=(100, 30))
+
+
+async def test_acknowledging_changes_the_status_line_and_label_and_footer_fits_80_columns():
+    app, run_before = checklist_app(failing=False)
+    async with app.run_test(size=(80, 30)) as pilot:
+        await run_before(pilot)
+        checklist = app.screen
+        assert "acknowledge the warnings (a) to continue" in widget_text(checklist, "#checklist-summary")
+        lines = screen_text(app).rstrip("\n").splitlines()
+        assert "q Quit" in lines[-1], lines[-1]  # the footer is not cut off at 80 columns
+        await pilot.press("a")
+        await pilot.pause()
+        summary = widget_text(checklist, "#checklist-summary")
+        assert "warnings acknowledged: press Enter to continue" in summary
+        assert "acknowledge the warnings (a)" not in summary
+        # Readable without colour: the checkbox says its state in words.
+        assert "✓ Warnings acknowledged" in flat(screen_text(app))
+        assert "Enter Continue" in screen_text(app).splitlines()[-1]  # the footer names the key the button names
+        await pilot.press("a")
+        await pilot.pause()
+        assert "acknowledge the warnings (a) to continue" in widget_text(checklist, "#checklist-summary")
+        assert "✓ Warnings acknowledged" not in flat(screen_text(app))

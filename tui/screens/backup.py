@@ -50,7 +50,7 @@ def _clock(seconds: float | None) -> str:
 class BackupScreen(WizardScreen):
     CSS_PATH = "backup.tcss"
     BINDINGS = [
-        Binding("enter,c", "continue", "Continue"),
+        Binding("enter,c", "continue", "Continue", key_display="Enter"),
         Binding("escape", "escape", "Cancel / back"),
         Binding("ctrl+c", "cancel_backup", "Cancel", show=False, priority=True),
         Binding("k", "skip", "Skip backup"),

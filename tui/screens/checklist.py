@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from migration.settings import Settings
 
 MARKS = {"ok": "✓", "warning": "⚠", "failure": "✗"}
+# The checkbox label also says its state in words: its tick is only told apart by colour (NO_COLOR).
+ACK_LABELS = {False: "I have read the warnings (a)", True: "✓ Warnings acknowledged (a to undo)"}
 
 
 class CheckCompleted(Message):
@@ -53,9 +55,9 @@ def row_text(result: "CheckResult") -> Text:
 class ChecklistScreen(WizardScreen):
     CSS_PATH = "checklist.tcss"
     BINDINGS = [
-        Binding("enter,c", "continue", "Continue"),
-        Binding("r", "rerun", "Re-run checks"),
-        Binding("a", "acknowledge", "Acknowledge warnings"),
+        Binding("enter,c", "continue", "Continue", key_display="Enter"),
+        Binding("r", "rerun", "Re-run"),
+        Binding("a", "acknowledge", "Acknowledge"),
         Binding("escape,t", "app.back_to_target", "Back"),
         Binding("q", "app.quit", "Quit"),
     ]
@@ -83,7 +85,7 @@ class ChecklistScreen(WizardScreen):
         with Horizontal(id="checklist-actions"):
             yield Button("Continue (Enter)", id="continue", variant="primary", action="screen.continue",
                          compact=True, disabled=True)
-            yield Checkbox("I have read the warnings (a)", id="acknowledge", compact=True)
+            yield Checkbox(ACK_LABELS[False], id="acknowledge", compact=True)
             yield Button("Re-run (r)", id="rerun", action="screen.rerun", compact=True)
             yield Button("Back (Esc)", id="back", action="app.back_to_target", compact=True)
         yield Footer()
@@ -143,12 +145,7 @@ class ChecklistScreen(WizardScreen):
             return
         self.running = False
         self.checklist = checklist = message.checklist
-        summary = checklist.summary()
-        if checklist.failures:
-            summary += " — Continue is disabled until every failure is fixed (then press r)."
-        elif checklist.warnings:
-            summary += " — acknowledge the warnings (a) to continue."
-        self.query_one("#checklist-summary", Static).update(summary)
+        self._update_summary()
         self.query_one("#acknowledge").display = bool(checklist.warnings) and not checklist.failures
         self._update_continue()
         if self.can_continue:
@@ -168,8 +165,23 @@ class ChecklistScreen(WizardScreen):
         self.query_one("#continue", Button).disabled = not self.can_continue
         self.refresh_bindings()
 
+    def _update_summary(self) -> None:
+        checklist = self.checklist
+        if checklist is None:
+            return
+        summary = checklist.summary()
+        if checklist.failures:
+            summary += " — Continue is disabled until every failure is fixed (then press r)."
+        elif checklist.warnings and self.acknowledged:
+            summary += " — warnings acknowledged: press Enter to continue."
+        elif checklist.warnings:
+            summary += " — acknowledge the warnings (a) to continue."
+        self.query_one("#checklist-summary", Static).update(summary)
+
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         self.acknowledged = event.value
+        event.checkbox.label = ACK_LABELS[event.value]
+        self._update_summary()
         self._update_continue()
 
     def action_acknowledge(self) -> None:

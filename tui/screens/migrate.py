@@ -47,7 +47,7 @@ class MigrateScreen(WizardScreen):
         Binding("escape", "cancel_run", "Cancel"),  # while running; the next one once it is over
         Binding("escape", "back", "Back"),
         Binding("ctrl+c", "cancel_run", "Cancel", show=False, priority=True),
-        Binding("enter,v", "show_result", "Result"),
+        Binding("enter,v", "show_result", "Result", key_display="Enter"),
         Binding("q", "app.quit", "Quit"),
     ]
 
