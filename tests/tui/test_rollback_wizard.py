@@ -97,6 +97,25 @@ async def test_dialog_keeps_drop_disabled_until_the_table_name_is_typed():
         assert app.answers == [True]
 
 
+async def test_dialog_enter_with_a_wrong_name_says_what_to_type():
+    app = DialogHarness()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        dialog = app.screen
+        assert "exactly to enable Drop" not in flat(screen_text(app))
+        await pilot.press(*"database_backup", "enter")
+        await pilot.pause()
+        assert app.screen is dialog and app.answers == []
+        assert "Type database_backups exactly to enable Drop" in flat(screen_text(app))
+        assert dialog.query_one("#confirm-drop-yes", Button).disabled
+        await pilot.press("s")  # typing again clears the message
+        await pilot.pause()
+        assert "exactly to enable Drop" not in flat(screen_text(app))
+        await pilot.press("backspace", "enter", "escape")
+        await pilot.pause()
+        assert app.answers == [False]
+
+
 async def test_dialog_escape_and_cancel_answer_no():
     for key in ("escape", "cancel-button"):
         app = DialogHarness()
@@ -156,7 +175,19 @@ async def test_full_rollback_from_the_wizard(db18, settings_for, workdir, canary
         for step in ("✓ Safety copy", "✓ Lock", "✓ Drop", "✓ Verify"):
             assert step in progress, progress
         result = widget_text(screen, "#rollback-result")
-        assert "To restore the table:" in result and screen.result.copy.restore_command in result
+        assert "To restore the table:" in result
+        copy = screen.result.copy
+        lines = result.splitlines()  # the command on lines of its own, the file path never cut
+        assert '  psql "$DATABASE_URL" -v ON_ERROR_STOP=1 \\' in lines and f"    -f {copy.path}" in lines
+        psql = copy.restore_command.partition(' "$DATABASE_URL"')[0]
+        assert psql == "psql" or f"where psql is {psql}" in lines
+        assert "Demo:" not in result
+        # nothing left to roll back: d is neither shown nor a silent no-op
+        assert not screen.query_one("#rollback-drop").display
+        assert "Roll back" not in screen_text(app)
+        await pilot.press("d")
+        await pilot.pause()
+        assert app.screen is screen
         assert "migrate-tui.log" in result
         assert "was dropped and the catalog confirms it is gone" in widget_text(screen, "#rollback-status")
         assert_no_secret(app, canary)
@@ -233,7 +264,9 @@ async def test_blockers_are_listed_while_waiting_then_it_succeeds(db18, settings
     assert not db18.table_exists()
 
 
-async def test_cancel_while_waiting_for_the_lock(db18, settings_for, workdir):
+@pytest.mark.parametrize("key", ["escape", "q"])
+async def test_cancel_while_waiting_for_the_lock(db18, settings_for, workdir, key):
+    """Escape cancels the waiting DROP; q cancels it too, then quits the wizard."""
     settings = settings_for(db18)
     _migrate(db18, settings)
     with psycopg.connect(db18.url, autocommit=True, application_name="report-job") as holder:
@@ -251,10 +284,12 @@ async def test_cancel_while_waiting_for_the_lock(db18, settings_for, workdir):
             await pilot.press(*"database_backups", "enter")
             await wait_until(pilot, lambda: "report-job" in widget_text(screen, "#rollback-blockers"),
                              "the DROP to wait")
-            await pilot.press("escape")
+            await pilot.press(key)
             await wait_until(pilot, lambda: screen.result is not None, "the cancel to finish")
             assert screen.result.outcome is RollbackOutcome.CANCELLED
             assert "Cancelled; nothing was dropped." in widget_text(screen, "#rollback-status")
+            if key == "q":
+                await wait_until(pilot, lambda: app.return_code is not None, "the wizard to quit")
         holder.execute("ROLLBACK")
     assert db18.table_exists()
 
@@ -270,9 +305,13 @@ async def test_nothing_to_roll_back(db18, settings_for, workdir):
         assert "Nothing to roll back: table public.database_backups does not exist." in widget_text(
             screen, "#rollback-status")
         assert screen.query_one("#rollback-drop", Button).disabled
+        assert "Roll back" not in screen_text(app)  # not offered
+        assert "q Quit" in flat(screen_text(app))
         await pilot.press("d")
         await pilot.pause()
         assert app.screen is screen  # no dialog for nothing
+        await pilot.press("q")
+        await wait_until(pilot, lambda: app.return_code is not None, "q to quit the wizard")
 
 
 # -- snapshots (deterministic: a fixed preview, a fixed log) -------------------------------------------------
@@ -316,7 +355,9 @@ def test_snapshot_audit_log_screen(snap_compare, tmp_path, monkeypatch):
 
 
 async def test_restore_the_copy_from_the_wizard(db18, settings_for, workdir):
-    settings = settings_for(db18)
+    from dataclasses import replace
+
+    settings = replace(settings_for(db18), demo=True)  # as with migrate-tui --demo
     _migrate(db18, settings)
     before = db18.admin().execute("SELECT * FROM database_backups ORDER BY id").fetchall()
     app = make_app(settings)
@@ -333,6 +374,8 @@ async def test_restore_the_copy_from_the_wizard(db18, settings_for, workdir):
         await settle(app, pilot)
         assert not db18.table_exists()
         assert screen.query_one("#rollback-restore").display
+        assert "the demo database disappears when you quit, so restore with u here" in flat(
+            widget_text(screen, "#rollback-result"))
         await pilot.press("u")
         await pilot.pause()
         await pilot.press("n")  # "Not now" changes nothing
@@ -344,6 +387,11 @@ async def test_restore_the_copy_from_the_wizard(db18, settings_for, workdir):
         await wait_until(pilot, lambda: getattr(screen, "restored", False), "the restore")
         await settle(app, pilot)
         assert "restored from the safety copy: 2 rows, structure verified" in widget_text(screen, "#rollback-status")
+        result = widget_text(screen, "#rollback-result")  # the drop's result is gone, the restore's is shown
+        assert "restored from the safety copy" in result
+        assert "was dropped" not in result and "To restore the table" not in result
+        assert "Table public.database_backups — 2 rows" in widget_text(screen, "#rollback-preview")
+        assert not screen.query_one("#rollback-progress").display
         assert not screen.query_one("#rollback-restore", Button).display or screen.query_one(
             "#rollback-restore", Button).disabled
     assert db18.admin().execute("SELECT * FROM database_backups ORDER BY id").fetchall() == before

@@ -7,6 +7,7 @@ The screen never builds SQL: what it shows comes from the engine's preview.
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,6 +61,7 @@ class RollbackScreen(WizardScreen):
         Binding("l", "audit_log", "Audit log"),
         Binding("u", "restore", "Restore the copy"),
         Binding("escape", "escape", "Cancel / back"),
+        Binding("q", "quit", "Quit"),
     ]
 
     def __init__(self, settings: "Settings", *, options: "RollbackOptions | None" = None,
@@ -75,6 +77,8 @@ class RollbackScreen(WizardScreen):
         self.result: RollbackFinished | None = None
         self.running = False
         self.cancelling = False
+        self.quit_when_done = False
+        self.restore_note: str | None = None  # shown as the status once the preview is read again
         self._steps: dict[str, tuple[str, str]] = {}
 
     # -- layout -----------------------------------------------------------------------
@@ -151,6 +155,12 @@ class RollbackScreen(WizardScreen):
             body.update(error_content(message.error))
             sql.update("")
             copy.display = False
+        elif self.restore_note is not None:
+            self._status(self.restore_note, "ok")
+            self.restore_note = None
+            body.update(drop_summary(p, safety_copy=copy.value) if p.exists else Content(""))
+            sql.update(Content.from_markup("[dim]SQL:[/dim] $s;", s=p.drop_sql) if p.exists else "")
+            copy.display = sql.display = p.exists
         elif not p.exists:
             self._status(f"Nothing to roll back: table {p.qualified} does not exist.", "ok")
             body.update(Content("The migration has not been applied to this schema (or was already rolled back)."))
@@ -240,6 +250,14 @@ class RollbackScreen(WizardScreen):
     def _cancel_worker(self) -> None:
         self.engine.cancel()  # may block briefly on cancel_safe(): never on the UI thread
 
+    async def action_quit(self) -> None:
+        """q: leave the wizard; a running rollback is cancelled first (its transaction rolls back)."""
+        if self.running:
+            self.quit_when_done = True
+            self.action_cancel_rollback()
+        else:
+            await self.app.run_action("quit")
+
     async def action_escape(self) -> None:
         if self.running:
             self.action_cancel_rollback()
@@ -290,6 +308,16 @@ class RollbackScreen(WizardScreen):
         self._status(("✅ " if r.ok else "❌ ") + r.message, "ok" if r.ok else "error")
         if r.error is not None:
             self.query_one("#rollback-result", Static).update(error_content(r.error))
+        if r.ok:  # the drop result and its restore hint are stale now: show the restore and read the table again
+            parts = [Content.assemble(("✅ " + r.message, "bold $success"))]
+            path = getattr(self, "audit_path", None)
+            if path is not None:
+                parts.append(Content.from_markup("[dim]Recorded in the audit log $p (press l).[/dim]", p=str(path)))
+            self.query_one("#rollback-result", Static).update(Content("\n\n").join(parts))
+            self.query_one("#rollback-progress").display = False
+            self.result = None  # restored stays True: the copy is spent
+            self.restore_note = "✅ " + r.message
+            self._load_preview()
         self._update_buttons()
 
     def _can_restore(self) -> bool:
@@ -353,8 +381,7 @@ class RollbackScreen(WizardScreen):
         if result.error is not None and result.outcome is not O.DROPPED:
             parts.append(error_content(result.error))
         if result.copy is not None:
-            parts.append(Content.from_markup("[b]To restore the table:[/b] press u here, or run\n$c",
-                                             c=result.copy.restore_command))
+            parts.append(self._restore_hint(result.copy))
         path = getattr(self, "audit_path", None)
         if path is not None:
             parts.append(Content.from_markup("[dim]Recorded in the audit log $p (press l).[/dim]", p=str(path)))
@@ -364,6 +391,21 @@ class RollbackScreen(WizardScreen):
         self._update_buttons()
         self.query_one("#rollback-back", Button).focus()
         self.call_after_refresh(self._scroll_to_end)  # the outcome and the restore command in view
+        if self.quit_when_done:
+            self.app.exit_with_result()
+
+    def _restore_hint(self, copy) -> Content:
+        """The restore command on lines of its own, broken only between words so it can be copied."""
+        psql, _, _ = copy.restore_command.partition(' "$DATABASE_URL"')
+        lines = [Content.from_markup("[b]To restore the table:[/b] press u here, or run in a shell:"),
+                 Content('  psql "$DATABASE_URL" -v ON_ERROR_STOP=1 \\'),
+                 Content(f"    -f {shlex.quote(copy.path)}")]
+        if psql and psql != "psql":
+            lines.append(Content.from_markup("[dim]where psql is[/dim] $p", p=psql))
+        if getattr(self.settings, "demo", False):
+            lines.append(Content.from_markup(
+                "[b $warning]Demo:[/] the demo database disappears when you quit, so restore with u here."))
+        return Content("\n").join(lines)
 
     def _scroll_to_end(self) -> None:
         self.query_one("#rollback-body", VerticalScroll).scroll_end(animate=False)
@@ -404,6 +446,7 @@ class RollbackScreen(WizardScreen):
         p = self.preview
         can_drop = not self.running and self.result is None and p is not None and p.exists
         self.query_one("#rollback-drop", Button).disabled = not can_drop
+        self.query_one("#rollback-drop").display = not self._nothing_to_drop()
         self.query_one("#rollback-cancel").display = self.running
         self.query_one("#rollback-cancel", Button).disabled = self.cancelling
         self.query_one("#rollback-refresh", Button).disabled = self.running
@@ -414,8 +457,19 @@ class RollbackScreen(WizardScreen):
             self.query_one("#rollback-drop", Button).focus()
         self.refresh_bindings()
 
+    def _nothing_to_drop(self) -> bool:
+        from migration.rollback_events import RollbackOutcome
+
+        if self.running:
+            return False
+        if self.result is not None and self.result.outcome in (RollbackOutcome.DROPPED, RollbackOutcome.NOTHING):
+            return True
+        return self.preview is not None and not self.preview.exists and self.result is None
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "drop":
+            if self._nothing_to_drop():
+                return False  # hidden: the table is gone (or never was)
             p = self.preview
             return True if (not self.running and self.result is None and p is not None and p.exists) else None
         if action == "refresh":

@@ -69,11 +69,13 @@ class ConfirmDropDialog(ModalScreen[bool]):
             yield Static(Content.from_markup("Type the table name [b]$t[/b] to confirm:", t=self.expected),
                          id="confirm-drop-prompt")
             yield Input(placeholder=self.expected, id="confirm-drop-input")
+            yield Static("", id="confirm-drop-hint")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Drop table", id="confirm-drop-yes", variant="error", disabled=True, compact=True)
                 yield Button("Cancel (Esc)", id="confirm-drop-no", variant="primary", compact=True)
 
     def on_mount(self) -> None:
+        self.query_one("#confirm-drop-hint").display = False
         self.query_one("#confirm-drop-input", Input).focus()
 
     def matches(self) -> bool:
@@ -82,12 +84,20 @@ class ConfirmDropDialog(ModalScreen[bool]):
     @on(Input.Changed, "#confirm-drop-input")
     def _typed(self, event: Input.Changed) -> None:
         self.query_one("#confirm-drop-yes", Button).disabled = not self.matches()
+        self._hint("")
 
     @on(Input.Submitted, "#confirm-drop-input")
     def _submitted(self, event: Input.Submitted) -> None:
         event.stop()
         if self.matches():
             self.dismiss(True)
+        else:  # never silent: say what Enter is waiting for
+            self._hint(f"Type {self.expected} exactly to enable Drop (Esc cancels).")
+
+    def _hint(self, text: str) -> None:
+        hint = self.query_one("#confirm-drop-hint", Static)
+        hint.update(Content(text))
+        hint.display = bool(text)
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
