@@ -401,7 +401,7 @@ class RollbackScreen(WizardScreen):
                  Content('  psql "$DATABASE_URL" -v ON_ERROR_STOP=1 \\'),
                  Content(f"    -f {shlex.quote(copy.path)}")]
         if psql and psql != "psql":
-            lines.append(Content.from_markup("[dim]where psql is[/dim] $p", p=psql))
+            lines.append(Content.from_markup("[dim]where psql is:[/dim]\n  $p", p=psql))
         if getattr(self.settings, "demo", False):
             lines.append(Content.from_markup(
                 "[b $warning]Demo:[/] the demo database disappears when you quit, so restore with u here."))
