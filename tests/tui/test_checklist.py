@@ -203,3 +203,16 @@ async def test_acknowledging_changes_the_status_line_and_label_and_footer_fits_8
         await pilot.pause()
         assert "acknowledge the warnings (a) to continue" in widget_text(checklist, "#checklist-summary")
         assert "✓ Warnings acknowledged" not in flat(screen_text(app))
+
+
+async def test_wrapped_check_rows_have_a_hanging_indent():
+    app, run_before = checklist_app(failing=False)
+    async with app.run_test(size=(80, 30)) as pilot:
+        await run_before(pilot)
+        lines = screen_text(app).splitlines()
+        first = next(i for i, line in enumerate(lines) if "⚠ CLOUDFLARE_ACCESS_KEY_ID  not set" in line)
+        mark = lines[first].index("⚠")
+        wrapped, fix, fix_wrapped = lines[first + 1], lines[first + 2], lines[first + 3]
+        assert wrapped[mark:mark + 2] == "  " and wrapped[mark + 2] != " ", wrapped  # under the name, not the mark
+        assert fix[mark + 2:].startswith("Fix: Add CLOUDFLARE_ACCESS_KEY_ID="), fix
+        assert fix_wrapped[mark:mark + 4] == "    " and fix_wrapped[mark + 4] != " ", fix_wrapped

@@ -14,6 +14,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.content import Content
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Checkbox, Footer, Header, Static
@@ -50,6 +51,25 @@ def row_text(result: "CheckResult") -> Text:
     if result.hint and status != "ok":
         text.append(f"\n  Fix: {result.hint}", style="italic")
     return text
+
+
+class CheckRow(Static):
+    """One check; wrapped lines get a hanging indent, like the step panels, so the mark column stays clear."""
+
+    def _lines(self, width: int) -> list[Content]:
+        lines: list[Content] = []
+        for part in Content.from_rich_text(self.content).split("\n"):
+            indent = len(part.plain) - len(part.plain.lstrip(" "))
+            for i, line in enumerate(part[indent:].wrap(max(10, width - indent - 2)) or [Content("")]):
+                pad = indent + (2 if i else 0)
+                lines.append(Content(" " * pad) + line if pad else line)
+        return lines
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return len(self._lines(width))
+
+    def render(self) -> Content:
+        return Content("\n").join(self._lines(self.content_region.width or self.size.width))
 
 
 class ChecklistScreen(WizardScreen):
@@ -136,7 +156,7 @@ class ChecklistScreen(WizardScreen):
             title = Static(result.group, classes="check-group")
             title.group_name = result.group  # type: ignore[attr-defined]
             await container.mount(title)
-        row = Static(row_text(result), classes=f"check-row -{result.status.value}", id=f"check-{result.key}")
+        row = CheckRow(row_text(result), classes=f"check-row -{result.status.value}", id=f"check-{result.key}")
         row.group_name = result.group  # type: ignore[attr-defined]
         await container.mount(row)
 
