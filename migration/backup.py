@@ -25,10 +25,9 @@ from typing import Callable
 from .db import connect, server_facts
 from .errors import MigrateError, OperatorError, explain
 from .pgtools import Locator, PgTool, child_env, explain_tool_failure, public_conninfo, safe_environ
-from .settings import Settings, redact
+from .settings import DEFAULT_BACKUP_DIR, Settings, redact
 
 FORMATS = {"plain": ".sql", "custom": ".dump"}
-DEFAULT_BACKUP_DIR = Path("backups")
 PREFIX = "backup_before_migration_"
 PLAIN_HEADER = b"-- PostgreSQL database dump"
 PLAIN_TRAILER = b"-- PostgreSQL database dump complete"

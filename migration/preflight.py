@@ -24,7 +24,7 @@ from .db import ServerFacts, connect, server_facts
 from .errors import explain
 from .pgtools import Locator, PgTool
 from .schema import TABLE, Table
-from .settings import Settings
+from .settings import DEFAULT_BACKUP_DIR, Settings
 
 MIN_CRON_SECRET = 32
 POOLER_PORTS = {"6543", "6432"}  # Supabase / Neon transaction poolers, PgBouncer's default
@@ -329,7 +329,7 @@ def check_disk(backup_dir: Path, database_bytes: int) -> CheckResult:
 
 # --- the runner ------------------------------------------------------------------------------------
 
-def run_checks(settings: Settings, checklist: Checklist | None = None, *, backup_dir: Path | str = "backups",
+def run_checks(settings: Settings, checklist: Checklist | None = None, *, backup_dir: Path | str = DEFAULT_BACKUP_DIR,
                fmt: str = "plain", locator: Locator | None = None, backup: bool = True,
                table: Table = TABLE) -> Iterator[CheckResult]:
     """Yield each check's result as it completes; ``checklist`` (if given) collects results and facts."""

@@ -48,13 +48,12 @@ from .rollback_events import (
     WaitingForLock,
 )
 from .schema import TABLE, Table
-from .settings import Settings
+from .settings import DEFAULT_BACKUP_DIR, Settings
 
 Emit = Callable[[RollbackEvent], None]
 
 DEFAULT_LOCK_TIMEOUT_MS = 3_000
 DEFAULT_RETRIES = 5
-DEFAULT_BACKUP_DIR = Path("backups")
 APPLICATION_NAME = "migrate-tui rollback"
 CANCELLED_ERROR = OperatorError("Cancelled by the operator.", "Nothing was dropped. Run again when ready.", "57014")
 

@@ -12,13 +12,14 @@ from typing import TextIO
 
 from .. import audit, exit_codes
 from ..errors import ConfigError
+from ..settings import DEFAULT_BACKUP_DIR
 from .common import add_target_options, target
 
 MARKS = {"ok": "✓", "warning": "⚠️ ", "failure": "✗"}
 
 
 def add_backup_location(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backup-dir", metavar="DIR", default="backups",
+    parser.add_argument("--backup-dir", metavar="DIR", default=DEFAULT_BACKUP_DIR,
                         help="where backups are written (default: ./backups)")
     parser.add_argument("--format", choices=("plain", "custom"), default="plain",
                         help="plain SQL (.sql, the guide's format) or pg_dump custom format (.dump)")

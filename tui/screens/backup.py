@@ -8,6 +8,8 @@ what is at risk. Continue opens the Migrate screen.
 
 from __future__ import annotations
 
+import os
+
 import threading
 from typing import TYPE_CHECKING, Callable
 
@@ -18,6 +20,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Footer, Header, ProgressBar, Static
+
+from migration.settings import DEFAULT_BACKUP_DIR
 
 from .base import WizardScreen
 from .confirm import ConfirmDialog
@@ -58,7 +62,7 @@ class BackupScreen(WizardScreen):
         Binding("q", "app.quit", "Quit"),
     ]
 
-    def __init__(self, settings: "Settings", *, tool=None, backup_dir: str = "backups", fmt: str = "plain",
+    def __init__(self, settings: "Settings", *, tool=None, backup_dir: "str | os.PathLike[str]" = DEFAULT_BACKUP_DIR, fmt: str = "plain",
                  backup_factory: Callable | None = None, next_screen: Callable | None = None) -> None:
         """``backup_factory(settings, emit)`` returns an object with run() and cancel() (default: the engine's
         Backup); ``next_screen()`` builds the screen Continue / Skip opens (default: Migrate)."""

@@ -8,6 +8,8 @@ Continue opens the Backup screen (or Migrate, when nothing will change).
 
 from __future__ import annotations
 
+import os
+
 from typing import TYPE_CHECKING, Callable
 
 from rich.text import Text
@@ -18,6 +20,8 @@ from textual.content import Content
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Checkbox, Footer, Header, Static
+
+from migration.settings import DEFAULT_BACKUP_DIR
 
 from .base import WizardScreen
 
@@ -82,7 +86,7 @@ class ChecklistScreen(WizardScreen):
         Binding("q", "app.quit", "Quit"),
     ]
 
-    def __init__(self, settings: "Settings", *, backup_dir: str = "backups",
+    def __init__(self, settings: "Settings", *, backup_dir: "str | os.PathLike[str]" = DEFAULT_BACKUP_DIR,
                  checks: Callable | None = None, next_screen: Callable | None = None) -> None:
         """``checks(settings, checklist, backup_dir=...)`` yields results (default: the engine's run_checks);
         ``next_screen(checklist)`` builds the screen Continue opens (default: Backup, or Migrate)."""
