@@ -87,14 +87,16 @@ class CommitCutter:
         self._close(client, server, done=False)
 
     def _close(self, client, server, done: bool = True) -> None:
+        if done:
+            # Before the sockets go: the client wakes up as soon as its socket is shut, and may
+            # finish its catalog read-back before this thread runs again (seen under load).
+            self.cut_done.set()
         for sock in (client, server):
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
             sock.close()
-        if done:
-            self.cut_done.set()
 
     def url(self, url: str) -> str:
         parts = urlsplit(url)
