@@ -35,7 +35,8 @@ CUSTOM_MAGIC = b"PGDMP"
 _TAIL = 64 * 1024
 _CHUNK = 1 << 20
 _HASH_CHUNK = 4 << 20  # the follower's reads: large, into one reused buffer
-_HASH_NICE = 10  # the follower thread yields the CPU to pg_dump and the server (nice +10, per thread)
+_HASH_NICE = 10  # without SCHED_IDLE, the follower thread runs at nice +10 (Linux: per thread)
+_WRITEBACK_STEP = 32 << 20  # the follower starts writing back (and then drops) what it hashed, in steps
 _TABLE_LINE = re.compile(r'dumping contents of table "(.+)"')
 
 # Tables whose data pg_dump writes: ordinary tables outside system schemas and not owned by extensions.
@@ -163,8 +164,11 @@ def verify_custom(path: Path, pg_restore: PgTool) -> str | None:
 class _Follower(threading.Thread):
     """Hashes a file while pg_dump appends to it (plain format only: it never seeks back).
 
-    It runs at a lower priority so that it only takes CPU that pg_dump and the server leave idle;
+    It runs at idle priority so that it only takes CPU that pg_dump and the server leave over;
     :meth:`finish` takes over whatever is left in the calling thread, at normal priority.
+    Behind it, the pages it has hashed are written back to disk and dropped from the page cache
+    (``POSIX_FADV_DONTNEED``): the final fsync then has little left to wait for, and a large dump
+    does not push the database's own working set out of the operating system's cache.
     """
 
     def __init__(self, path: Path) -> None:
@@ -178,12 +182,14 @@ class _Follower(threading.Thread):
         _lower_thread_priority()
         buffer = bytearray(_HASH_CHUNK)
         view = memoryview(buffer)
+        writeback = _Writeback()
         with open(self.path, "rb", buffering=0) as handle:
             while not self._handoff.is_set():
                 n = handle.readinto(buffer)
                 if n:
                     self.digest.update(view[:n])
                     self.count += n
+                    writeback.advance(handle.fileno(), self.count)
                 elif self._handoff.wait(0.05):
                     return
 
@@ -204,12 +210,42 @@ class _Follower(threading.Thread):
         return self.digest.hexdigest()
 
 
+class _Writeback:
+    """Starts the write-back of a growing file behind a reader, then drops the written pages.
+
+    Each range is advised twice: the first ``POSIX_FADV_DONTNEED`` starts writing its dirty
+    pages (without waiting), the next one, a step later, drops them once they are clean.
+    """
+
+    def __init__(self) -> None:
+        self.previous = 0  # start of the range advised last time
+        self.current = 0  # end of it
+        self.enabled = hasattr(os, "posix_fadvise")
+
+    def advance(self, fd: int, hashed: int) -> None:
+        if not self.enabled or hashed - self.current < _WRITEBACK_STEP:
+            return
+        try:
+            os.posix_fadvise(fd, self.previous, hashed - self.previous, os.POSIX_FADV_DONTNEED)
+        except OSError:  # advice only; the final fsync still makes the file durable
+            self.enabled = False
+        self.previous, self.current = self.current, hashed
+
+
 def _lower_thread_priority() -> None:
-    """Run the calling thread at a lower priority than the process (Linux: nice applies per thread)."""
+    """Run the calling thread only on otherwise idle CPU (Linux SCHED_IDLE), else at nice +10.
+
+    Linux applies both per thread. Best effort: elsewhere the thread keeps the normal priority.
+    """
+    tid = threading.get_native_id()
     try:
-        tid = threading.get_native_id()
+        os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+        return
+    except (AttributeError, OSError):
+        pass
+    try:
         os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + _HASH_NICE))
-    except (AttributeError, OSError):  # best effort
+    except (AttributeError, OSError):
         pass
 
 
@@ -365,9 +401,17 @@ class Backup:
         raise MigrateError(OperatorError("Too many backups with the same timestamp.", "Wait a second and retry."))
 
     def _argv(self, tool: PgTool, tmp: Path) -> list[str]:
-        return [str(tool.path), "--verbose", "--no-password", f"--format={self.fmt}", f"--file={tmp}",
+        """A plain dump goes to pg_dump's stdout: the temporary file, opened in :meth:`_dump`.
+
+        A custom-format archive is named with --file: pg_dump seeks back in it to write the data
+        offsets into its table of contents, and fsyncs it itself.
+        """
+        argv = [str(tool.path), "--verbose", "--no-password", f"--format={self.fmt}",
                 f"--lock-wait-timeout={self.lock_wait_timeout_ms}",
                 f"--dbname={public_conninfo(self.settings, self._app_name)}"]
+        if self.fmt != "plain":
+            argv.insert(4, f"--file={tmp}")
+        return argv
 
     def _dump(self, tool: PgTool, tmp: Path, final: Path, conn, facts, t0: float):
         server_major = facts.major
@@ -377,9 +421,18 @@ class Backup:
         with child_env(self.settings) as env:
             with self._lock:
                 self._check_cancel()
-                self._proc = subprocess.Popen(self._argv(tool, tmp), env=env, stdin=subprocess.DEVNULL,
-                                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                              errors="replace", start_new_session=True)
+                # A plain dump: the file reserved (created, empty) by _reserve_names becomes pg_dump's
+                # stdout, opened without O_TRUNC. With --file, pg_dump would truncate it, and ext4 flushes
+                # a truncated-and-rewritten file when it is closed (auto_da_alloc): pg_dump would wait
+                # for the whole write-back at its end instead of the follower starting it early.
+                out = os.open(tmp, os.O_WRONLY) if self.fmt == "plain" else subprocess.DEVNULL
+                try:
+                    self._proc = subprocess.Popen(self._argv(tool, tmp), env=env, stdin=subprocess.DEVNULL,
+                                                  stdout=out, stderr=subprocess.PIPE, text=True,
+                                                  errors="replace", start_new_session=True)
+                finally:
+                    if out != subprocess.DEVNULL:
+                        os.close(out)
             proc = self._proc
             follower = self._follower = _Follower(tmp) if self.fmt == "plain" else None
             if follower:

@@ -156,6 +156,8 @@ def truncating_pg_dump(tmp_path: Path, real: Path) -> Path:
     script = tmp_path / "pg_dump"
     script.write_text(f"""#!/bin/sh
 "{real}" "$@" || exit $?
+file=$(readlink /proc/$$/fd/1)  # pg_dump writes to its stdout: the backup's file
+case "$file" in /*) [ -f "$file" ] || file= ;; *) file= ;; esac
 for arg in "$@"; do
   case "$arg" in --file=*) file="${{arg#--file=}}";; esac
 done

@@ -18,6 +18,8 @@ from migration.pgserver import embedded_bin_dir, system_bin_dir
 
 # A pg_dump that runs the real one, then damages what it wrote (a fault injected on disk, not a mock).
 WRAPPER = """#!/bin/sh
+f=$(readlink /proc/$$/fd/1)  # pg_dump writes to its stdout: the backup's file
+case "$f" in /*) [ -f "$f" ] || f= ;; *) f= ;; esac
 for a in "$@"; do case "$a" in --file=*) f="${a#--file=}";; esac; done
 "$REAL_PG_DUMP" "$@" || exit $?
 [ -n "$f" ] || exit 0
