@@ -29,7 +29,9 @@ from . import rollback_copy, rollback_preview
 from .db import ServerFacts, connect, rollback_quietly, server_facts
 from .errors import MigrateError, OperatorError, explain
 from .plan import set_local, try_lock
-from .rollback_events import (
+from .rollback_events import (  # noqa: F401 - DEFAULT_* are re-exported
+    DEFAULT_LOCK_TIMEOUT_MS,
+    DEFAULT_RETRIES,
     Blocker,
     Dropped,
     LockAcquired,
@@ -52,8 +54,6 @@ from .settings import DEFAULT_BACKUP_DIR, Settings
 
 Emit = Callable[[RollbackEvent], None]
 
-DEFAULT_LOCK_TIMEOUT_MS = 3_000
-DEFAULT_RETRIES = 5
 APPLICATION_NAME = "migrate-tui rollback"
 CANCELLED_ERROR = OperatorError("Cancelled by the operator.", "Nothing was dropped. Run again when ready.", "57014")
 

@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 
 from .errors import OperatorError
 
+# Defaults of the rollback's options (here, not in rollback.py, so the command's parser stays light).
+DEFAULT_LOCK_TIMEOUT_MS = 3_000
+DEFAULT_RETRIES = 5  # further attempts after a lock timeout, with backoff
+
 
 class RollbackOutcome(enum.Enum):
     DROPPED = "dropped"  # table (and confirmed dependents) dropped and verified

@@ -42,7 +42,8 @@ BY_OUTCOME = {
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    from ..rollback import DEFAULT_BACKUP_DIR, DEFAULT_RETRIES
+    from ..rollback_events import DEFAULT_RETRIES
+    from ..settings import DEFAULT_BACKUP_DIR
 
     parser = sub.add_parser("rollback", help="preview (and with --yes perform) the manual rollback: DROP the table")
     add_target_options(parser)
