@@ -19,6 +19,7 @@ from textual.binding import Binding
 from textual.content import Content
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
+from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Footer, Header, Static
 
 from migration.settings import DEFAULT_BACKUP_DIR
@@ -32,6 +33,28 @@ if TYPE_CHECKING:
 MARKS = {"ok": "✓", "warning": "⚠", "failure": "✗"}
 # The checkbox label also says its state in words: its tick is only told apart by colour (NO_COLOR).
 ACK_LABELS = {False: "I have read the warnings (a)", True: "✓ Warnings acknowledged (a to undo)"}
+
+
+class CheckRows(VerticalScroll):
+    """The check rows. A row it is asked to show stays in view when its own height changes later
+    (the summary below it grows when the checks complete): the final scroll does not depend on
+    which of the two happens first."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.shown: Widget | None = None
+
+    def show(self, row: Widget | None) -> None:
+        self.shown = row
+        if row is not None:
+            self.call_after_refresh(self._scroll_to_shown)
+
+    def _scroll_to_shown(self) -> None:
+        if self.shown is not None and self.shown.is_attached:
+            self.shown.scroll_visible(animate=False, top=True)
+
+    def on_resize(self) -> None:
+        self._scroll_to_shown()
 
 
 class CheckCompleted(Message):
@@ -104,7 +127,7 @@ class ChecklistScreen(WizardScreen):
         yield Header()
         yield Static(f"Pre-migration checklist for {self.settings.masked_url} (schema {self.settings.schema})",
                      id="checklist-target", markup=False)
-        yield VerticalScroll(id="checks")
+        yield CheckRows(id="checks")
         yield Static("", id="checklist-summary", markup=False)
         with Horizontal(id="checklist-actions"):
             yield Button("Continue (Enter)", id="continue", variant="primary", action="screen.continue",
@@ -127,7 +150,9 @@ class ChecklistScreen(WizardScreen):
         self.running = True
         self.checklist = None
         self.acknowledged = False
-        await self.query_one("#checks", VerticalScroll).remove_children()  # before new rows reuse the ids
+        rows = self.query_one("#checks", CheckRows)
+        rows.show(None)
+        await rows.remove_children()  # before new rows reuse the ids
         self.query_one("#checklist-summary", Static).update("Running the checks…")
         self.query_one("#acknowledge", Checkbox).value = False
         self.query_one("#acknowledge").display = False
@@ -175,8 +200,7 @@ class ChecklistScreen(WizardScreen):
         if self.can_continue:
             self.query_one("#continue", Button).focus()
         elif checklist.failures:  # show the first thing to fix
-            first = self.query_one(f"#check-{checklist.failures[0].key}")
-            self.call_after_refresh(first.scroll_visible, animate=False, top=True)
+            self.query_one("#checks", CheckRows).show(self.query_one(f"#check-{checklist.failures[0].key}"))
 
     # -- continuing ---------------------------------------------------------------------
     @property
