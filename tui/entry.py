@@ -10,10 +10,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import sys
+import threading
 from typing import Sequence
 
 CONFIG_EXIT = 78  # migration.exit_codes.CONFIG (not imported here: it pulls in psycopg)
+_wizard_started = False  # console() leaves the interpreter's normal shutdown to the wizard
 
 
 def launch_wizard(args: argparse.Namespace) -> int:
@@ -24,6 +27,8 @@ def launch_wizard(args: argparse.Namespace) -> int:
         return CONFIG_EXIT
     from .app import run_app
 
+    global _wizard_started
+    _wizard_started = True
     return run_app(args)
 
 
@@ -71,5 +76,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     return cli_main(argv, wizard=launch_wizard)
 
 
+def console() -> None:
+    """The ``migrate-tui`` console script: :func:`main`, then exit.
+
+    Python's own shutdown (tearing down psycopg and every other imported module) takes tens of
+    milliseconds after a headless command has finished; a backup or check in a script pays it on
+    every call. Everything a command writes is closed by then, so once the output is flushed the
+    process ends at once — unless a non-daemon thread still runs (the normal exit waits for it).
+    The wizard always takes the normal exit.
+    """
+    code = main()
+    if _wizard_started or any(t.is_alive() and not t.daemon for t in threading.enumerate()
+                              if t is not threading.main_thread()):
+        sys.exit(code)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    console()
