@@ -22,9 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from .db import connect, server_facts
 from .errors import MigrateError, OperatorError, explain
-from .pgtools import Locator, PgTool, child_env, explain_tool_failure, public_conninfo, safe_environ
+from .pgtools import Locator, PgTool, ToolSearch, child_env, explain_tool_failure, public_conninfo, safe_environ
 from .settings import DEFAULT_BACKUP_DIR, Settings, redact
 
 FORMATS = {"plain": ".sql", "custom": ".dump"}
@@ -270,6 +269,7 @@ class Backup:
         self._proc: subprocess.Popen | None = None
         self._follower: _Follower | None = None
         self._lock = threading.Lock()
+        self._conn = None  # the backup's own connection: server facts, sizes, COPY progress
         self._app_name = f"migrate-tui-backup-{os.getpid()}-{id(self) & 0xffff:x}"
 
     @property
@@ -293,18 +293,23 @@ class Backup:
     def run(self) -> BackupFinished:
         t0 = time.monotonic()
         tmp: Path | None = None
-        conn = None
+        self._conn = None
         try:
             self._check_cancel()
-            # Only what must come first (the server version picks pg_dump) runs before pg_dump starts;
-            # the sizes for progress are read on the same connection while pg_dump connects.
-            conn = connect(self.settings, application_name="migrate-tui-backup-inspect")
-            facts = server_facts(conn)
-            tool = self._choose_tool(facts.major)
+            # pg_dump starts first unless the server's version must pick it: the database driver then
+            # loads and connects (for the server facts, the sizes and the progress) while pg_dump runs.
+            search, tool, facts = None, self.tool, None
+            if tool is None:
+                search = self.locator.find("pg_dump")
+                if search.override is not None or len(search.found) == 1:
+                    tool = search.chosen  # the only candidate: its version is checked once connected
+            if tool is None:
+                facts = self._inspect()
+                tool = self._choose_tool(facts.major, search)
             self._check_cancel()
             final, tmp = self._reserve_names()
             started_at = datetime.now(timezone.utc)
-            follower, stderr, tables = self._dump(tool, tmp, final, conn, facts, t0)
+            follower, stderr, tables, facts = self._dump(tool, tmp, final, facts, t0)
             dump_s = time.monotonic() - t0
             _fsync(tmp)
             t_verify = time.monotonic()
@@ -337,7 +342,8 @@ class Backup:
                 result = BackupFinished("failed", f"Backup failed: {error.message}{note}", error=error,
                                         elapsed_s=time.monotonic() - t0)
         finally:
-            _close(conn)
+            _close(self._conn)
+            self._conn = None
             self._proc = None
             if self._follower is not None and self._follower.is_alive():
                 self._follower.stop()
@@ -364,10 +370,16 @@ class Backup:
             rows = conn.execute(_TABLES.format(size=_ESTIMATED_SIZE)).fetchall()
         return database_bytes, [TableSize(n, int(b or 0), int(t or 0)) for n, b, t in rows]
 
-    def _choose_tool(self, server_major: int) -> PgTool:
-        if self.tool is not None:
-            return self.tool
-        search = self.locator.find("pg_dump", server_major)
+    def _inspect(self):
+        """Connect (the driver loads here) and read the server's facts."""
+        from .db import connect, server_facts
+
+        self._conn = connect(self.settings, application_name="migrate-tui-backup-inspect")
+        return server_facts(self._conn)
+
+    def _choose_tool(self, server_major: int, search: ToolSearch | None = None) -> PgTool:
+        search = self.locator.find("pg_dump", server_major) if search is None \
+            else self.locator.decide(search, server_major)
         if search.chosen is None or search.problem is not None:
             raise MigrateError(search.problem or OperatorError("No usable pg_dump found.",
                                                                "Install the PostgreSQL client tools."))
@@ -413,8 +425,7 @@ class Backup:
             argv.insert(4, f"--file={tmp}")
         return argv
 
-    def _dump(self, tool: PgTool, tmp: Path, final: Path, conn, facts, t0: float):
-        server_major = facts.major
+    def _dump(self, tool: PgTool, tmp: Path, final: Path, facts, t0: float):
         progress = _Progress()
         lines: list[str] = []
         eof = threading.Event()
@@ -440,9 +451,14 @@ class Backup:
             reader = threading.Thread(target=self._read_stderr, args=(proc, lines, progress, eof), daemon=True,
                                       name="migrate-tui-backup-stderr")
             reader.start()
-            monitor = _CopyMonitor(conn if server_major >= 14 else None, self._app_name)
+            monitor = None
             try:
-                database_bytes, tables = self._sizes(conn)
+                if facts is None:  # pg_dump is running: now the driver loads and connects
+                    facts = self._inspect()
+                    if self.tool is None:  # found, not given: too old for this server means refused here
+                        self._choose_tool(facts.major, ToolSearch("pg_dump", tool, (tool,), str(tool.path)))
+                monitor = _CopyMonitor(self._conn if facts.major >= 14 else None, self._app_name)
+                database_bytes, tables = self._sizes(self._conn)
                 progress.set_tables(tables)
                 self._emit(BackupStarted(str(final), self.fmt, len(tables), facts.database, database_bytes,
                                          facts.version, tool))
@@ -454,7 +470,8 @@ class Backup:
                 proc.terminate()
                 raise
             finally:
-                monitor.close()
+                if monitor is not None:
+                    monitor.close()
                 try:
                     proc.wait(10)
                 except subprocess.TimeoutExpired:
@@ -465,11 +482,11 @@ class Backup:
         self._check_cancel()
         if proc.returncode != 0:
             raise MigrateError(explain_tool_failure("pg_dump", stderr, proc.returncode, settings=self.settings,
-                                                    tool=tool, server_major=server_major,
+                                                    tool=tool, server_major=facts.major if facts else None,
                                                     backup_dir=self.backup_dir))
         # The file is complete now: report its real size (the hashing follower may still be catching up).
         self._emit(progress.event(_size(tmp), time.monotonic() - t0, None, finished=True))
-        return follower, stderr, tables
+        return follower, stderr, tables, facts
 
     @staticmethod
     def _read_stderr(proc: subprocess.Popen, lines: list[str], progress: "_Progress", eof: threading.Event) -> None:

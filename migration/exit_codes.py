@@ -7,12 +7,20 @@ BUSY = 75  # another migration holds the lock (EX_TEMPFAIL): try again later
 CONFIG = 78  # bad or missing configuration, or no terminal for the wizard (EX_CONFIG)
 CANCELLED = 130  # interrupted by Ctrl+C / SIGTERM; everything rolled back
 
-from .events import Outcome  # noqa: E402
 
-BY_OUTCOME = {
-    Outcome.SUCCESS: OK,
-    Outcome.NOT_NEEDED: OK,
-    Outcome.FAILED: FAILURE,
-    Outcome.CANCELLED: CANCELLED,
-    Outcome.BUSY: BUSY,
-}
+def __getattr__(name: str):
+    """``BY_OUTCOME``, built on first use: the events module loads psycopg, which a backup does
+    not need before pg_dump has started (PEP 562 module attribute)."""
+    if name != "BY_OUTCOME":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from .events import Outcome
+
+    table = {
+        Outcome.SUCCESS: OK,
+        Outcome.NOT_NEEDED: OK,
+        Outcome.FAILED: FAILURE,
+        Outcome.CANCELLED: CANCELLED,
+        Outcome.BUSY: BUSY,
+    }
+    globals()["BY_OUTCOME"] = table
+    return table

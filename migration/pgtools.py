@@ -17,10 +17,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping
+from urllib.parse import quote
 
 from .errors import OperatorError
 from .pgserver import SYSTEM_PG_ROOT, embedded_bin_dir
-from .settings import OPTIONAL_VARS, Settings, conninfo, redact
+from .settings import OPTIONAL_VARS, Settings, conninfo, plain_url, redact
 
 _VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 ENV_OVERRIDE = {"pg_dump": "PG_DUMP", "pg_restore": "PG_RESTORE"}
@@ -127,6 +128,15 @@ class Locator:
             version = tool_version(path)
             if version:
                 found.append(PgTool(name, path, version[0], version[1], source))
+        return self.decide(ToolSearch(name, None, tuple(found)), server_major)
+
+    def decide(self, search: ToolSearch, server_major: int | None) -> ToolSearch:
+        """The choice among the tools ``search`` found, for this server version; none is run again."""
+        name, found = search.name, list(search.found)
+        if search.override is not None:
+            if search.chosen is None:
+                return search
+            return dataclasses.replace(search, problem=_too_old([search.chosen], server_major))
         if not found:
             return ToolSearch(name, None, (), None, OperatorError(
                 f"No {name} found (looked in PATH, {self.system_root}/*/bin and the embedded PostgreSQL).",
@@ -156,6 +166,12 @@ def _too_old(tools: list[PgTool], server_major: int | None) -> OperatorError | N
 
 def public_conninfo(settings: Settings, application_name: str = "migrate-tui-backup") -> str:
     """The connection string for argv: everything but the password."""
+    plain = plain_url(settings.database_url)
+    if plain is not None:  # read without loading libpq (see settings.plain_url)
+        params = {k: v for k, v in plain.params if k != "application_name"}
+        params.setdefault("connect_timeout", str(settings.connect_timeout_s))
+        params["application_name"] = quote(application_name, safe="")
+        return plain.without_password.split("?", 1)[0] + "?" + "&".join(f"{k}={v}" for k, v in params.items())
     from psycopg.conninfo import make_conninfo
 
     params = {k: v for k, v in conninfo(settings.database_url).items() if k not in _SECRET_KEYS}

@@ -68,7 +68,8 @@ class Settings:
 
     @property
     def password(self) -> str | None:
-        return conninfo(self.database_url).get("password")
+        plain = plain_url(self.database_url)
+        return plain.password if plain is not None else conninfo(self.database_url).get("password")
 
     @property
     def target(self) -> dict[str, str]:
@@ -97,6 +98,57 @@ def _os_user() -> str:
         return getpass.getuser()
     except Exception:  # pragma: no cover - no passwd entry
         return "postgres"
+
+
+# --- plain URLs, read without libpq -------------------------------------------------------------
+# A backup starts pg_dump before the database driver (psycopg, and with it libpq) is loaded, which
+# takes a tenth of a second. That needs the password and a password-free URL for pg_dump's argv. Only
+# URLs so plain that libpq's URI parser and this one cannot read them differently are read here
+# (one user, one host name, a port, a database name, common parameters, percent-encoding); any
+# other DATABASE_URL is read by libpq itself. tests/engine/test_plain_url.py checks the agreement.
+_UNRESERVED = "A-Za-z0-9._~"  # RFC 3986 unreserved characters, with "-" added last in each class
+_PCT = "%[0-9A-Fa-f]{2}"
+_PLAIN_URL = re.compile(
+    rf"(?P<head>postgres(?:ql)?://(?:[{_UNRESERVED}-]|{_PCT})+)"  # scheme and user
+    rf"(?::(?P<password>(?:[{_UNRESERVED}!$&'()*+,;=:-]|{_PCT})*))?"
+    rf"(?P<tail>@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::[0-9]{{1,5}})?/(?:[{_UNRESERVED}-]|{_PCT})+)"
+    rf"(?:\?(?P<query>[A-Za-z0-9._~%=&-]*))?"
+)
+# Parameters every supported libpq knows and that do not change who connects where, or how.
+_PLAIN_PARAMS = frozenset(
+    """sslmode sslrootcert sslcert sslkey sslcrl connect_timeout application_name target_session_attrs
+    options keepalives keepalives_idle keepalives_interval keepalives_count tcp_user_timeout
+    client_encoding gssencmode channel_binding krbsrvname""".split()
+)
+
+
+@dataclass(frozen=True)
+class PlainUrl:
+    without_password: str  # the same URL, its password removed
+    password: str | None
+    params: tuple[tuple[str, str], ...]  # the query parameters, still percent-encoded
+
+
+def plain_url(url: str) -> PlainUrl | None:
+    """A plain DATABASE_URL split into its password and the rest, without libpq; else None."""
+    match = _PLAIN_URL.fullmatch(url)
+    if match is None:
+        return None
+    params = []
+    for pair in filter(None, (match["query"] or "").split("&")):
+        key, sep, value = pair.partition("=")
+        if not sep or key not in _PLAIN_PARAMS or "%00" in value:
+            return None
+        params.append((key, value))
+    try:
+        password = None if match["password"] is None else unquote(match["password"], errors="strict")
+    except UnicodeDecodeError:  # not UTF-8 once decoded: leave it to libpq
+        return None
+    if password is not None and "\x00" in password:
+        return None
+    password = password or None  # libpq, too, ignores an empty password
+    query = "&".join(f"{k}={v}" for k, v in params)
+    return PlainUrl(match["head"] + match["tail"] + (f"?{query}" if query else ""), password, tuple(params))
 
 
 def conninfo(url: str) -> dict[str, str]:
@@ -215,7 +267,8 @@ def _validate_url(url: str) -> str:
                 f"DATABASE_URL has the parameter '{key}', which PostgreSQL (libpq) does not accept.",
                 FOREIGN_PARAM_HINTS.get(key, f"Remove '{key}=...' from the query string of DATABASE_URL."),
             )
-    conninfo(url)
+    if plain_url(url) is None:  # a plain URL needs no second reading (and no libpq loaded yet)
+        conninfo(url)
     return url
 
 

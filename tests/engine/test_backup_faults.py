@@ -139,14 +139,14 @@ def pg15() -> PgTool:
     return PgTool("pg_dump", bin_dir / "pg_dump", version, major, "system")
 
 
-def test_pg_dump_older_than_the_server_is_refused_up_front(db18, tmp_path):
+def test_pg_dump_older_than_the_server_is_refused_and_leaves_nothing(db18, tmp_path):
     tool = pg15()
     result = Backup(settings(db18), backup_dir=tmp_path / "b",
                     locator=Locator({"PG_DUMP": str(tool.path), "PATH": ""})).run()
     assert result.outcome == "failed"
     assert "older than the server (PostgreSQL 18)" in result.error.message
     assert "PG_DUMP=/usr/lib/postgresql/18/bin/pg_dump" in result.error.hint
-    assert not (tmp_path / "b").exists()
+    assert dir_entries(tmp_path / "b") == []  # pg_dump was stopped before it wrote anything that is kept
 
 
 def test_pg_dump_version_mismatch_from_pg_dump_itself_is_explained(db18, tmp_path):
