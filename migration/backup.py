@@ -336,7 +336,7 @@ class Backup:
                 result = BackupFinished("cancelled", "Backup cancelled; the partial file was deleted",
                                         elapsed_s=time.monotonic() - t0)
             else:
-                error = explain(exc, user=self.settings.target["user"], schema=self.settings.schema,
+                error = explain(exc, user=_user(self.settings), schema=self.settings.schema,
                                 secrets=self.settings.secrets())
                 note = " The partial file was deleted." if deleted else ""
                 result = BackupFinished("failed", f"Backup failed: {error.message}{note}", error=error,
@@ -670,6 +670,14 @@ def _fsync_dir(path: Path) -> None:
         _fsync(path)
     except OSError:  # some file systems cannot fsync a directory
         pass
+
+
+def _user(settings: Settings) -> str | None:
+    """The user for a fix hint; None when even reading the URL fails (the error then says why)."""
+    try:
+        return settings.target["user"]
+    except Exception:  # noqa: BLE001 - explaining a failure must not fail
+        return None
 
 
 def _close(conn) -> None:

@@ -108,11 +108,13 @@ def _os_user() -> str:
 # other DATABASE_URL is read by libpq itself. tests/engine/test_plain_url.py checks the agreement.
 _UNRESERVED = "A-Za-z0-9._~"  # RFC 3986 unreserved characters, with "-" added last in each class
 _PCT = "%[0-9A-Fa-f]{2}"
+_PLAIN_TEXT = rf"(?:[{_UNRESERVED}-]|{_PCT})"
+_PLAIN_PAIR = rf"[a-z_]+={_PLAIN_TEXT}*"
 _PLAIN_URL = re.compile(
-    rf"(?P<head>postgres(?:ql)?://(?:[{_UNRESERVED}-]|{_PCT})+)"  # scheme and user
+    rf"(?P<head>postgres(?:ql)?://(?P<user>{_PLAIN_TEXT}+))"
     rf"(?::(?P<password>(?:[{_UNRESERVED}!$&'()*+,;=:-]|{_PCT})*))?"
-    rf"(?P<tail>@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::[0-9]{{1,5}})?/(?:[{_UNRESERVED}-]|{_PCT})+)"
-    rf"(?:\?(?P<query>[A-Za-z0-9._~%=&-]*))?"
+    rf"(?P<tail>@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::[0-9]{{1,5}})?/(?P<dbname>{_PLAIN_TEXT}+))"
+    rf"(?:\?(?P<query>{_PLAIN_PAIR}(?:&{_PLAIN_PAIR})*))?"
 )
 # Parameters every supported libpq knows and that do not change who connects where, or how.
 _PLAIN_PARAMS = frozenset(
@@ -134,21 +136,28 @@ def plain_url(url: str) -> PlainUrl | None:
     match = _PLAIN_URL.fullmatch(url)
     if match is None:
         return None
-    params = []
-    for pair in filter(None, (match["query"] or "").split("&")):
-        key, sep, value = pair.partition("=")
-        if not sep or key not in _PLAIN_PARAMS or "%00" in value:
-            return None
-        params.append((key, value))
-    try:
-        password = None if match["password"] is None else unquote(match["password"], errors="strict")
-    except UnicodeDecodeError:  # not UTF-8 once decoded: leave it to libpq
+    params = [tuple(pair.split("=", 1)) for pair in match["query"].split("&")] if match["query"] else []
+    if any(key not in _PLAIN_PARAMS for key, _ in params):
         return None
-    if password is not None and "\x00" in password:
+    texts = [match["user"], match["dbname"], *(value for _, value in params)]
+    if match["password"] is not None:
+        texts.append(match["password"])
+    decoded = [_decoded(text) for text in texts]
+    if any(text is None for text in decoded):
         return None
+    password = decoded[-1] if match["password"] is not None else None
     password = password or None  # libpq, too, ignores an empty password
     query = "&".join(f"{k}={v}" for k, v in params)
     return PlainUrl(match["head"] + match["tail"] + (f"?{query}" if query else ""), password, tuple(params))
+
+
+def _decoded(text: str) -> str | None:
+    """Percent-decoded as libpq will, or None where libpq (or psycopg) would refuse it."""
+    try:
+        value = unquote(text, errors="strict")
+    except UnicodeDecodeError:
+        return None
+    return None if "\x00" in value else value
 
 
 def conninfo(url: str) -> dict[str, str]:

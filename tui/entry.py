@@ -82,16 +82,18 @@ def console() -> None:
     Python's own shutdown (tearing down psycopg and every other imported module) takes tens of
     milliseconds after a headless command has finished; a backup or check in a script pays it on
     every call. Everything a command writes is closed by then, so once the output is flushed the
-    process ends at once — unless a non-daemon thread still runs (the normal exit waits for it).
-    The wizard always takes the normal exit.
+    process ends at once — unless another thread is still alive (then the normal exit handles it).
+    Output that cannot be flushed makes the exit code 120, as Python's own exit does. The wizard
+    always takes the normal exit.
     """
     code = main()
-    if _wizard_started or any(t.is_alive() and not t.daemon for t in threading.enumerate()
-                              if t is not threading.main_thread()):
-        sys.exit(code)
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
+    if _wizard_started or any(t.is_alive() for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.exit(code)  # a thread may still be writing: let the interpreter end it as usual
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # output lost (closed pipe, full disk): say so, as Python would
+        os._exit(code or 120)
     os._exit(code)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -28,9 +29,10 @@ def test_buffered_output_reaches_a_pipe_and_the_exit_code_is_kept():
     assert proc.stdout == "out-" * 50000 and proc.stderr == "err-" * 50000
 
 
-def test_a_running_non_daemon_thread_gets_the_normal_exit(monkeypatch):
+@pytest.mark.parametrize("daemon", [False, True])
+def test_a_thread_still_running_gets_the_normal_exit(monkeypatch, daemon):
     release = threading.Event()
-    worker = threading.Thread(target=release.wait, daemon=False)
+    worker = threading.Thread(target=release.wait, daemon=daemon)
 
     def main() -> int:
         worker.start()
@@ -44,6 +46,21 @@ def test_a_running_non_daemon_thread_gets_the_normal_exit(monkeypatch):
     finally:
         release.set()
         worker.join()
+
+
+def test_output_that_cannot_be_written_is_not_a_silent_success():
+    script = ("import sys, time, tui.entry as e\n"
+              "def main():\n"
+              "    sys.stdout.write('x' * 1000)\n"  # buffered: fails only when flushed
+              "    time.sleep(1)\n"
+              "    return 0\n"
+              "e.main = main\n"
+              "e.console()\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL)
+    proc.stdout.close()  # the reader goes away, like `migrate-tui check | head -0`
+    assert proc.wait(60) == 120
 
 
 def test_the_wizard_gets_the_normal_exit(monkeypatch):

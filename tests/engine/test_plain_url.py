@@ -76,6 +76,15 @@ def test_urls_libpq_could_read_differently_are_left_to_libpq():
         "postgresql://u:pw@host/db?passfile=/tmp/x",
         "postgresql://u:pw@host/db?service=prod",
         "postgresql://u:pw@host/db?sslmode",  # a parameter without '='
+        "postgresql://u:pw@host/db?options=a=b",  # a second '=' (libpq refuses it)
+        "postgresql://u:pw@host/db?sslmode=%zz",
+        "postgresql://u:pw@host/db?options=%",
+        "postgresql://u:pw@host/db?&&",  # empty pairs
+        "postgresql://u:pw@host/db?sslmode=require&",
+        "postgresql://u%00:pw@host/db",  # NUL in the user
+        "postgresql://u:pw@host/%00",  # NUL in the database name
+        "postgresql://%FF:pw@host/db",  # a user that is not UTF-8
+        "postgresql://u:pw@host/db?application_name=%00",
         "postgresql://u:pw@host/db?schema=public",
         "postgresql://u:pw@host/db#frag",
         "postgresql://u:pw@host",  # no database name
