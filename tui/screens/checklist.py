@@ -24,6 +24,7 @@ from textual.widgets import Button, Checkbox, Footer, Header, Static
 
 from migration.settings import DEFAULT_BACKUP_DIR
 
+from ..widgets.hanging import hanging_lines
 from .base import WizardScreen
 
 if TYPE_CHECKING:
@@ -84,13 +85,9 @@ class CheckRow(Static):
     """One check; wrapped lines get a hanging indent, like the step panels, so the mark column stays clear."""
 
     def _lines(self, width: int) -> list[Content]:
-        lines: list[Content] = []
-        for part in Content.from_rich_text(self.content).split("\n"):
-            indent = len(part.plain) - len(part.plain.lstrip(" "))
-            for i, line in enumerate(part[indent:].wrap(max(10, width - indent - 2)) or [Content("")]):
-                pad = indent + (2 if i else 0)
-                lines.append(Content(" " * pad) + line if pad else line)
-        return lines
+        parts = Content.from_rich_text(self.content).split("\n")
+        indents = [len(part.plain) - len(part.plain.lstrip(" ")) for part in parts]
+        return hanging_lines(((indent, part[indent:]) for indent, part in zip(indents, parts)), width)
 
     def get_content_height(self, container, viewport, width: int) -> int:
         return len(self._lines(width))

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from textual.content import Content
 from textual.widget import Widget
 
+from .hanging import hanging_lines
+
 if TYPE_CHECKING:
     from migration.errors import OperatorError
 
@@ -131,13 +133,7 @@ class StepPanel(Widget):
         return "\n".join(" " * indent + content.plain for indent, content in getattr(self, "_parts", []))
 
     def _lines(self, width: int) -> list[Content]:
-        lines: list[Content] = []
-        for indent, content in getattr(self, "_parts", []):
-            wrapped = content.wrap(max(10, width - indent - 2)) or [Content("")]
-            for i, line in enumerate(wrapped):
-                pad = indent + (2 if i else 0)
-                lines.append(Content(" " * pad) + line if pad else line)
-        return lines
+        return hanging_lines(getattr(self, "_parts", []), width)
 
     def get_content_height(self, container, viewport, width: int) -> int:
         return len(self._lines(width))
