@@ -61,6 +61,22 @@ def _migrate(db, settings) -> None:
                      "('b', 'k/b', 2)")
 
 
+async def open_rollback(app, pilot) -> RollbackScreen:
+    """From the Target screen, d opens the Rollback screen with its preview read."""
+    await target_ready(app, pilot)
+    await pilot.press("d")
+    await settle(app, pilot)
+    assert isinstance(app.screen, RollbackScreen)
+    return app.screen
+
+
+async def confirm_drop(pilot) -> None:
+    """d opens the dialog; typing the table name and Enter confirms the DROP."""
+    await pilot.press("d")
+    await pilot.pause()
+    await pilot.press(*"database_backups", "enter")
+
+
 async def test_dialog_keeps_drop_disabled_until_the_table_name_is_typed():
     app = DialogHarness()
     async with app.run_test(size=(100, 30)) as pilot:
@@ -136,11 +152,8 @@ async def test_escape_in_the_dialog_changes_nothing(db18, settings_for, workdir)
     _migrate(db18, settings)
     app = make_app(settings)
     async with app.run_test(size=(100, 30)) as pilot:
-        await target_ready(app, pilot)
-        await pilot.press("d")
-        await settle(app, pilot)
-        screen = app.screen
-        assert isinstance(screen, RollbackScreen) and screen.preview.exists
+        screen = await open_rollback(app, pilot)
+        assert screen.preview.exists
         assert "Table public.database_backups — 2 rows" in flat(screen_text(app))
         await pilot.press("d")
         await pilot.pause()
@@ -159,14 +172,8 @@ async def test_full_rollback_from_the_wizard(db18, settings_for, workdir, canary
     _migrate(db18, settings)
     app = make_app(settings)
     async with app.run_test(size=(100, 30)) as pilot:
-        await target_ready(app, pilot)
-        await pilot.press("d")
-        await settle(app, pilot)
-        screen = app.screen
-        assert isinstance(screen, RollbackScreen)
-        await pilot.press("d")
-        await pilot.pause()
-        await pilot.press(*"database_backups", "enter")
+        screen = await open_rollback(app, pilot)
+        await confirm_drop(pilot)
         await settle(app, pilot)
         await wait_until(pilot, lambda: screen.result is not None, "the rollback to finish")
         await settle(app, pilot)
@@ -245,9 +252,7 @@ async def test_blockers_are_listed_while_waiting_then_it_succeeds(db18, settings
                 table_backup=False))
             await app.push_screen(screen)
             await settle(app, pilot)
-            await pilot.press("d")
-            await pilot.pause()
-            await pilot.press(*"database_backups", "enter")
+            await confirm_drop(pilot)
             await wait_until(pilot, lambda: "report-job" in widget_text(screen, "#rollback-blockers"),
                              "the blocker to be listed")
             assert "idle in transaction" in widget_text(screen, "#rollback-blockers")
@@ -279,9 +284,7 @@ async def test_cancel_while_waiting_for_the_lock(db18, settings_for, workdir, ke
                                                                        watch_interval_s=0.1, table_backup=False))
             await app.push_screen(screen)
             await settle(app, pilot)
-            await pilot.press("d")
-            await pilot.pause()
-            await pilot.press(*"database_backups", "enter")
+            await confirm_drop(pilot)
             await wait_until(pilot, lambda: "report-job" in widget_text(screen, "#rollback-blockers"),
                              "the DROP to wait")
             await pilot.press(key)
@@ -297,11 +300,7 @@ async def test_cancel_while_waiting_for_the_lock(db18, settings_for, workdir, ke
 async def test_nothing_to_roll_back(db18, settings_for, workdir):
     app = make_app(settings_for(db18))
     async with app.run_test(size=(80, 24)) as pilot:
-        await target_ready(app, pilot)
-        await pilot.press("d")
-        await settle(app, pilot)
-        screen = app.screen
-        assert isinstance(screen, RollbackScreen)
+        screen = await open_rollback(app, pilot)
         assert "Nothing to roll back: table public.database_backups does not exist." in widget_text(
             screen, "#rollback-status")
         assert screen.query_one("#rollback-drop", Button).disabled
@@ -362,14 +361,9 @@ async def test_restore_the_copy_from_the_wizard(db18, settings_for, workdir):
     before = db18.admin().execute("SELECT * FROM database_backups ORDER BY id").fetchall()
     app = make_app(settings)
     async with app.run_test(size=(100, 30)) as pilot:
-        await target_ready(app, pilot)
-        await pilot.press("d")
-        await settle(app, pilot)
-        screen = app.screen
+        screen = await open_rollback(app, pilot)
         assert not screen.query_one("#rollback-restore").display  # nothing to restore yet
-        await pilot.press("d")
-        await pilot.pause()
-        await pilot.press(*"database_backups", "enter")
+        await confirm_drop(pilot)
         await wait_until(pilot, lambda: screen.result is not None, "the rollback")
         await settle(app, pilot)
         assert not db18.table_exists()
