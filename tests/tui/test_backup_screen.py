@@ -3,6 +3,7 @@ and snapshots over replayed, deterministic backup events."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 
@@ -28,21 +29,33 @@ async def open_backup(app, pilot, settings, backup_dir: Path) -> BackupScreen:
     return screen
 
 
+@contextlib.contextmanager
+def items_locked(db, create_sql: str):
+    """A table ``items`` (made by the application role) that another session holds locked."""
+    with db.app() as conn:
+        conn.execute(create_sql)
+    with db.admin() as locker:
+        locker.execute("BEGIN")
+        locker.execute("LOCK TABLE items IN ACCESS EXCLUSIVE MODE")
+        yield
+        locker.execute("ROLLBACK")
+
+
+async def dump_waits_on_the_lock(pilot, db, screen: BackupScreen) -> None:
+    await wait_until(pilot, lambda: screen.backup is not None and screen.backup.child_pid is not None
+                     and db.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+                                   "AND wait_event_type = 'Lock'", (screen.backup.application_name,)),
+                     "pg_dump to wait on the lock")
+
+
 async def test_cancel_mid_dump_deletes_the_partial_file(db18, settings_for, tmp_path, canary):
-    with db18.app() as conn:
-        conn.execute("CREATE TABLE items AS SELECT g AS id FROM generate_series(1, 1000) g")
     backup_dir = tmp_path / "backups"
     settings = settings_for(db18)
     app = make_app(settings)
-    with db18.admin() as locker:
-        locker.execute("BEGIN")
-        locker.execute("LOCK TABLE items IN ACCESS EXCLUSIVE MODE")
+    with items_locked(db18, "CREATE TABLE items AS SELECT g AS id FROM generate_series(1, 1000) g"):
         async with app.run_test(size=(100, 30)) as pilot:
             screen = await open_backup(app, pilot, settings, backup_dir)
-            await wait_until(pilot, lambda: screen.backup is not None and screen.backup.child_pid is not None
-                             and db18.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
-                                             "AND wait_event_type = 'Lock'", (screen.backup.application_name,)),
-                             "pg_dump to wait on the lock")
+            await dump_waits_on_the_lock(pilot, db18, screen)
             assert screen.running and list(backup_dir.iterdir())  # the partial file exists
             assert_no_secret(app, canary)
             await pilot.press("escape")
@@ -55,29 +68,21 @@ async def test_cancel_mid_dump_deletes_the_partial_file(db18, settings_for, tmp_
             assert "Backup cancelled; the partial file was deleted" in text
             assert "Retry (r)" in text and "Skip backup (k)" in text
             assert list(backup_dir.iterdir()) == []
-        locker.execute("ROLLBACK")
 
 
 async def test_quitting_mid_dump_stops_pg_dump_and_deletes_the_partial_file(db18, settings_for, tmp_path):
-    with db18.app() as conn:
-        conn.execute("CREATE TABLE items (id int)")
     backup_dir = tmp_path / "backups"
     settings = settings_for(db18)
     app = make_app(settings)
-    with db18.admin() as locker:
-        locker.execute("BEGIN")
-        locker.execute("LOCK TABLE items IN ACCESS EXCLUSIVE MODE")
+    with items_locked(db18, "CREATE TABLE items (id int)"):
         async with app.run_test(size=(100, 30)) as pilot:
             screen = await open_backup(app, pilot, settings, backup_dir)
-            await wait_until(pilot, lambda: screen.backup is not None and db18.scalar(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'",
-                (screen.backup.application_name,)), "pg_dump to wait on the lock")
+            await dump_waits_on_the_lock(pilot, db18, screen)
             name = screen.backup.application_name
             await pilot.press("ctrl+q")
         # Unmounting the screen stopped pg_dump and waited for the partial file to go.
         assert list(backup_dir.iterdir()) == []
         assert db18.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (name,)) == 0
-        locker.execute("ROLLBACK")
 
 
 async def test_failed_backup_explains_and_skip_needs_confirmation(db18, settings_for, tmp_path, canary):
