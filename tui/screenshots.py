@@ -59,6 +59,13 @@ def screen_is(app, name: str) -> bool:
     return type(app.screen).__name__ == name
 
 
+async def target_ready(app, pilot, shoot) -> None:
+    """The Target screen shows the server facts; from now on the screenshots must not hold the password."""
+    await settle(app, pilot)
+    await until(pilot, lambda: app.target_screen.overview is not None, "the server facts")
+    shoot.secrets.append(app.settings.password or "")
+
+
 async def press_until(app, pilot, key: str, screen: str) -> None:
     await pilot.press(key)
     await until(pilot, lambda: screen_is(app, screen), f"the {screen}")
@@ -73,9 +80,7 @@ async def happy_path(shoot: Shooter, size, audit_log: Path) -> None:
     app = MigrateApp(source, preflight=True, audit_log=audit_log)
     try:
         async with app.run_test(size=size) as pilot:
-            await settle(app, pilot)
-            await until(pilot, lambda: app.target_screen.overview is not None, "the server facts")
-            shoot.secrets.append(app.settings.password or "")
+            await target_ready(app, pilot, shoot)
             shoot(app, "target")
             await press_until(app, pilot, "s", "SqlScreen")
             shoot(app, "sql-preview")
@@ -142,9 +147,7 @@ async def failure_path(shoot: Shooter, size, audit_log: Path) -> None:
     app = MigrateApp(source, audit_log=audit_log)
     try:
         async with app.run_test(size=size) as pilot:
-            await settle(app, pilot)
-            await until(pilot, lambda: app.target_screen.overview is not None, "the server facts")
-            shoot.secrets.append(app.settings.password or "")
+            await target_ready(app, pilot, shoot)
             shoot(app, "target-index-clash")
             await press_until(app, pilot, "m", "MigrateScreen")
             await until(pilot, lambda: app.screen.result is not None, "the migration")
