@@ -363,10 +363,15 @@ class Backup:
 
         database_bytes = int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
         # pg_table_size() takes a lock: give up quickly (a locked table) and use the planner's estimate.
-        conn.execute("SET lock_timeout = 1000")
+        conn.begin()
         try:
+            conn.execute("SET LOCAL lock_timeout = 1000")
             rows = conn.execute(_TABLES.format(size=_EXACT_SIZE)).fetchall()
         except LockNotAvailable:
+            rows = None
+        finally:
+            conn.execute("ROLLBACK")
+        if rows is None:
             rows = conn.execute(_TABLES.format(size=_ESTIMATED_SIZE)).fetchall()
         return database_bytes, [TableSize(n, int(b or 0), int(t or 0)) for n, b, t in rows]
 

@@ -26,6 +26,47 @@ class IndexFact:
     table: str  # schema-qualified table the index belongs to
 
 
+# pg_class.relkind -> what it is called in messages
+RELKINDS = {"r": "table", "p": "partitioned table", "v": "view", "m": "materialized view", "f": "foreign table",
+            "S": "sequence", "i": "index", "I": "partitioned index", "c": "composite type", "t": "TOAST table"}
+DROP_KEYWORDS = {"p": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW", "f": "FOREIGN TABLE", "S": "SEQUENCE",
+                 "i": "INDEX", "I": "INDEX", "c": "TYPE"}
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A relation with the table's name, whatever its kind. Only an ordinary table (relkind 'r') is
+    ever read from or dropped: selecting from a view runs its owner's functions as the caller."""
+
+    oid: int
+    relkind: str
+    owner: str
+    can_drop: bool  # the current role owns it (or is a member of its owner, or a superuser)
+
+    @property
+    def kind(self) -> str:
+        return RELKINDS.get(self.relkind, f"relation of kind {self.relkind}")
+
+    @property
+    def is_table(self) -> bool:
+        return self.relkind == "r"
+
+
+def not_a_table_error(schema: str, name: str, relkind: str, owner: str, *, what: str = "nothing was changed"):
+    """The message for a relation named like our table that is not an ordinary table."""
+    from psycopg import sql
+
+    from .errors import OperatorError
+
+    kind = RELKINDS.get(relkind, f"relation of kind {relkind}")
+    keyword = DROP_KEYWORDS.get(relkind, "TABLE")
+    statement = sql.SQL("DROP {} {};").format(sql.SQL(keyword), sql.Identifier(schema, name)).as_string(None)
+    return OperatorError(
+        f"{schema}.{name} is a {kind}, not a table (owner {owner}); {what}.",
+        f"migrate-tui never reads from or drops anything but an ordinary table. Check what it is and what uses "
+        f"it; then rename it or drop it yourself (e.g. {statement}) and run again.")
+
+
 @dataclass(frozen=True)
 class StructureReport:
     """What the catalog says about the table, judged against the definition.
@@ -43,6 +84,11 @@ class StructureReport:
     sequence: str | None = None
     row_count: int | None = None
     foreign_index_names: tuple[IndexFact, ...] = field(default=())
+    relation: Relation | None = None
+
+    @property
+    def not_a_table(self) -> bool:
+        return self.relation is not None and not self.relation.is_table
 
     @property
     def valid(self) -> bool:
@@ -76,13 +122,23 @@ SELECT contype, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s
 """
 
 
-def table_oid(conn, schema: str, table: Table = TABLE) -> int | None:
+def relation(conn, schema: str, table: Table = TABLE) -> Relation | None:
+    """The relation named like the table in the schema (any kind), or None."""
     row = conn.execute(
-        "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+        "SELECT c.oid, c.relkind::text, pg_get_userbyid(c.relowner), "
+        "  pg_has_role(current_user, c.relowner, 'USAGE') "
+        "  OR coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false) "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = %s",
         (schema, table.name),
     ).fetchone()
-    return int(row[0]) if row else None
+    return Relation(int(row[0]), str(row[1]), str(row[2]), bool(row[3])) if row else None
+
+
+def table_oid(conn, schema: str, table: Table = TABLE) -> int | None:
+    """The oid of the table when it exists and is an ordinary table; None otherwise."""
+    rel = relation(conn, schema, table)
+    return rel.oid if rel is not None and rel.is_table else None
 
 
 def index_name_clashes(conn, schema: str, table: Table = TABLE) -> tuple[IndexFact, ...]:
@@ -107,11 +163,13 @@ def index_name_clashes(conn, schema: str, table: Table = TABLE) -> tuple[IndexFa
 def inspect(conn, schema: str, table: Table = TABLE, *, strict: bool = False) -> StructureReport:
     """Read the table's structure. ``strict`` (after creation) turns differences into problems."""
     clashes = index_name_clashes(conn, schema, table)
-    oid = table_oid(conn, schema, table)
-    if oid is None:
+    rel = relation(conn, schema, table)
+    if rel is None:
         return StructureReport(exists=False, foreign_index_names=clashes)
-
-    kind = conn.execute("SELECT relkind::text FROM pg_class WHERE oid = %s", (oid,)).fetchone()[0]
+    if not rel.is_table:  # never read: only the catalog says what it is
+        return StructureReport(exists=True, problems=(f"{schema}.{table.name} is a {rel.kind}, not a table",),
+                               foreign_index_names=clashes, relation=rel)
+    oid = rel.oid
     columns = tuple(ColumnFact(n, t, bool(nn), d) for n, t, nn, d in conn.execute(_COLUMNS, (oid,)).fetchall())
     indexes = tuple(
         IndexFact(*row) for row in conn.execute(_INDEXES.format(where="x.indrelid = %s"), (oid,)).fetchall()
@@ -123,8 +181,6 @@ def inspect(conn, schema: str, table: Table = TABLE, *, strict: bool = False) ->
 
     problems: list[str] = []
     differences: list[str] = []
-    if kind not in ("r", "p"):
-        problems.append(f"{schema}.{table.name} exists but is not a table (relkind {kind})")
     by_name = {c.name: c for c in columns}
     for col in table.columns:
         fact = by_name.get(col.name)
@@ -164,6 +220,7 @@ def inspect(conn, schema: str, table: Table = TABLE, *, strict: bool = False) ->
         differences=tuple(differences),
         sequence=seq_row[0] if seq_row else None,
         foreign_index_names=clashes,
+        relation=rel,
     )
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
+from .db import PIN_SEARCH_PATH
 from .events import Step
 from .schema import TABLE, Table
 from .settings import Settings
@@ -42,6 +43,8 @@ def migration_plan(settings: Settings, table: Table = TABLE) -> list[PlannedStat
     s = settings.schema
     return [
         PlannedStatement(Step.TRANSACTION_START, sql.SQL("BEGIN")),
+        PlannedStatement(Step.TRANSACTION_START, sql.SQL(PIN_SEARCH_PATH),
+                         "only built-in functions and types, whatever other roles created in other schemas"),
         PlannedStatement(Step.TRANSACTION_START, try_lock(s, table),
                          "only one migrate-tui run at a time (released at commit/rollback)"),
         PlannedStatement(Step.TRANSACTION_START, set_local("lock_timeout", settings.lock_timeout_ms)),

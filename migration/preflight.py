@@ -152,11 +152,16 @@ def _is_local(host: str) -> bool:
 
 
 def _round_trip_ms(conn, samples: int = 5) -> float:
+    """Median time of one round trip (inside one transaction: only the SELECTs are timed)."""
     times = []
-    for _ in range(samples):
-        start = time.perf_counter()
-        conn.execute("SELECT 1").fetchone()
-        times.append((time.perf_counter() - start) * 1000)
+    conn.begin("READ ONLY")
+    try:
+        for _ in range(samples):
+            start = time.perf_counter()
+            conn.execute("SELECT 1").fetchone()
+            times.append((time.perf_counter() - start) * 1000)
+    finally:
+        conn.execute("ROLLBACK")
     return statistics.median(times)
 
 
@@ -242,6 +247,10 @@ def _table_rows(report, settings: Settings, table: Table) -> Iterator[CheckResul
     qualified = f"{settings.schema}.{table.name}"
     if not report.exists:
         yield _ok("table", g, f"Table {table.name}", f"absent: {qualified} will be created")
+    elif report.not_a_table:
+        error = catalog.not_a_table_error(settings.schema, table.name, report.relation.relkind,
+                                          report.relation.owner)
+        yield _fail("table", g, f"Table {table.name}", error.message, error.hint)
     elif report.valid and report.differences:
         yield _warn("table", g, f"Table {table.name}",
                     "present and usable (migration not needed), with differences: " + "; ".join(report.differences),

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -26,6 +26,7 @@ import psycopg
 from psycopg import sql
 
 from . import rollback_copy, rollback_preview
+from .catalog import not_a_table_error
 from .db import ServerFacts, connect, rollback_quietly, server_facts
 from .errors import MigrateError, OperatorError, explain
 from .plan import set_local, try_lock
@@ -98,7 +99,7 @@ def read_preview(settings: Settings, table: Table = TABLE, *, lock_timeout_ms: i
 
 def _preview_in_readonly_tx(conn: psycopg.Connection, settings: Settings, table: Table,
                             lock_timeout_ms: int) -> Preview:
-    conn.execute("BEGIN READ ONLY")
+    conn.begin("READ ONLY")
     try:
         conn.execute(set_local("lock_timeout", lock_timeout_ms))
         conn.execute(set_local("statement_timeout", settings.statement_timeout_ms))
@@ -155,6 +156,7 @@ class Rollback:
             if not preview.exists:
                 raise _Stop(RollbackOutcome.NOTHING,
                             f"Nothing to roll back: table {preview.qualified} does not exist.")
+            self._refuse_unless_ours(preview)
             agreed = self._agreed_dependents(preview, confirmed, cascade)
             self._check_cancel()
             fingerprint = None
@@ -190,6 +192,21 @@ class Rollback:
             self._conn = self._monitor = None
 
     # -- decisions ------------------------------------------------------------
+    @staticmethod
+    def _refuse_unless_ours(preview: Preview) -> None:
+        """Only an ordinary table the operator may drop is read from or dropped."""
+        if not preview.is_table:
+            error = not_a_table_error(preview.schema, preview.table, preview.relkind, preview.owner,
+                                      what="nothing was dropped")
+            raise _Stop(RollbackOutcome.FAILED, f"{preview.qualified} is a {preview.kind}, not a table; nothing was "
+                        "dropped.", error)
+        if not preview.can_drop:
+            raise _Stop(RollbackOutcome.FAILED, f"Table {preview.qualified} belongs to {preview.owner}; nothing was "
+                        "dropped.", OperatorError(
+                            f"Table {preview.qualified} is owned by {preview.owner}, and only its owner (or a "
+                            "superuser) can drop it; nothing was read from it.",
+                            f"Run the rollback as {preview.owner} (or as a member of that role).", "42501"))
+
     def _agreed_dependents(self, preview: Preview, confirmed: frozenset[str] | None,
                            cascade: bool) -> frozenset[str]:
         current = preview.dependent_keys
@@ -228,9 +245,10 @@ class Rollback:
         self._emit(SafetyCopyStarted(str(target), dump.describe()))
         # pg_dump reads an exported snapshot, so the rows it writes are exactly the rows counted here.
         with connect(self.settings, application_name=APPLICATION_NAME) as snap:
-            snap.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            snap.begin("ISOLATION LEVEL REPEATABLE READ READ ONLY")
             snap.execute(set_local("lock_timeout", self.options.lock_timeout_ms))
             snapshot = snap.execute("SELECT pg_export_snapshot()").fetchone()[0]
+            self._still_the_table(snap, preview)
             fingerprint = rollback_preview.fingerprint(snap, preview.schema, self.table)
             copy = rollback_copy.dump_table(
                 self.settings, dump, target, schema=preview.schema, table=preview.table, snapshot=snapshot,
@@ -279,7 +297,8 @@ class Rollback:
         assert conn is not None
         s = self.settings
         qualified = self.table.qualified(s.schema)
-        self._execute(sql.SQL("BEGIN"))
+        self._check_cancel()
+        conn.begin()  # BEGIN; SET LOCAL search_path = pg_catalog, pg_temp
         if not self._execute(try_lock(s.schema, self.table)).fetchone()[0]:
             raise _Stop(RollbackOutcome.BUSY, "Another migrate-tui run is working on this table; nothing was "
                         "dropped.", OperatorError("Another migration or rollback is running on this table.",
@@ -304,7 +323,7 @@ class Rollback:
     def _drop_locked(self, watch: "_Watch", attempt: int, preview: Preview, agreed: frozenset[str],
                      fingerprint: tuple[int, str] | None) -> tuple[Blocker, ...] | None:
         s = self.settings
-        oid = rollback_preview.table_oid(self._conn, s.schema, self.table)
+        oid = self._still_the_table(self._conn, preview)  # locked now: it cannot change under us
         now = rollback_preview.dependents(self._conn, oid)
         if frozenset(d.key for d in now) != agreed:
             raise self._changed(now, agreed)
@@ -333,6 +352,18 @@ class Rollback:
                                    tuple(d.label for d in now), (time.perf_counter() - t_drop) * 1000))
                 return None
         return self._after_timeout(watch)
+
+    def _still_the_table(self, conn, preview: Preview) -> int:
+        """Before reading rows: the name still means an ordinary table we may drop."""
+        from .catalog import relation
+
+        rel = relation(conn, self.settings.schema, self.table)
+        if rel is None:
+            raise _Stop(RollbackOutcome.NOTHING, f"Nothing to roll back: table {preview.qualified} was dropped by "
+                        "someone else meanwhile.")
+        self._refuse_unless_ours(replace(preview, kind=rel.kind, relkind=rel.relkind, owner=rel.owner,
+                                                   can_drop=rel.can_drop))
+        return rel.oid
 
     def _commit(self, preview: Preview) -> None:
         try:

@@ -58,6 +58,14 @@ class Preview:
     dependents: tuple[Dependent, ...] = ()
     drop_sql: str = ""
     server_version: str = ""
+    kind: str = "table"  # what the relation is (a view, a sequence, ... is never read from or dropped)
+    relkind: str = "r"  # pg_class.relkind
+    owner: str = ""
+    can_drop: bool = True  # the current role owns the table (or may act as its owner)
+
+    @property
+    def is_table(self) -> bool:
+        return self.kind == "table"
 
     @property
     def qualified(self) -> str:

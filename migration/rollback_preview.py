@@ -9,6 +9,7 @@ import re
 
 from psycopg import sql
 
+from . import catalog
 from .rollback_events import Blocker, Dependent, Preview
 from .schema import TABLE, Table
 from .settings import redact
@@ -80,8 +81,8 @@ _PASSWORD_LITERAL = re.compile(r"(password\s*)('(?:[^']|'')*'|\S+)", re.I)
 
 
 def table_oid(conn, schema: str, table: Table = TABLE) -> int | None:
-    row = conn.execute("SELECT to_regclass(%s)::oid", (f'"{schema}"."{table.name}"',)).fetchone()
-    return int(row[0]) if row and row[0] is not None else None
+    """The table's oid when it exists and is an ordinary table (never a view or anything else)."""
+    return catalog.table_oid(conn, schema, table)
 
 
 def dependents(conn, oid: int) -> tuple[Dependent, ...]:
@@ -95,9 +96,13 @@ def preview(conn, schema: str, table: Table = TABLE) -> Preview:
     """Whether the table exists, its rows, size, indexes, sequence and CASCADE victims."""
     drop = table.drop(schema, cascade=False).as_string(conn)
     version = str(conn.execute("SELECT current_setting('server_version')").fetchone()[0]).split()[0]
-    oid = table_oid(conn, schema, table)
-    if oid is None:
+    rel = catalog.relation(conn, schema, table)
+    if rel is None:
         return Preview(schema, table.name, False, drop_sql=drop, server_version=version)
+    if not rel.is_table or not rel.can_drop:  # nothing is read from it: only the catalog
+        return Preview(schema, table.name, True, drop_sql=drop, server_version=version, kind=rel.kind,
+                       relkind=rel.relkind, owner=rel.owner, can_drop=rel.can_drop)
+    oid = rel.oid
     size, pretty = conn.execute("SELECT pg_total_relation_size(%s), pg_size_pretty(pg_total_relation_size(%s))",
                                 (oid, oid)).fetchone()
     rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table.qualified(schema))).fetchone()[0]
@@ -112,7 +117,7 @@ def preview(conn, schema: str, table: Table = TABLE) -> Preview:
         schema, table.name, True, int(rows), int(size), str(pretty),
         tuple(_qualify(schema, name) for name in indexes),
         _qualify(schema, sequences[0]) if sequences else None,
-        deps, table.drop(schema, cascade=bool(deps)).as_string(conn), version,
+        deps, table.drop(schema, cascade=bool(deps)).as_string(conn), version, owner=rel.owner,
     )
 
 

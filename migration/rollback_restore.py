@@ -57,9 +57,11 @@ class Restore:
             expected = copy_rows(text, s.schema, self.table.name)
             with connect(s, application_name=APPLICATION_NAME) as conn:
                 facts = server_facts(conn)
-                if catalog.table_oid(conn, s.schema, self.table) is not None:
+                existing = catalog.relation(conn, s.schema, self.table)
+                if existing is not None:
                     raise MigrateError(OperatorError(
-                        f"Table {s.schema}.{self.table.name} already exists; nothing was restored.",
+                        f"{existing.kind.capitalize()} {s.schema}.{self.table.name} already exists; nothing was "
+                        "restored.",
                         "The safety copy recreates the table: restore it only after a rollback (or drop the "
                         "table first with migrate-tui rollback)."))
             self._psql(facts.major)

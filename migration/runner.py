@@ -140,6 +140,10 @@ class Migration:
     def _step_existence(self) -> catalog.StructureReport:
         with self._timed(Step.EXISTENCE_CHECK) as t:
             report = catalog.inspect(self._conn, self.settings.schema, self.table)
+            if report.not_a_table:
+                rel = report.relation
+                raise MigrateError(catalog.not_a_table_error(self.settings.schema, self.table.name, rel.relkind,
+                                                             rel.owner))
             if report.exists:
                 if report.valid:
                     t.done(f"Table {self.table.name} already exists", warning=True)
@@ -158,7 +162,8 @@ class Migration:
         """BEGIN, timeouts, advisory lock; returns a report if the table appeared meanwhile."""
         s = self.settings
         with self._timed(Step.TRANSACTION_START) as t:
-            self._execute(sql.SQL("BEGIN"))
+            self._check_cancel()
+            self._conn.begin()  # BEGIN; SET LOCAL search_path = pg_catalog, pg_temp
             self._in_transaction = True
             # The advisory lock is the first statement of the transaction.
             got = self._execute(try_lock(s.schema, self.table)).fetchone()[0]
@@ -289,6 +294,10 @@ class Migration:
     def _appeared_meanwhile(self, report: catalog.StructureReport) -> RunFinished:
         """Another runner created the table while we waited for the advisory lock."""
         self._rollback_quietly()
+        if report.not_a_table:
+            rel = report.relation
+            raise MigrateError(catalog.not_a_table_error(self.settings.schema, self.table.name, rel.relkind,
+                                                         rel.owner))
         if not report.valid:
             raise MigrateError(OperatorError(
                 "; ".join(report.problems), GUIDE_FIX_INVALID.format(table=self._qualified_text())))

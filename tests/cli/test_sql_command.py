@@ -29,8 +29,10 @@ def test_sql_prints_the_table_and_three_indexes(tmp_path):
                        ("idx_database_backups_created_by", "created_by")]
     body = statements(out)
     assert body[0] == "BEGIN;" and body[-1] == "COMMIT;"
-    assert body[1].startswith("SELECT pg_try_advisory_xact_lock(")  # the first statement in the transaction
-    assert body[2:4] == ["SET LOCAL \"lock_timeout\" = '5000ms';", "SET LOCAL \"statement_timeout\" = '60000ms';"]
+    # the transaction first pins name resolution to the built-ins, then takes the advisory lock
+    assert body[1] == "SET LOCAL search_path = pg_catalog, pg_temp;"
+    assert body[2].startswith("SELECT pg_try_advisory_xact_lock(")
+    assert body[3:5] == ["SET LOCAL \"lock_timeout\" = '5000ms';", "SET LOCAL \"statement_timeout\" = '60000ms';"]
 
 
 def test_sql_quotes_another_schema(tmp_path):

@@ -139,5 +139,5 @@ def test_a_view_with_the_tables_name_is_rejected(db, settings_for):
     result, _ = run(settings_for(db))
 
     assert result.outcome is Outcome.FAILED
-    assert "is not a table" in result.error.message
+    assert "is a view, not a table" in result.error.message
     assert catalog_snapshot(db) == before

@@ -31,7 +31,7 @@ def test_preview_names_the_view_and_the_foreign_key(db, settings_for):
     preview = read_preview(settings)
     assert preview.dependent_keys == EXPECTED
     fk = next(d for d in preview.dependents if d.kind == "table constraint")
-    assert fk.alters == "restores" and "alters table restores" in fk.label
+    assert fk.alters == "public.restores" and "alters table public.restores" in fk.label
     assert preview.drop_sql.endswith(" CASCADE")
 
 
@@ -44,7 +44,7 @@ def test_no_cascade_without_confirmation(db, settings_for, tmp_path):
     assert result.error.sqlstate == "2BP01"
     assert "view public.recent_backups" in result.error.message
     assert set(result.details) == {"view public.recent_backups",
-                                   "table constraint restores_backup_id_fkey on public.restores (alters table restores)"}
+                                   "table constraint restores_backup_id_fkey on public.restores (alters table public.restores)"}
     assert not rec.of(SafetyCopyStarted) and not rec.of(Dropped)
     assert db.table_exists() and catalog_has(db, "public.recent_backups") and _fk_exists(db)
 

@@ -21,7 +21,11 @@ from migration.runner import Migration
 
 
 class CommitCutter:
-    """Forwards 127.0.0.1:<port> to the server; cuts the first connection that sends COMMIT."""
+    """Forwards 127.0.0.1:<port> to the server; cuts the connection at the COMMIT of the change.
+
+    Every statement of the tool runs in a transaction (even a lone SELECT, which commits at once),
+    so the cut waits for the COMMIT that follows a CREATE TABLE or DROP TABLE on the same connection.
+    """
 
     def __init__(self, upstream_port: int, cut: str) -> None:
         assert cut in ("after", "before")
@@ -43,7 +47,7 @@ class CommitCutter:
             except OSError:
                 return
             server = socket.create_connection(("127.0.0.1", self.upstream_port))
-            state = {"cut_on_reply": False}
+            state = {"cut_on_reply": False, "changed": False}
             threading.Thread(target=self._up, args=(client, server, state), daemon=True).start()
             threading.Thread(target=self._down, args=(server, client, state), daemon=True).start()
 
@@ -56,7 +60,9 @@ class CommitCutter:
                 break
             if not data:
                 break
-            if self.armed and b"COMMIT" in data:
+            if b"CREATE TABLE" in data or b"DROP TABLE" in data:
+                state["changed"] = True
+            if self.armed and state["changed"] and b"COMMIT" in data:
                 self.armed = False
                 if self.cut == "before":
                     self._close(client, server)
