@@ -151,10 +151,10 @@ def main() -> int:
 
 def _quiesce(server: LocalServer) -> None:
     """Let the previous measurement's background work finish before the next one starts."""
-    import psycopg
+    from migration.db import connect_url, outside_transaction
 
-    with psycopg.connect(server.url("bench"), autocommit=True) as conn:
-        conn.execute("CHECKPOINT")
+    with connect_url(server.url("bench")) as conn:
+        outside_transaction(conn, "CHECKPOINT")
     os.sync()
     time.sleep(1.0)
 
@@ -166,9 +166,9 @@ def _cpu() -> float:
 
 
 def _scalar(server: LocalServer, query: str):
-    import psycopg
+    from migration.db import connect_url
 
-    with psycopg.connect(server.url("bench"), autocommit=True) as conn:
+    with connect_url(server.url("bench")) as conn:
         return conn.execute(query).fetchone()[0]
 
 

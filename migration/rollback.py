@@ -18,7 +18,6 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -67,6 +66,7 @@ class RollbackOptions:
     backoff_max_s: float = 8.0
     table_backup: bool = True
     backup_dir: Path = field(default=DEFAULT_BACKUP_DIR)
+    trust_backup_dir: bool = False  # accept a system directory or one not owned by the operator
     watch_interval_s: float = 0.25  # how often the blockers are re-read while waiting
 
     @property
@@ -241,8 +241,10 @@ class Rollback:
         assert self._facts is not None
         started = time.perf_counter()
         dump = rollback_copy.find_pg_dump(self._facts.major)
-        target = self._copy_path(preview)
-        self._emit(SafetyCopyStarted(str(target), dump.describe()))
+
+        def reserved(path, removed) -> None:
+            self._emit(SafetyCopyStarted(str(path), dump.describe(), str(self.options.backup_dir), removed))
+
         # pg_dump reads an exported snapshot, so the rows it writes are exactly the rows counted here.
         with connect(self.settings, application_name=APPLICATION_NAME) as snap:
             snap.begin("ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -251,22 +253,13 @@ class Rollback:
             self._still_the_table(snap, preview)
             fingerprint = rollback_preview.fingerprint(snap, preview.schema, self.table)
             copy = rollback_copy.dump_table(
-                self.settings, dump, target, schema=preview.schema, table=preview.table, snapshot=snapshot,
-                expected_rows=fingerprint[0], lock_timeout_ms=self.options.lock_timeout_ms,
-                server_major=self._facts.major, cancel=self._cancel,
-                started=started)
+                self.settings, dump, self.options.backup_dir, schema=preview.schema, table=preview.table,
+                snapshot=snapshot, expected_rows=fingerprint[0], lock_timeout_ms=self.options.lock_timeout_ms,
+                server_major=self._facts.major, cancel=self._cancel, started=started,
+                trust_dir=self.options.trust_backup_dir, on_start=reserved)
             snap.execute("ROLLBACK")
         self._emit(SafetyCopyFinished(copy))
         return copy, fingerprint
-
-    def _copy_path(self, preview: Preview) -> Path:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        base = self.options.backup_dir / f"{preview.schema}.{preview.table}-before-rollback-{stamp}"
-        path, n = base.with_name(base.name + ".sql"), 1
-        while path.exists():
-            n += 1
-            path = base.with_name(f"{base.name}-{n}.sql")
-        return path
 
     # -- the DROP ---------------------------------------------------------------
     def _drop_with_retries(self, preview: Preview, agreed: frozenset[str],

@@ -3,13 +3,15 @@
 Finding pg_dump (the lowest major >= the server's) and handing it the password
 (a 0600 passfile, never argv, ``--no-password``) is :mod:`migration.pgtools`, as for
 the full backup. The dump reads an exported snapshot, so the row count it is
-checked against is exact. The file is written under a temporary name (0600) and
-renamed once verified.
+checked against is exact. The file is written under a locked temporary name (0600) in a
+checked directory (:mod:`migration.safe_files`) and published once verified, with a manifest
+recording its sha256 and size: a restore runs only a file that still matches it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shlex
@@ -17,15 +19,19 @@ import shutil
 import subprocess
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from . import pgtools
+from .children import child_env
 from .errors import MigrateError, OperatorError
 from .pgtools import PgTool
 from .rollback_events import SafetyCopy
+from .safe_files import PendingFile, open_dir, read_all, remove_stale_partials, reserve
 from .settings import Settings
 
 APPLICATION_NAME = "migrate-tui safety copy"
+MANIFEST_SUFFIX = ".manifest.json"  # beside the copy: its sha256 and size, checked before a restore
 DUMP_TRAILER = "-- PostgreSQL database dump complete"
 
 
@@ -64,55 +70,81 @@ def copy_rows(text: str, schema: str, table: str) -> int | None:
     return match.group(1).count("\n")
 
 
-def dump_table(settings: Settings, pg_dump: PgTool, target: Path, *, schema: str, table: str,
+def copy_name(schema: str, table: str) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{schema}.{table}-before-rollback-{stamp}"
+
+
+def dump_table(settings: Settings, pg_dump: PgTool, backup_dir: Path, *, schema: str, table: str,
                snapshot: str | None, expected_rows: int, lock_timeout_ms: int, server_major: int,
-               cancel: threading.Event, started: float | None = None) -> SafetyCopy:
-    """Run pg_dump for one table into ``target`` and verify it; raises MigrateError."""
+               cancel: threading.Event, started: float | None = None, trust_dir: bool = False,
+               on_start=None) -> SafetyCopy:
+    """Run pg_dump for one table into a new file in ``backup_dir``, verify it, record its sha256 in a
+    manifest beside it; raises MigrateError. ``on_start(path, removed)`` is called once the file is reserved."""
     started = started or time.perf_counter()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".partial")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.close(fd)
-    os.chmod(tmp, 0o600)
+    with open_dir(backup_dir, create=True, own=True, trust=trust_dir) as directory:
+        removed = tuple(remove_stale_partials(directory))
+        base = copy_name(schema, table)
+        pending = reserve(directory, (f"{base}.sql" if n == 1 else f"{base}-{n}.sql" for n in range(1, 100)))
+        try:
+            if on_start is not None:
+                on_start(pending.path, removed)
+            _run_pg_dump(settings, pg_dump, pending, schema=schema, table=table, snapshot=snapshot,
+                         lock_timeout_ms=lock_timeout_ms, server_major=server_major, cancel=cancel)
+            os.fsync(pending.fd)
+            reader = pending.reader()
+            try:
+                data = read_all(reader)
+            finally:
+                os.close(reader)
+            problem = _verify(data.decode("utf-8", errors="replace"), schema, table, expected_rows)
+            if problem:
+                raise MigrateError(OperatorError(
+                    f"The safety copy failed verification: {problem}.",
+                    "Nothing was dropped. Check free disk space and the pg_dump version, then run again.",
+                ))
+            digest = hashlib.sha256(data).hexdigest()
+            target = pending.publish()
+        except BaseException:
+            pending.discard()
+            raise
+        manifest = {
+            "file": pending.final, "kind": "rollback safety copy", "table": f"{schema}.{table}",
+            "rows": expected_rows, "size_bytes": len(data), "sha256": digest, "pg_dump_version": pg_dump.version,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "created_by": "migrate-tui",
+        }
+        manifest_path = directory.write_new(pending.final + MANIFEST_SUFFIX,
+                                            (json.dumps(manifest, indent=2) + "\n").encode())
+    return SafetyCopy(
+        path=str(target), size_bytes=len(data), sha256=digest, rows=expected_rows,
+        restore_command=restore_command(target, psql_for(pg_dump)), pg_dump=pg_dump.describe(),
+        elapsed_ms=(time.perf_counter() - started) * 1000, manifest=str(manifest_path),
+    )
+
+
+def _run_pg_dump(settings: Settings, pg_dump: PgTool, pending: PendingFile, *, schema: str, table: str,
+                 snapshot: str | None, lock_timeout_ms: int, server_major: int, cancel: threading.Event) -> None:
+    """pg_dump writes the table to its stdout: the reserved file (never a name looked up again)."""
     argv = [str(pg_dump.path), "--no-password", "--format=plain", f"--lock-wait-timeout={lock_timeout_ms}",
-            f'--table="{schema}"."{table}"', f"--file={tmp}",
-            f"--dbname={pgtools.public_conninfo(settings, APPLICATION_NAME)}"]
+            f'--table="{schema}"."{table}"', f"--dbname={pgtools.public_conninfo(settings, APPLICATION_NAME)}"]
     if snapshot:
         argv.append(f"--snapshot={snapshot}")
-    try:
-        with pgtools.child_env(settings) as env:
-            proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True)
-            while True:
-                try:
-                    _, err = proc.communicate(timeout=0.1)
-                    break
-                except subprocess.TimeoutExpired:
-                    if cancel.is_set():
-                        proc.terminate()
-                        proc.communicate()
-                        raise _Cancelled() from None
-        if proc.returncode != 0:
-            raise MigrateError(pgtools.explain_tool_failure(
-                "pg_dump", err, proc.returncode, settings=settings, tool=pg_dump, server_major=server_major,
-                backup_dir=target.parent))
-        text = tmp.read_text(encoding="utf-8", errors="replace")
-        problem = _verify(text, schema, table, expected_rows)
-        if problem:
-            raise MigrateError(OperatorError(
-                f"The safety copy failed verification: {problem}.",
-                "Nothing was dropped. Check free disk space and the pg_dump version, then run again.",
-            ))
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    data = target.read_bytes()
-    return SafetyCopy(
-        path=str(target), size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), rows=expected_rows,
-        restore_command=restore_command(target, psql_for(pg_dump)), pg_dump=pg_dump.describe(),
-        elapsed_ms=(time.perf_counter() - started) * 1000,
-    )
+    with child_env(settings) as child:
+        proc = subprocess.Popen(argv, env=child.env, pass_fds=child.pass_fds, stdin=subprocess.DEVNULL,
+                                stdout=pending.fd, stderr=subprocess.PIPE, text=True, errors="replace")
+        while True:
+            try:
+                _, err = proc.communicate(timeout=0.1)
+                break
+            except subprocess.TimeoutExpired:
+                if cancel.is_set():
+                    proc.terminate()
+                    proc.communicate()
+                    raise _Cancelled() from None
+    if proc.returncode != 0:
+        raise MigrateError(pgtools.explain_tool_failure(
+            "pg_dump", err, proc.returncode, settings=settings, tool=pg_dump, server_major=server_major,
+            backup_dir=pending.dir.path))
 
 
 def _verify(text: str, schema: str, table: str, expected_rows: int) -> str | None:

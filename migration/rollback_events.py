@@ -89,6 +89,7 @@ class SafetyCopy:
     restore_command: str
     pg_dump: str  # the pg_dump binary used, with its version
     elapsed_ms: float = 0.0
+    manifest: str = ""  # the manifest beside the copy (its sha256 and size)
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,8 @@ class PreviewReady:
 class SafetyCopyStarted:
     path: str
     pg_dump: str
+    directory: str = ""  # the backup directory, resolved when it is a link
+    removed: tuple[str, ...] = ()  # temporary files of killed runs, deleted before starting
 
 
 @dataclass(frozen=True)

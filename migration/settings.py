@@ -61,6 +61,7 @@ class Settings:
     env_file: Path | None = None
     optional: Mapping[str, str | None] = field(default_factory=dict, repr=False)
     demo: bool = False
+    env_password: str | None = field(default=None, repr=False)  # PGPASSWORD, when DATABASE_URL has no password
 
     @property
     def masked_url(self) -> str:
@@ -69,7 +70,8 @@ class Settings:
     @property
     def password(self) -> str | None:
         plain = plain_url(self.database_url)
-        return plain.password if plain is not None else conninfo(self.database_url).get("password")
+        password = plain.password if plain is not None else conninfo(self.database_url).get("password")
+        return password or self.env_password or None
 
     @property
     def target(self) -> dict[str, str]:
@@ -87,7 +89,7 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Values that must never appear in any output (used by redaction)."""
-        values = [self.password or ""] + [v or "" for v in self.optional.values()]
+        values = [self.password or "", self.env_password or ""] + [v or "" for v in self.optional.values()]
         return [v for v in values if len(v) >= 3]
 
 
@@ -231,8 +233,14 @@ def validate_url(url: str | None) -> str:
             "Add DATABASE_URL=postgresql://USER:PASSWORD@HOST:5432/DBNAME to .env "
             "(or export it), or try the demo with: migrate-tui --demo",
         )
+    url = url.strip()
+    if any(ord(c) < 32 or ord(c) == 127 for c in url):
+        raise ConfigError(
+            "DATABASE_URL contains a control character (a line break, tab or other invisible character).",
+            "Remove it: check the DATABASE_URL line in .env (or the environment) for a stray line break or quote; "
+            "percent-encode such characters if they really belong to the password.")
     try:
-        return _validate_url(url.strip())
+        return _validate_url(url)
     except ConfigError as exc:
         secrets = password_guesses(url)
         error = exc.error
@@ -253,15 +261,20 @@ def _validate_url(url: str) -> str:
                 if _SCHEME_TEXT.match(scheme) else "DATABASE_URL does not start with postgresql://.",
                 "Use a URL starting with postgresql:// or postgres://.",
             )
-        try:
-            parts = urlsplit(url)
-            parts.port  # noqa: B018 - raises on a non-numeric port
-        except ValueError:
+        authority = re.split(r"[/?#]", url.split("://", 1)[1], maxsplit=1)[0]
+        if authority.count("@") > 1:
+            raise ConfigError(
+                "DATABASE_URL has more than one '@' before the host.",
+                "An '@' in the user name or password must be percent-encoded as %40 "
+                "(e.g. postgresql://USER:p%40ssword@HOST:5432/DBNAME).",
+            )
+        parts = urlsplit(url)
+        if not all(_host_port(item) for item in authority.rsplit("@", 1)[-1].split(",")):
             raise ConfigError(
                 "DATABASE_URL has an invalid host or port.",
-                "Check the part after '@': HOST:PORT, where PORT is a number such as 5432 "
-                "(percent-encode special characters in the password: @ is %40, / is %2F, : is %3A).",
-            ) from None
+                "Check the part after '@': HOST:PORT (or HOST1:PORT1,HOST2:PORT2), where PORT is a number such as "
+                "5432 (percent-encode special characters in the password: @ is %40, / is %2F, : is %3A).",
+            )
         for pair in filter(None, parts.query.split("&")):
             key = unquote(pair.split("=", 1)[0])
             if key in LIBPQ_PARAMS:
@@ -279,6 +292,18 @@ def _validate_url(url: str) -> str:
     if plain_url(url) is None:  # a plain URL needs no second reading (and no libpq loaded yet)
         conninfo(url)
     return url
+
+
+_HOST = re.compile(r"^(\[[0-9A-Fa-f:.%]+\]|[^\[\]:]*)(:[0-9]{0,5})?$")
+
+
+def _host_port(item: str) -> bool:
+    """One HOST[:PORT] of a URL's host list (an empty host means libpq's default, a Unix socket)."""
+    match = _HOST.match(item)
+    if match is None:
+        return False
+    port = (match.group(2) or ":")[1:]
+    return not port or 0 < int(port) < 65536
 
 
 MASKED_ALL = "postgresql://****@****"
@@ -411,4 +436,5 @@ def load_settings(
         env_file=loaded.resolve() if loaded else None,
         optional={name: env.get(name) for name in OPTIONAL_VARS},
         demo=demo,
+        env_password=env.get("PGPASSWORD") or None,
     )

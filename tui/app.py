@@ -169,6 +169,10 @@ class MigrateApp(App):
         """Read the configuration (or start the demo database) without holding up the first frame."""
         from migration.errors import MigrateError, explain
 
+        from migration.children import remove_stale_passfiles
+
+        for path in remove_stale_passfiles():
+            self.call_from_thread(self.notify, f"Removed a password file left by a killed run: {path}", timeout=10)
         try:
             settings = self.source()
         except MigrateError as exc:

@@ -60,6 +60,8 @@ class BackupView:
         from ..backup import BackupFinished, BackupProgress, BackupStarted, BackupVerifying, human_bytes
 
         if isinstance(event, BackupStarted):
+            for path in event.removed:
+                self.line(f"🧹 Removed a temporary file left by a killed run: {path}")
             self.line(f"💾 Backing up {event.database} ({human_bytes(event.database_bytes)}, "
                       f"{event.tables_total} tables) with pg_dump {event.tool.version}, {event.format} format")
             self.line(f"  To: {event.path}")
@@ -114,12 +116,13 @@ def _clock(seconds: float) -> str:
         else f"{seconds // 60}:{seconds % 60:02d}"
 
 
-def run_backup(settings, *, backup_dir, fmt: str, tool=None, out: TextIO | None = None, audit_log=None):
+def run_backup(settings, *, backup_dir, fmt: str, tool=None, out: TextIO | None = None, audit_log=None,
+               trust_dir: bool = False):
     """Run a backup with live output; Ctrl+C / SIGTERM cancel it. Returns the BackupFinished."""
     from ..backup import Backup
 
     view = audit.AuditLog(audit_log).tap(settings, "backup", BackupView(out))  # also recorded in the audit log
-    backup = Backup(settings, view, backup_dir=backup_dir, fmt=fmt, tool=tool)
+    backup = Backup(settings, view, backup_dir=backup_dir, fmt=fmt, tool=tool, trust_dir=trust_dir)
     result, _ = run_cancellable(backup.run, backup.cancel, what="stopping pg_dump and deleting the partial file")
     return result
 
@@ -133,7 +136,7 @@ def exit_code(result) -> int:
 def handle(args: argparse.Namespace) -> int:
     with target(args) as settings:
         return exit_code(run_backup(settings, backup_dir=args.backup_dir, fmt=args.format,
-                                    audit_log=getattr(args, "audit_log", None)))
+                                    audit_log=getattr(args, "audit_log", None), trust_dir=args.trust_backup_dir))
 
 
 # Checklist rows the migration itself reports, in the guide's words, before it changes anything.
@@ -148,7 +151,7 @@ def before_migration(args: argparse.Namespace, settings, out: TextIO | None = No
     print(f"🔎 Pre-migration checklist: {settings.masked_url}", file=out, flush=True)
     checklist = Checklist()
     for result in run_checks(settings, checklist, backup_dir=args.backup_dir, fmt=args.format,
-                             backup=not args.skip_backup):
+                             backup=not args.skip_backup, trust_backup_dir=args.trust_backup_dir):
         if result.status is Status.WARNING:
             print(f"  Warning: {result.name}: {result.detail}", file=out, flush=True)
         elif result.status is Status.FAILURE and result.key not in DEFERRED_TO_MIGRATION:
@@ -174,7 +177,7 @@ def before_migration(args: argparse.Namespace, settings, out: TextIO | None = No
         print("  Backup not needed: the migration will not change anything (see below).", file=out, flush=True)
     else:
         result = run_backup(settings, backup_dir=args.backup_dir, fmt=args.format, tool=checklist.pg_dump, out=out,
-                            audit_log=getattr(args, "audit_log", None))
+                            audit_log=getattr(args, "audit_log", None), trust_dir=args.trust_backup_dir)
         if result is None or not result.ok:
             print("Nothing was changed: the migration does not start without a verified backup "
                   "(or pass --skip-backup).", file=out, flush=True)

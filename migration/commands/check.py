@@ -23,6 +23,14 @@ def add_backup_location(parser: argparse.ArgumentParser) -> None:
                         help="where backups are written (default: ./backups)")
     parser.add_argument("--format", choices=("plain", "custom"), default="plain",
                         help="plain SQL (.sql, the guide's format) or pg_dump custom format (.dump)")
+    add_trust_option(parser)
+
+
+def add_trust_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trust-backup-dir", action="store_true",
+                        help="accept a backup directory that is a system directory or belongs to another user "
+                             "(RISK: files there may be overwritten or exposed, and its owner can read or replace "
+                             "your backups)")
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -47,7 +55,8 @@ def handle(args: argparse.Namespace) -> int:
         with target(args) as settings:
             log = audit.AuditLog.from_args(args).ensure()
             checklist = Checklist()
-            checks = run_checks(settings, checklist, backup_dir=args.backup_dir, fmt=args.format)
+            checks = run_checks(settings, checklist, backup_dir=args.backup_dir, fmt=args.format,
+                                trust_backup_dir=args.trust_backup_dir)
             if args.json:
                 for _ in checks:
                     pass

@@ -49,7 +49,13 @@ def print_error(error: OperatorError, out=None) -> None:
 
 @contextlib.contextmanager
 def target(args: argparse.Namespace) -> Iterator[Settings]:
-    """Settings for the command; with --demo, a demo database lives for the block."""
+    """Settings for the command; with --demo, a demo database lives for the block.
+
+    Password files a killed run left behind (only where no memory file could hold them) go first."""
+    from ..children import remove_stale_passfiles
+
+    for path in remove_stale_passfiles():
+        print(f"🧹 Removed a password file left by a killed migrate-tui run: {path}", file=sys.stderr, flush=True)
     if not getattr(args, "demo", False):
         yield settings_from_args(args)
         return

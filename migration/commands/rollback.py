@@ -56,6 +56,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         help=f"where the safety copy is written (default: ./{DEFAULT_BACKUP_DIR})")
     parser.add_argument("--retries", type=int, metavar="N", default=DEFAULT_RETRIES,
                         help=f"further attempts after a lock timeout, with backoff (default: {DEFAULT_RETRIES})")
+    parser.add_argument("--trust-backup-dir", action="store_true",
+                        help="accept a backup directory that is a system directory or belongs to another user "
+                             "(RISK: files there may be overwritten or exposed, and its owner can read or replace "
+                             "the safety copy)")
     # --lock-timeout MS is one of the shared target options; for the rollback its default is 3000 ms.
     parser.add_argument("--restore", metavar="FILE", type=Path, default=None,
                         help="undo a rollback: restore the table from its safety copy (then verify it)")
@@ -75,7 +79,8 @@ def handle(args: argparse.Namespace) -> int:
     with target(args) as settings:
         lock_timeout = getattr(args, "lock_timeout", None) or DEFAULT_LOCK_TIMEOUT_MS
         options = RollbackOptions(lock_timeout_ms=lock_timeout, retries=args.retries,
-                                  table_backup=not args.no_table_backup, backup_dir=args.backup_dir)
+                                  table_backup=not args.no_table_backup, backup_dir=args.backup_dir,
+                                  trust_backup_dir=args.trust_backup_dir)
         printer = RollbackPrinter(perform=args.yes, cascade=args.cascade)
         emit = log.tap(settings, "rollback", printer)
         if not args.yes:
@@ -145,6 +150,8 @@ class RollbackPrinter:
         elif isinstance(event, PreviewReady):
             self.preview(event.preview)
         elif isinstance(event, SafetyCopyStarted):
+            for path in event.removed:
+                self.line(f"🧹 Removed a temporary file left by a killed run: {path}")
             self.line(f"… Safety copy of the table with {event.pg_dump}")
         elif isinstance(event, SafetyCopyFinished):
             c = event.copy

@@ -123,13 +123,16 @@ def test_an_existing_log_is_tightened_to_0600(settings_for, db, tmp_path):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can create a device node (and could chmod one)")
 def test_audit_log_on_a_device_never_changes_its_mode(tmp_path):
-    """Regression: pointing the log at /dev/null as root once made /dev/null 0600 for everyone."""
+    """Regression: pointing the log at /dev/null as root once made /dev/null 0600 for everyone. A device is
+    refused now (only the literal path /dev/null means "keep no log"), and its mode is never touched."""
     import stat
 
     node = tmp_path / "null"
     os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
     node.chmod(0o666)
-    audit.AuditLog(node).ensure()
+    with pytest.raises(ConfigError) as info:
+        audit.AuditLog(node).ensure()
+    assert "not a regular file" in info.value.error.message
     assert stat.S_IMODE(node.stat().st_mode) == 0o666
 
 

@@ -85,16 +85,18 @@ def test_cancel_while_dumping_leaves_no_file_and_no_password_in_argv(db, tmp_pat
         assert argv[0].endswith(b"pg_dump") and b"--no-password" in argv
         assert any(arg.startswith(b"--dbname=") and b"app_user" in arg for arg in argv)
         assert not any(canary.encode() in arg for arg in argv + environ)
+        # The password file is an anonymous memory file the child inherited: nothing on any disk.
         passfile = next(v.split(b"=", 1)[1] for v in environ if v.startswith(b"PGPASSFILE="))
-        assert os.stat(passfile).st_mode & 0o777 == 0o600
-        assert os.stat(os.path.dirname(passfile)).st_mode & 0o777 == 0o700
+        assert passfile.startswith(b"/dev/fd/")
+        held = f"/proc/{pid}/fd/{passfile.decode().rsplit('/', 1)[1]}"
+        assert os.readlink(held).startswith("/memfd:migrate-tui-pgpass")
+        assert os.stat(held).st_mode & 0o777 == 0o600
         assert [name for name in dir_entries(backup_dir) if name.endswith(".partial")]  # being written
 
         run.backup.cancel()
         result = run.join()
     assert result.outcome == "cancelled" and "partial file was deleted" in result.message
     assert dir_entries(backup_dir) == []
-    assert not os.path.exists(passfile) and not os.path.exists(os.path.dirname(passfile))
     assert not Path(f"/proc/{pid}").exists() or b"pg_dump" not in Path(f"/proc/{pid}/cmdline").read_bytes()
     assert db.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
                      (run.backup.application_name,)) == 0

@@ -44,7 +44,7 @@ def test_the_follower_writes_back_and_drops_what_it_hashed(tmp_path, monkeypatch
     monkeypatch.setattr(backup_module.os, "posix_fadvise", recording_fadvise)
     path = tmp_path / "growing.sql"
     path.write_bytes(b"")
-    follower = backup_module._Follower(path)
+    follower = backup_module._Follower(os.open(path, os.O_RDONLY))
     follower.start()
     digest, written = hashlib.sha256(), 0
     with open(path, "ab") as out:
@@ -59,6 +59,7 @@ def test_the_follower_writes_back_and_drops_what_it_hashed(tmp_path, monkeypatch
                 time.sleep(0.002)  # this thread idles: the idle-priority follower gets the CPU
             assert follower.count == written
     assert follower.finish() == digest.hexdigest() and follower.count == written
+    follower.close()
     assert len(calls) >= 8, calls
     assert calls[0][0] == 0
     for before, after in zip(calls, calls[1:]):  # every range is advised twice: start writing, then drop

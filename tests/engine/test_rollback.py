@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 import subprocess
@@ -159,6 +160,15 @@ def test_restore_of_a_damaged_copy_restores_nothing(db, settings_for, tmp_path):
     damaged = tmp_path / "damaged.sql"
     text = open(copy.path, encoding="utf-8").read()
     damaged.write_text(text.replace("CREATE INDEX idx_database_backups_status", "CREATE INDEX broken syntax here"))
+    damaged.chmod(0o600)
+    manifest = json.loads(open(copy.manifest, encoding="utf-8").read())
+    (tmp_path / "damaged.sql.manifest.json").write_text(json.dumps(manifest))
+    refused = Restore(settings, damaged).run()  # changed after it was written: never run
+    assert not refused.ok and "was changed after migrate-tui wrote it" in refused.error.message
+    assert not db.table_exists()
+    data = damaged.read_bytes()  # as if migrate-tui had written it so: psql runs it and fails half-way
+    manifest.update(sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+    (tmp_path / "damaged.sql.manifest.json").write_text(json.dumps(manifest))
     result = Restore(settings, damaged).run()
     assert not result.ok and "nothing was restored" in result.error.message
     assert not db.table_exists()  # one transaction: not even the table

@@ -45,9 +45,10 @@ def _damaging_pg_dump(tmp_path: Path, damage: str) -> dict[str, str]:
     real = embedded_bin_dir() / "pg_dump"
     wrapper = tmp_path / "bin" / "pg_dump"
     wrapper.parent.mkdir()
-    wrapper.write_text(WRAPPER)
+    # Children get an allowlisted environment only: the wrapper carries its settings itself.
+    wrapper.write_text(WRAPPER.replace("#!/bin/sh\n", f"#!/bin/sh\nREAL_PG_DUMP='{real}'\nDAMAGE={damage}\n", 1))
     wrapper.chmod(0o755)
-    return {"PG_DUMP": str(wrapper), "REAL_PG_DUMP": str(real), "DAMAGE": damage}
+    return {"PG_DUMP": str(wrapper)}
 
 
 def _no_files(directory: Path) -> None:

@@ -33,7 +33,7 @@ async def test_checklist_then_backup_then_migration(db18, settings_for, tmp_path
     async with app.run_test(size=(100, 30)) as pilot:
         checklist = await open_checklist(app, pilot)
         rows = checklist.query(".check-row")
-        assert len(rows) == len(checklist.checklist.results) == 17
+        assert len(rows) == len(checklist.checklist.results) == 18
         text = flat(screen_text(app))
         assert "Pre-migration checklist for postgresql://app_user:****@" in text
         assert widget_text(checklist, "#check-schema_create").startswith("✓ CREATE on schema public  app_user may")
@@ -142,6 +142,7 @@ def fixed_results(failing: bool) -> list[CheckResult]:
                     "idx_database_backups_status, idx_database_backups_created_by are free"),
         CheckResult("pg_dump", bak, "pg_dump", ok, "18.6 at /usr/lib/postgresql/18/bin/pg_dump (server is 18)"),
         CheckResult("backup_read", bak, "Readable by pg_dump", ok, "shop_app can read every table and sequence"),
+        CheckResult("backup_dir", bak, "Backup directory", ok, "backups (will be created, mode 0700)"),
         CheckResult("disk_space", bak, "Disk space", ok, "41.2 GB free in backups; the database is 1.3 GB"),
     ]
 

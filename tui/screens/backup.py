@@ -143,6 +143,8 @@ class BackupScreen(WizardScreen):
         event = message.event
         status = self.query_one("#backup-status", Static)
         if isinstance(event, BackupStarted):
+            for path in event.removed:
+                self.app.notify(f"Removed a temporary file left by a killed run: {path}", timeout=10)
             self.query_one("#backup-file", Static).update(
                 f"pg_dump {event.tool.version} → {event.path}\n"
                 f"{event.database}: {human_bytes(event.database_bytes)}, {event.tables_total} tables, "

@@ -335,6 +335,8 @@ class RollbackScreen(WizardScreen):
         e = message.event
         det = self.app.deterministic
         if isinstance(e, ev.SafetyCopyStarted):
+            for path in e.removed:
+                self.app.notify(f"Removed a temporary file left by a killed run: {path}", timeout=10)
             self._step("copy", "running", f"pg_dump → {e.path}")
         elif isinstance(e, ev.SafetyCopyFinished):
             c = e.copy
