@@ -67,15 +67,14 @@ def silent_server():
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("args", COMMANDS, ids=lambda a: " ".join(a))
-def test_wrong_password(db18, tmp_path, args):
-    db = db18
+def test_wrong_password(db, tmp_path, args):
     before = catalog_snapshot(db)
     url = db.server.url(db.name, password=WRONG)
     result = run_cli(*args, cwd=tmp_path, env=cli_env(url, MIGRATE_AUDIT_LOG=str(tmp_path / "audit.log")),
                      secrets=(WRONG,))
     assert result.returncode == 1, result.output
     assert "password authentication failed" in result.output.lower(), result.output
-    assert "Check the user and password in DATABASE_URL" in result.output
+    assert "Fix: Check the user and password in DATABASE_URL" in result.output, result.output
     assert table_state(db) == "absent"
     assert catalog_snapshot(db) == before
     audit = tmp_path / "audit.log"

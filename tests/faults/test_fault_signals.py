@@ -67,8 +67,7 @@ def test_signal_during_backup_deletes_partial_dump(orders, tmp_path, name):
 
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("name", list(SIGNALS))
-def test_signal_during_migration_rolls_back(db18, tmp_path, name):
-    db = db18
+def test_signal_during_migration_rolls_back(db, tmp_path, name):
     before = catalog_snapshot(db)
     with TableBlocker(db) as blocker:
         proc = start_cli(*RUN, "--skip-backup", "--lock-timeout", "60000", cwd=tmp_path, env=env_for(db, tmp_path))
@@ -82,6 +81,8 @@ def test_signal_during_migration_rolls_back(db18, tmp_path, name):
         blocker.release()
     assert result.returncode == 130, result.output
     assert "rolled back" in result.output.lower(), result.output
+    assert "Error: Cancelled by the operator." in result.output, result.output
+    assert "Fix: Nothing was committed. Run again when ready." in result.output, result.output
     assert table_state(db) == "absent"
     assert catalog_snapshot(db) == before
     # The session is gone: no migrate-tui backend left over (sessions end asynchronously: bounded wait).
