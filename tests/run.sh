@@ -26,7 +26,8 @@ if [ ${#need[@]} -gt 0 ]; then
     # Debian starts a cluster on install; the suite starts its own servers.
     if command -v pg_ctlcluster >/dev/null; then pg_ctlcluster 15 main stop 2>/dev/null || true; fi
   else
-    echo "Note: ${need[*]} not installed (needs root); the tests that use them are skipped." >&2
+    echo "Note: ${need[*]} not installed (needs root); the tests that use them are skipped" \
+         "(with CI set, such a skip fails unless tests/skip_allowlist.txt lists it)." >&2
   fi
 fi
 

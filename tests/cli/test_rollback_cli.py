@@ -70,7 +70,8 @@ def test_dependents_need_cascade(db18, tmp_path):
     _migrate(db18, tmp_path)
     with db18.app() as conn:
         conn.execute("CREATE VIEW v_backups AS SELECT * FROM database_backups")
-    refused = run_cli("rollback", "--yes", cwd=tmp_path, env=cli_env(db18.url))
+    # Its fix is the line "Re-run with --cascade ..." (not labelled "Fix:"): asserted below instead.
+    refused = run_cli("rollback", "--yes", cwd=tmp_path, env=cli_env(db18.url), explained=False)
     assert refused.returncode == exit_codes.FAILURE, refused.output
     assert "- view public.v_backups" in refused.stdout
     assert "Re-run with --cascade" in refused.stdout

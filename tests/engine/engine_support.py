@@ -53,12 +53,21 @@ def sequences(db) -> list[str]:
         ).fetchall()]
 
 
-def migration_backends(db, *, waiting_on_lock: bool = False) -> list[int]:
-    """PIDs of migrate-tui sessions on the database (optionally only those waiting on a lock)."""
+def migration_backends(db, *, waiting_on_lock: bool = False, application_name: str = APP_NAME) -> list[int]:
+    """PIDs of migrate-tui sessions on the database (optionally only those waiting on a lock).
+
+    ``application_name``: "migrate-tui" (the migration), "migrate-tui rollback" (the rollback's DROP), ...
+    """
     query = ("SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name = %s "
              + ("AND wait_event_type = 'Lock'" if waiting_on_lock else ""))
     with db.admin() as conn:
-        return [r[0] for r in conn.execute(query, (db.name, APP_NAME)).fetchall()]
+        return [r[0] for r in conn.execute(query, (db.name, application_name)).fetchall()]
+
+
+def wait_event(db, pid: int) -> tuple[str | None, str | None]:
+    """(wait_event_type, wait_event) of a backend, e.g. ('Lock', 'relation') or ('Lock', 'transactionid')."""
+    row = db.scalar("SELECT ARRAY[wait_event_type, wait_event] FROM pg_stat_activity WHERE pid = %s", (pid,))
+    return (row[0], row[1]) if row else (None, None)
 
 
 def wait_until(predicate, timeout: float = 30.0, what: str = "condition"):
@@ -78,6 +87,85 @@ def wait_for_blocked_migration(db, timeout: float = 30.0) -> int:
     pids = wait_until(lambda: migration_backends(db, waiting_on_lock=True), timeout, "the migration to block")
     assert len(pids) == 1, pids
     return pids[0]
+
+
+class QueuedReader:
+    """A fresh session that starts a read while a migrate-tui backend waits on a lock, and times it.
+
+    The session connects up front (a connection is not a read). :meth:`start` waits, in a thread,
+    until a backend named ``application_name`` waits on a lock (``pg_stat_activity.wait_event_type
+    = 'Lock'``), then runs ``query``. While the read runs, a second admin session watches
+    ``pg_stat_activity``: ``queued_behind_tool`` turns true if the reader was ever seen waiting on a
+    lock with that backend among ``pg_blocking_pids`` -- queued behind the tool's statement.
+    :meth:`join` returns how long the read took (seconds, measured around the statement).
+    """
+
+    def __init__(self, db, application_name: str, query: str = "SELECT count(*) FROM database_backups") -> None:
+        self.db = db
+        self.application_name = application_name
+        self.query = query
+        self.conn = psycopg.connect(db.url, autocommit=True, application_name="test-queued-reader")
+        self.pid = self.conn.info.backend_pid
+        self.tool_pid: int | None = None
+        self.started: float | None = None
+        self.ended: float | None = None
+        self.error: BaseException | None = None
+        self.tool_wait_event: tuple[str | None, str | None] = (None, None)
+        self.queued_behind_tool = False
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, timeout: float = 30.0) -> "QueuedReader":
+        self._thread = threading.Thread(target=self._read, args=(timeout,), name="test-queued-reader", daemon=True)
+        self._thread.start()
+        return self
+
+    def _read(self, timeout: float) -> None:
+        try:
+            self.tool_pid = wait_until(
+                lambda: migration_backends(self.db, waiting_on_lock=True, application_name=self.application_name),
+                timeout, f"a {self.application_name!r} backend to wait on a lock")[0]
+            self.tool_wait_event = wait_event(self.db, self.tool_pid)
+            threading.Thread(target=self._watch, name="test-queued-reader-watch", daemon=True).start()
+            self.started = time.monotonic()
+            self.conn.execute(self.query)
+            self.ended = time.monotonic()
+        except BaseException as exc:  # reported by join()
+            self.error = exc
+        finally:
+            self._done.set()
+
+    def _watch(self) -> None:
+        with self.db.admin() as conn:
+            while not self._done.is_set():
+                row = conn.execute(
+                    "SELECT wait_event_type = 'Lock' AND %s = ANY(pg_blocking_pids(pid)) FROM pg_stat_activity "
+                    "WHERE pid = %s", (self.tool_pid, self.pid)).fetchone()
+                if row and row[0]:
+                    self.queued_behind_tool = True
+                self._done.wait(0.01)
+
+    def join(self, timeout: float) -> float:
+        """Seconds the read took; fails if it has not finished within ``timeout``."""
+        assert self._done.wait(timeout), f"the reader was still waiting after {timeout} s"
+        assert self.error is None, f"the reader failed: {self.error!r}"
+        assert self.started is not None and self.ended is not None
+        return self.ended - self.started
+
+    def close(self) -> None:
+        """Ends the reader's session (a read still queued is cancelled with it)."""
+        if not self.conn.closed:
+            with self.db.admin() as conn:
+                conn.execute("SELECT pg_terminate_backend(%s)", (self.pid,))
+            if self._thread is not None:
+                self._done.wait(10)
+            self.conn.close()
+
+    def __enter__(self) -> "QueuedReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 class TableBlocker:

@@ -28,8 +28,7 @@ CREATED = "✓ Table database_backups created successfully"
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("runners", [2, 5])
-def test_concurrent_runners_exactly_one_creates(db18, tmp_path, runners):
-    db = db18
+def test_concurrent_runners_exactly_one_creates(db, tmp_path, runners):
     env = env_for(db, tmp_path)
     with TableBlocker(db) as blocker:
         procs = [start_cli(*RUN, "--skip-backup", "--lock-timeout", "60000", "--lock-wait", "60",
@@ -53,6 +52,9 @@ def test_concurrent_runners_exactly_one_creates(db18, tmp_path, runners):
         assert other.returncode in (0, 75), other.output
         if other.returncode == 0:
             assert "already exists" in other.output, other.output
+        else:  # busy: the error names the other run and how to go on
+            assert "Error: Another migration is running on this database." in other.output, other.output
+            assert "Fix: Wait for the other migrate-tui run to finish" in other.output, other.output
     assert table_state(db) == "valid"
     snapshot = catalog_snapshot(db)
     assert sum(1 for rel in snapshot["relations"] if rel[1] == "database_backups") == 1

@@ -28,8 +28,7 @@ from fault_support import (
 
 
 @pytest.mark.timeout(90)
-def test_kill9_mid_transaction_rolls_back_and_frees_the_lock(db18, tmp_path):
-    db = db18
+def test_kill9_mid_transaction_rolls_back_and_frees_the_lock(db, tmp_path):
     before = catalog_snapshot(db)
     env = env_for(db, tmp_path)
     with TableBlocker(db) as blocker:

@@ -41,7 +41,8 @@ def test_wrong_column_types_are_refused(db, tmp_path):
     assert run.returncode == 1, run.output
     assert "Error: Table database_backups already exists with a different structure" in run.output, run.output
     assert "status" in run.output and "file_size" in run.output
-    assert "DROP TABLE" in run.output and "manually add missing columns" in run.output  # the guide's fix
+    fix = next((line for line in run.output.splitlines() if line.strip().startswith("Fix:")), "")
+    assert "DROP TABLE" in fix and "manually add missing columns" in fix, run.output  # the guide's fix
     assert "Nothing was changed" in run.output
     assert catalog_snapshot(db) == before
 

@@ -44,6 +44,33 @@ async def wait_until(pilot, condition, what: str, tries: int = 600) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def palette_hits(app) -> list[str] | None:
+    """The command palette's results once its search has finished: the hits' titles, best first,
+    [] once it says "No matches found"; None while it is not open, still searching or empty."""
+    from textual.command import CommandList, CommandPalette
+
+    screen = app.screen
+    if not isinstance(screen, CommandPalette):
+        return None
+    if any(w.group == CommandPalette._GATHER_COMMANDS_GROUP and w.is_running for w in app.workers):
+        return None
+    results = screen.query_one(CommandList)
+    options = [results.get_option_at_index(i) for i in range(results.option_count)]
+    if options and options[0].id == CommandPalette._NO_MATCHES:
+        return []
+    return [str(o.hit.text) for o in options if hasattr(o, "hit")] or None
+
+
+async def palette_search(app, pilot, text: str) -> None:
+    """Open the command palette (Ctrl+P) and type ``text``; wait with palette_hits for its results."""
+    from textual.command import CommandInput, CommandPalette
+
+    await pilot.press("ctrl+p")
+    await wait_until(pilot, lambda: isinstance(app.screen, CommandPalette), "the command palette to open")
+    await pilot.press(*text)
+    await wait_until(pilot, lambda: app.screen.query_one(CommandInput).value == text, f"{text!r} typed")
+
+
 def screen_text(app) -> str:
     """Everything the current screen shows, as plain text lines (what a terminal would show)."""
     import io

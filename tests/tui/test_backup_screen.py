@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import assert_no_secret, flat, make_app, screen_text, settle, target_ready, wait_until
+from engine.engine_support import wait_until as wait_for
 from fakes import describe_with, fixed_settings
 
 from migration.backup import BackupFinished, BackupProgress, BackupStarted, BackupVerifying
@@ -82,7 +83,9 @@ async def test_quitting_mid_dump_stops_pg_dump_and_deletes_the_partial_file(db18
             await pilot.press("ctrl+q")
         # Unmounting the screen stopped pg_dump and waited for the partial file to go.
         assert list(backup_dir.iterdir()) == []
-        assert db18.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (name,)) == 0
+        # Sessions end asynchronously on the server: wait for pg_dump's to go (bounded).
+        wait_for(lambda: db18.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                                     (name,)) == 0, 20, "pg_dump's session to end")
 
 
 async def test_failed_backup_explains_and_skip_needs_confirmation(db18, settings_for, tmp_path, canary):

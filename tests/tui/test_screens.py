@@ -6,16 +6,28 @@ import argparse
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
-from conftest import assert_no_secret, make_app, screen_text, settle, target_ready, widget_text
+from conftest import (
+    assert_no_secret,
+    make_app,
+    palette_hits,
+    palette_search,
+    screen_text,
+    settle,
+    target_ready,
+    wait_until,
+    widget_text,
+)
 
 from migration import exit_codes
 from migration.plan import render_plan
 from tui.app import MigrateApp
 from tui.screens.help import HelpScreen
+from tui.screens.migrate import MigrateScreen
 from tui.screens.sql import SqlScreen
-from tui.target_source import DemoSource
+from tui.target_source import DemoSource, SettingsSource
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,18 +86,73 @@ async def test_theme_toggles_between_dark_and_light(db18, settings_for):
 async def test_command_palette_offers_the_actions(db18, settings_for):
     app = make_app(settings_for(db18))
     async with app.run_test(size=(100, 30)) as pilot:
-        titles = [c.title for c in app.get_system_commands(app.screen)]
         await target_ready(app, pilot)
         ready = [c.title for c in app.get_system_commands(app.screen)]
         assert "Migrate" in ready and "Show SQL" in ready and "Toggle theme" in ready
-        assert "Migrate" not in titles or app.settings is not None  # gated until the settings are known
-        await pilot.press("ctrl+p")
-        await pilot.pause()
-        await pilot.press(*"Show SQL")
-        await pilot.pause(0.3)  # the palette searches asynchronously
+        await palette_search(app, pilot, "Show SQL")
+        await wait_until(pilot, lambda: (palette_hits(app) or [None])[0] == "Show SQL",
+                         "the palette to offer Show SQL first")  # it searches asynchronously
         await pilot.press("enter")
         await settle(app, pilot)
         assert isinstance(app.screen, SqlScreen)
+
+
+async def test_migrate_is_gated_until_the_settings_are_known(db18, settings_for):
+    """Before the settings arrive, m, the Migrate button and the palette open nothing; afterwards each does."""
+    settings = settings_for(db18)
+    asked, released = threading.Event(), threading.Event()
+
+    def settings_after_release():
+        asked.set()
+        assert released.wait(60), "the test never released the settings"
+        return settings
+
+    app = MigrateApp(SettingsSource(factory=settings_after_release))
+    async with app.run_test(size=(100, 30)) as pilot:
+        try:
+            await wait_until(pilot, asked.is_set, "the settings worker to start")
+            await wait_until(pilot, lambda: app.target_screen.query("#do-migrate"), "the Migrate button")
+            assert app.settings is None and app.screen is app.target_screen
+            await pilot.press("m")
+            await pilot.pause()
+            assert not migrate_opened(app), "m opened Migrate before the settings were known"
+            await pilot.click("#do-migrate")
+            await pilot.pause()
+            assert not migrate_opened(app), "the Migrate button opened Migrate before the settings were known"
+            assert "Migrate" not in [c.title for c in app.get_system_commands(app.screen)]
+            await palette_search(app, pilot, "Migrate")
+            await wait_until(pilot, lambda: palette_hits(app) == [], "the palette to find no 'Migrate'")
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: app.screen is app.target_screen, "the palette to close")
+            assert not migrate_opened(app) and app.settings is None
+        finally:
+            released.set()
+
+        await target_ready(app, pilot)
+        assert app.settings is settings
+        await pilot.press("m")
+        await wait_until(pilot, lambda: migrate_opened(app), "m to open Migrate")
+        await settle(app, pilot)
+        assert app.screen.result.outcome.value == "success"  # it really ran, on the released settings
+
+        await app.run_action("back_to_target")
+        await target_ready(app, pilot)
+        await pilot.click("#do-migrate")
+        await wait_until(pilot, lambda: migrate_opened(app), "the Migrate button to open Migrate")
+        await settle(app, pilot)
+
+        await app.run_action("back_to_target")
+        await target_ready(app, pilot)
+        await palette_search(app, pilot, "Migrate")
+        await wait_until(pilot, lambda: (palette_hits(app) or [None])[0] == "Migrate", "the palette to offer Migrate")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: migrate_opened(app), "the palette to open Migrate")
+        await settle(app, pilot)
+    assert db18.table_exists()
+
+
+def migrate_opened(app) -> bool:
+    return any(isinstance(screen, MigrateScreen) for screen in app.screen_stack)
 
 
 async def test_demo_database_starts_behind_the_first_frame_and_stops_on_exit():
