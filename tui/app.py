@@ -42,7 +42,7 @@ How to plug in a new screen (checklist, backup, rollback, audit log, ...)
    ``push_screen(ConfirmDialog(title, message), callback)``. Cancellation: an
    engine ``cancel()`` called from a thread worker (it may block on
    ``cancel_safe``), never on the UI thread.
-4. Finish by ``await self.app.run_action("back_to_target")`` or a Back binding
+4. Finish by ``self.app.run_action("back_to_target")`` (it pops in the app's own loop) or a Back binding
    (``Binding("escape", "app.pop_screen", "Back")``).
 """
 
@@ -194,14 +194,17 @@ class MigrateApp(App):
         self.target_screen.settings_failed()
         self.push_screen(ConfigErrorScreen(message.error))
 
-    async def action_retry_settings(self) -> None:
+    def action_retry_settings(self) -> None:
         """From the configuration screen, after the operator fixed .env or the environment."""
         from .screens.error import ConfigErrorScreen
 
         if not isinstance(self.screen, ConfigErrorScreen):
             return
         self.config_error = None
-        await self.pop_screen()
+        self.call_later(self._retry_settings)
+
+    async def _retry_settings(self) -> None:
+        await self._pop_to_target()
         self.target_screen.show_pending()
         self.resolve_settings()
 
@@ -229,9 +232,12 @@ class MigrateApp(App):
                 return screen
         return None
 
-    async def action_migrate(self) -> None:
+    def action_migrate(self) -> None:
         if self.check_action("migrate", ()) is not True:
             return
+        self.call_later(self._migrate)
+
+    async def _migrate(self) -> None:
         from .screens.migrate import MigrateScreen
 
         await self._pop_to_target()
@@ -270,13 +276,19 @@ class MigrateApp(App):
 
         self.push_screen(ResultScreen(result, failed_step))
 
-    async def action_back_to_target(self) -> None:
+    def action_back_to_target(self) -> None:
         if self.migration_running:
             return
+        self.call_later(self._back_to_target)
+
+    async def _back_to_target(self) -> None:
         await self._pop_to_target()
         self.target_screen.load_overview()
 
     async def _pop_to_target(self) -> None:
+        """Pop every screen above Target. Only ever awaited in the app's own message loop (``call_later``):
+        an action runs in the task of whatever started it, and a button on a screen being popped would
+        wait for its own removal — the wizard froze that way after a failed rollback."""
         while len(self.screen_stack) > 1 and self.screen is not self.target_screen:
             await self.pop_screen()
 

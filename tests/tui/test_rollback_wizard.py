@@ -408,3 +408,33 @@ def test_snapshot_rollback_screen_preview(snap_compare, size):
         await settle(pilot.app, pilot)
 
     assert snap_compare(ScreenHarness(), run_before=loaded, terminal_size=size)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("key", ["enter", "escape"])
+async def test_the_wizard_keeps_responding_after_a_failed_rollback(db18, settings_for, workdir, key):
+    """Regression: Enter on the focused Back button after 'Rollback failed; nothing was dropped' froze the
+    wizard (the button waited for the removal of its own screen); every key was dead from then on."""
+    settings = settings_for(db18)
+    _migrate(db18, settings)
+    with psycopg.connect(db18.url, autocommit=True, application_name="report-job") as holder:
+        holder.execute("BEGIN")
+        holder.execute("LOCK TABLE public.database_backups IN ACCESS SHARE MODE")
+        app = make_app(settings)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await target_ready(app, pilot)
+            screen = RollbackScreen(settings, options=RollbackOptions(lock_timeout_ms=200, retries=0,
+                                                                       table_backup=False))
+            await app.push_screen(screen)
+            await settle(app, pilot)
+            await confirm_drop(pilot)
+            await wait_until(pilot, lambda: screen.result is not None, "the rollback to give up")
+            assert screen.result.outcome is RollbackOutcome.FAILED
+            assert app.focused is screen.query_one("#rollback-back")
+            await pilot.press(key)
+            await wait_until(pilot, lambda: app.screen is app.target_screen, "the Target screen")
+            await settle(app, pilot)
+            await pilot.press("q")
+            await wait_until(pilot, lambda: app.return_code is not None, "the wizard to quit")
+        holder.execute("ROLLBACK")
+    assert db18.table_exists()
