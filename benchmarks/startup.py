@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     wizard = [str(Path(sys.executable).with_name("migrate-tui"))]
     if not Path(wizard[0]).exists():
-        wizard = [sys.executable, "-m", "tui.entry"]
+        wizard = [sys.executable, "-m", "headless.entry"]
     minimal = [sys.executable, "-c", MINIMAL_APP]
 
     server = LocalServer(bin_dir).start()

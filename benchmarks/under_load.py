@@ -134,7 +134,7 @@ def operator_plan(condition: str, args) -> list[tuple[str, list[str]]]:
 
 
 def _operator(window: Window, start: float, args, cli_env: dict, conninfo: str, env: dict) -> None:
-    cli = [sys.executable, "-m", "tui.entry"]
+    cli = [sys.executable, "-m", "headless.entry"]
     workdir = tempfile.mkdtemp(prefix="migrate-tui-load-")
     contention: Contention | None = None
     plan = operator_plan(window.condition, args)

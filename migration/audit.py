@@ -2,7 +2,7 @@
 
 Usable by the CLI and the wizard alike::
 
-    audit = AuditLog.from_env()                  # --audit-log PATH / MIGRATE_AUDIT_LOG / ./migrate-tui.log
+    audit = AuditLog(path_or_none)               # --audit-log PATH / MIGRATE_AUDIT_LOG / ./migrate-tui.log
     emit = audit.tap(settings, "rollback", emit) # records each event, then passes it on
     entries = read(audit.path)                   # for the wizard's log screen / `migrate-tui log`
 
@@ -28,22 +28,17 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .errors import ConfigError
-from .settings import Settings, redact
+from .redact import redact
+from .settings import Settings
 
 DEFAULT_PATH = "migrate-tui.log"
 ENV_VAR = "MIGRATE_AUDIT_LOG"
-OPERATIONS = ("check", "backup", "migrate", "rollback")
+OPERATIONS = ("check", "backup", "migrate", "rollback", "restore")
 
 
 def default_path(environ: dict[str, str] | None = None) -> Path:
     env = os.environ if environ is None else environ
     return Path(env.get(ENV_VAR) or DEFAULT_PATH)
-
-
-def add_option(parser) -> None:
-    """``--audit-log PATH`` for a command parser."""
-    parser.add_argument("--audit-log", metavar="PATH", default=None,
-                        help=f"append the audit log here (default: ${ENV_VAR} or ./{DEFAULT_PATH})")
 
 
 def operator() -> str:
@@ -105,10 +100,6 @@ class AuditLog:
     def discarded(self) -> bool:
         return str(self.path) == os.devnull
 
-    @classmethod
-    def from_args(cls, args) -> "AuditLog":
-        return cls(getattr(args, "audit_log", None) or default_path())
-
     def ensure(self) -> "AuditLog":
         """Open (or create, 0600) the log now, so an unusable log stops the operation before it starts."""
         if self.discarded or self._dir is not None:
@@ -146,6 +137,8 @@ class AuditLog:
             problem = "it is not a regular file"
         elif info.st_uid != os.geteuid():
             problem = "it belongs to another user"
+        elif info.st_nlink != 1:  # another name for the same file, maybe planted (a hard link): not ours alone
+            problem = f"it has {info.st_nlink} names (hard links); its other names may be files of other users"
         if problem is not None:
             os.close(fd)
             raise ConfigError(f"The audit log {self.path} cannot be written: {problem}.",

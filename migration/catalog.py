@@ -41,7 +41,9 @@ class Relation:
     oid: int
     relkind: str
     owner: str
-    can_drop: bool  # the current role owns it (or is a member of its owner, or a superuser)
+    can_drop: bool  # the current role owns it, or belongs to its owner; being a superuser does not count:
+    # another role's table holds that role's constraints, defaults and triggers, and restoring its
+    # safety copy would run them with the superuser's rights
 
     @property
     def kind(self) -> str:
@@ -122,17 +124,60 @@ SELECT contype, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s
 """
 
 
+GUIDE_FIX_INVALID = (
+    "The table exists but has wrong structure. Either: 1. Drop the existing table: "
+    "DROP TABLE {table} CASCADE; (see `migrate-tui rollback`) 2. Or manually add missing columns."
+)
+
+
+def structure_error(report: StructureReport, schema: str, table: Table = TABLE):
+    """An existing table that cannot be used, in the guide's words ("Required column metadata is missing
+    from database_backups table") with the guide's fix; the checklist and the migration say the same."""
+    from .errors import OperatorError
+
+    if report.not_a_table:
+        return not_a_table_error(schema, table.name, report.relation.relkind, report.relation.owner)
+    message = (report.problems[0] if len(report.problems) == 1 else
+               f"Table {table.name} already exists with a different structure: " + "; ".join(report.problems))
+    return OperatorError(message, GUIDE_FIX_INVALID.format(table=f'"{schema}"."{table.name}"'))
+
+
 def relation(conn, schema: str, table: Table = TABLE) -> Relation | None:
     """The relation named like the table in the schema (any kind), or None."""
     row = conn.execute(
         "SELECT c.oid, c.relkind::text, pg_get_userbyid(c.relowner), "
-        "  pg_has_role(current_user, c.relowner, 'USAGE') "
-        "  OR coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false) "
+        "  c.relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) "
+        "  OR (NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) "
+        "      AND pg_has_role(current_user, c.relowner, 'USAGE')) "
         "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = %s AND c.relname = %s",
         (schema, table.name),
     ).fetchone()
     return Relation(int(row[0]), str(row[1]), str(row[2]), bool(row[3])) if row else None
+
+
+def lock_table(conn, schema: str, table: Table = TABLE, mode: str = "ACCESS SHARE") -> Relation:
+    """Lock the relation by name, then make sure it is an ordinary table the operator may drop; only then
+    may its rows be read. Checking first and reading by name after leaves a window in which another role
+    can rename a view into the name; once the name is locked, nothing can be renamed into or out of it.
+    Call inside a transaction; raises MigrateError (nothing read) when it is not such a table."""
+    from psycopg import sql
+
+    from .errors import MigrateError, OperatorError
+
+    if mode not in ("ACCESS SHARE", "ACCESS EXCLUSIVE"):
+        raise ValueError(mode)
+    conn.execute(sql.SQL("LOCK TABLE {} IN {} MODE").format(table.qualified(schema), sql.SQL(mode)))
+    rel = relation(conn, schema, table)
+    if rel is None:
+        raise MigrateError(OperatorError(f"Table {schema}.{table.name} disappeared meanwhile.",
+                                         "Someone dropped it; check with the preview."))
+    if not rel.is_table:
+        raise MigrateError(not_a_table_error(schema, table.name, rel.relkind, rel.owner))
+    if not rel.can_drop:
+        raise MigrateError(OperatorError(f"Table {schema}.{table.name} is owned by {rel.owner}, not by you; it "
+                                         "was not read.", f"Run as {rel.owner}."))
+    return rel
 
 
 def table_oid(conn, schema: str, table: Table = TABLE) -> int | None:
@@ -208,6 +253,8 @@ def inspect(conn, schema: str, table: Table = TABLE, *, strict: bool = False) ->
     for ix in table.indexes:
         if ix.name not in index_names:
             differences.append(f"Index {ix.name} is missing")
+    if not rel.can_drop:
+        differences.append(f"The table is owned by {rel.owner}, not by you: only {rel.owner} can roll it back")
     if strict:
         problems.extend(differences)
         differences = []

@@ -140,7 +140,7 @@ def create_database(conn: PinnedConnection, name: str, owner: str) -> None:
 
 
 def _url_connect_timeout(settings: Settings) -> int | None:
-    from .settings import conninfo
+    from .url import conninfo
 
     value = conninfo(settings.database_url).get("connect_timeout", "").strip()
     return int(value) if value.isdigit() and int(value) > 0 else None

@@ -83,7 +83,7 @@ _BY_SQLSTATE: dict[str, tuple[str, str]] = {
 def explain(exc: BaseException, *, user: str | None = None, schema: str = "public",
             secrets: list[str] | None = None) -> OperatorError:
     """Map an exception to an operator-facing error. Never raises."""
-    from .settings import redact
+    from .redact import redact
 
     if isinstance(exc, MigrateError):
         return exc.error

@@ -42,6 +42,9 @@ class TargetOverview:
             return "absent: the migration will create it"
         if report.valid:
             return "present and valid: the migration is not needed"
+        if report.not_a_table:
+            rel = report.relation
+            return f"present, but a {rel.kind} (owner {rel.owner}), not a table: never read or dropped"
         return "present but invalid:\n" + "\n".join(f"• {p}" for p in report.problems)
 
     @property
@@ -49,6 +52,10 @@ class TargetOverview:
         """Things the operator should know before running (not failures of the overview itself)."""
         out: list[str] = []
         report = self.report
+        if report is not None and report.exists and not report.valid:
+            from .catalog import structure_error
+
+            out.append(f"Fix: {structure_error(report, self.schema).hint}")
         if report is not None:
             out.extend(f"Note: {d}" for d in report.differences)
             out.extend(_clash_note(ix) for ix in report.foreign_index_names)
@@ -93,8 +100,11 @@ def lock_waits(settings: Settings) -> tuple:
     ``migration.rollback_events.Blocker`` items (redacted queries), empty when nothing waits on
     a lock. Never raises: a failure to look is not a failure of the migration.
     """
+    import psycopg
+
     from .db import APPLICATION_NAME, connect
-    from .rollback_preview import blockers
+    from .errors import MigrateError
+    from .locks import blockers
 
     try:
         with connect(settings, connect_timeout=OVERVIEW_CONNECT_TIMEOUT_S,
@@ -108,5 +118,5 @@ def lock_waits(settings: Settings) -> tuple:
                     if blocker.pid not in waiting:
                         found.setdefault(blocker.pid, blocker)
             return tuple(found.values())
-    except Exception:  # noqa: BLE001 - best effort, shown only as a hint
+    except (psycopg.Error, OSError, MigrateError):  # best effort, shown only as a hint (a bug still shows)
         return ()

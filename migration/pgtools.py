@@ -20,7 +20,9 @@ from urllib.parse import quote
 from .children import child_environ
 from .errors import OperatorError
 from .pgserver import SYSTEM_PG_ROOT, embedded_bin_dir
-from .settings import Settings, conninfo, plain_url, redact
+from .redact import redact
+from .settings import Settings
+from .url import conninfo, plain_url
 
 _VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 ENV_OVERRIDE = {"pg_dump": "PG_DUMP", "pg_restore": "PG_RESTORE"}

@@ -8,84 +8,29 @@ Only SELECTs and SHOWs are sent to the server; nothing is written anywhere.
 
 from __future__ import annotations
 
-import enum
 import ipaddress
 import os
 import shutil
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 from . import catalog
-from .backup import human_bytes
+from .backup.progress import human_bytes
 from .db import ServerFacts, connect, server_facts
 from .errors import explain
+from .events import CheckCompleted, Checklist, ChecklistFinished, CheckResult, Outcome, Status
+from .operation import Emit, Operation
+from .options import BackupOptions
 from .pgtools import Locator, PgTool
 from .safe_files import describe_dir
 from .schema import TABLE, Table
-from .settings import DEFAULT_BACKUP_DIR, Settings
+from .settings import Settings
 
 MIN_CRON_SECRET = 32
 POOLER_PORTS = {"6543", "6432"}  # Supabase / Neon transaction poolers, PgBouncer's default
 SLOW_ROUND_TRIP_MS = 250.0
-
-
-class Status(str, enum.Enum):
-    OK = "ok"
-    WARNING = "warning"
-    FAILURE = "failure"
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    key: str  # stable id for scripts and tests, e.g. "schema_create"
-    group: str  # Environment, Connection, Permissions, Table, Backup
-    name: str  # what the row is labelled with
-    status: Status
-    detail: str  # one line
-    hint: str = ""  # what to do (empty when ok)
-
-    def as_dict(self) -> dict[str, str]:
-        data = asdict(self)
-        data["status"] = self.status.value
-        return data
-
-
-@dataclass
-class Checklist:
-    """All results plus facts later steps reuse (the chosen pg_dump, the table state)."""
-
-    results: list[CheckResult] = field(default_factory=list)
-    facts: ServerFacts | None = None
-    pg_dump: PgTool | None = None
-    table_state: str | None = None  # absent / valid / invalid
-    database_bytes: int | None = None
-
-    def count(self, status: Status) -> int:
-        return sum(1 for r in self.results if r.status is status)
-
-    @property
-    def failures(self) -> list[CheckResult]:
-        return [r for r in self.results if r.status is Status.FAILURE]
-
-    @property
-    def warnings(self) -> list[CheckResult]:
-        return [r for r in self.results if r.status is Status.WARNING]
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures
-
-    def by_key(self, key: str) -> CheckResult | None:
-        return next((r for r in self.results if r.key == key), None)
-
-    def summary(self) -> str:
-        ok, warn, fail = self.count(Status.OK), self.count(Status.WARNING), self.count(Status.FAILURE)
-        verdict = "ready to migrate" if not fail else "fix the failures before migrating"
-        return (f"{ok} ok, {warn} warning{'s' if warn != 1 else ''}, {fail} failure{'s' if fail != 1 else ''}"
-                f" — {verdict}")
 
 
 def _ok(key, group, name, detail) -> CheckResult:
@@ -248,9 +193,8 @@ def _table_rows(report, settings: Settings, table: Table) -> Iterator[CheckResul
     qualified = f"{settings.schema}.{table.name}"
     if not report.exists:
         yield _ok("table", g, f"Table {table.name}", f"absent: {qualified} will be created")
-    elif report.not_a_table:
-        error = catalog.not_a_table_error(settings.schema, table.name, report.relation.relkind,
-                                          report.relation.owner)
+    elif not report.valid:
+        error = catalog.structure_error(report, settings.schema, table)
         yield _fail("table", g, f"Table {table.name}", error.message, error.hint)
     elif report.valid and report.differences:
         yield _warn("table", g, f"Table {table.name}",
@@ -258,11 +202,6 @@ def _table_rows(report, settings: Settings, table: Table) -> Iterator[CheckResul
                     "Nothing to do for the migration; review the differences if the backup system misbehaves.")
     elif report.valid:
         yield _ok("table", g, f"Table {table.name}", "present and valid: the migration is not needed")
-    else:
-        yield _fail("table", g, f"Table {table.name}", "present with a different structure: "
-                    + "; ".join(report.problems),
-                    f"Either drop the existing table (DROP TABLE {qualified} CASCADE; — see `migrate-tui "
-                    "rollback`) or add the missing columns manually.")
     if report.foreign_index_names:
         taken = "; ".join(f"{ix.name} (used by {ix.table})" for ix in report.foreign_index_names)
         yield _fail("index_names", g, "Index names", f"already taken: {taken}",
@@ -350,11 +289,12 @@ def check_disk(backup_dir: Path, database_bytes: int) -> CheckResult:
 
 # --- the runner ------------------------------------------------------------------------------------
 
-def run_checks(settings: Settings, checklist: Checklist | None = None, *, backup_dir: Path | str = DEFAULT_BACKUP_DIR,
-               fmt: str = "plain", locator: Locator | None = None, backup: bool = True,
-               table: Table = TABLE, trust_backup_dir: bool = False) -> Iterator[CheckResult]:
+def run_checks(settings: Settings, checklist: Checklist | None = None, *, options: BackupOptions | None = None,
+               locator: Locator | None = None, with_backup: bool = True,
+               table: Table = TABLE) -> Iterator[CheckResult]:
     """Yield each check's result as it completes; ``checklist`` (if given) collects results and facts."""
     cl = checklist if checklist is not None else Checklist()
+    options = options or BackupOptions()
     locator = locator or Locator()
 
     def emit(result: CheckResult) -> CheckResult:
@@ -368,8 +308,8 @@ def run_checks(settings: Settings, checklist: Checklist | None = None, *, backup
     except Exception as exc:  # noqa: BLE001 - shown as a failed row
         error = explain(exc, user=settings.target["user"], schema=settings.schema, secrets=settings.secrets())
         yield emit(_fail("connection", "Connection", "Connection", error.message, error.hint))
-        if backup:
-            result, cl.pg_dump = check_pg_dump(locator, None, fmt)
+        if with_backup:
+            result, cl.pg_dump = check_pg_dump(locator, None, options.fmt)
             yield emit(result)
         return
     with conn:
@@ -382,13 +322,13 @@ def run_checks(settings: Settings, checklist: Checklist | None = None, *, backup
             rows, cl.table_state = check_table(conn, settings, table)
             for result in rows:
                 yield emit(result)
-            if backup:
-                result, cl.pg_dump = check_pg_dump(locator, facts.major, fmt)
+            if with_backup:
+                result, cl.pg_dump = check_pg_dump(locator, facts.major, options.fmt)
                 yield emit(result)
                 yield emit(check_readable(conn, facts.user))
                 cl.database_bytes = int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
-                yield emit(check_backup_dir(Path(backup_dir), trust_backup_dir))
-                yield emit(check_disk(Path(backup_dir), cl.database_bytes))
+                yield emit(check_backup_dir(Path(options.backup_dir), options.trust_dir))
+                yield emit(check_disk(Path(options.backup_dir), cl.database_bytes))
         except Exception as exc:  # noqa: BLE001 - a check that cannot run is a failed row
             error = explain(exc, user=cl.facts.user if cl.facts else None, schema=settings.schema,
                             secrets=settings.secrets())
@@ -401,3 +341,28 @@ def run_checklist(settings: Settings, **options) -> Checklist:
     for _ in run_checks(settings, checklist, **options):
         pass
     return checklist
+
+
+class Preflight(Operation):
+    """The checklist as an operation: each result as a CheckCompleted event, then ChecklistFinished
+    (SUCCESS when nothing blocks the migration — :attr:`Checklist.blocking`, the one rule)."""
+
+    name = "check"
+
+    def __init__(self, settings: Settings, emit: Emit | None = None, *, options: BackupOptions | None = None,
+                 locator: Locator | None = None, with_backup: bool = True, table: Table = TABLE,
+                 checks=run_checks) -> None:
+        super().__init__(settings, emit)
+        self.checklist = Checklist()
+        self._checks = checks
+        self._kwargs = dict(options=options, locator=locator, with_backup=with_backup, table=table)
+
+    def _perform(self) -> ChecklistFinished:
+        for result in self._checks(self.settings, self.checklist, **self._kwargs):
+            self.emit(CheckCompleted(result))
+            self.check_cancel()
+        outcome = Outcome.FAILED if self.checklist.blocking else Outcome.SUCCESS
+        return self._ended(outcome, self.checklist.summary())
+
+    def _ended(self, outcome: Outcome, message: str, error=None, details: tuple[str, ...] = ()) -> ChecklistFinished:
+        return ChecklistFinished(outcome, message, error, self.elapsed_ms, self.checklist)

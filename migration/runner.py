@@ -1,25 +1,23 @@
 """The guide's eight migration steps, in one transaction, as a stream of events.
 
 ``Migration(settings, emit).run()`` blocks (run it in a thread or a Textual
-worker) and calls ``emit`` with typed events from :mod:`migration.events`.
-``cancel()`` may be called from any thread: it stops the running statement
-(``cancel_safe``) and everything is rolled back.
+worker) and calls ``emit`` with typed events from :mod:`migration.events`; its
+lifecycle (cancel from any thread, one outcome, the catalog read back after any
+error) is :class:`migration.operation.Operation`'s. ``cancel()`` stops the running
+statement (``cancel_safe``) and everything is rolled back.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from typing import Callable
 
 import psycopg
 from psycopg import sql
 
 from . import catalog
 from .db import ServerFacts, connect, rollback_quietly, server_facts
-from .errors import MigrateError, OperatorError, explain
+from .errors import MigrateError, OperatorError
 from .events import (
-    Event,
     Notice,
     Outcome,
     RunFinished,
@@ -31,99 +29,65 @@ from .events import (
     StepStarted,
 )
 from .plan import set_local, try_lock
+from .operation import Busy, Emit, Operation
 from .schema import TABLE, Table
 from .settings import Settings
 
-Emit = Callable[[Event], None]
-
-GUIDE_FIX_INVALID = (
-    "The table exists but has wrong structure. Either: 1. Drop the existing table: "
-    "DROP TABLE {table} CASCADE; (see `migrate-tui rollback`) 2. Or manually add missing columns."
-)
 ROLLED_BACK = "All changes rolled back"
 
 
-class Cancelled(Exception):
-    """The operator asked to stop."""
+class Migration(Operation):
+    name = "migrate"
+    cancelled_hint = "Nothing was committed. Run again when ready."
 
-
-class Migration:
     def __init__(self, settings: Settings, emit: Emit, table: Table = TABLE,
                  poll_interval_s: float = 0.2) -> None:
-        self.settings = settings
+        super().__init__(settings, emit)
         self.table = table
-        self._emit = emit
         self._poll = poll_interval_s
-        self._cancel = threading.Event()
         self._conn: psycopg.Connection | None = None
         self._in_transaction = False
         self._committed = False
         self._facts: ServerFacts | None = None
-        self._t_start = 0.0
         self._last_elapsed = 0.0
+        self._step = Step.CONNECTION_TEST
 
-    # -- public ---------------------------------------------------------------
-    @property
-    def cancelled(self) -> bool:
-        return self._cancel.is_set()
-
-    def cancel(self) -> None:
-        """Thread-safe: stop at the next step boundary and interrupt a running statement."""
-        self._cancel.set()
+    # -- the lifecycle (migration.operation) ------------------------------------------
+    def _interrupt(self) -> None:
         conn = self._conn
         if conn is not None and not conn.closed and not self._committed:
-            try:
-                conn.cancel_safe(timeout=5)
-            except Exception:  # the statement may have just finished; the flag still stops us
-                pass
+            conn.cancel_safe(timeout=5)
 
-    def run(self) -> RunFinished:
-        self._t_start = time.perf_counter()
+    def _release(self) -> None:
+        self._close()
+
+    def _user(self) -> str | None:
+        return self._facts.user if self._facts else super()._user()
+
+    def _perform(self) -> RunFinished:
         s = self.settings
-        step = Step.CONNECTION_TEST
-        try:
-            self._emit(RunStarted(s.masked_url, s.schema, self.table.name))
-            self._step_connect()
-            step = Step.EXISTENCE_CHECK
-            report = self._step_existence()
-            if report.exists:
-                return self._existing_table(report)
-            step = Step.TRANSACTION_START
-            appeared = self._step_begin()
-            if appeared is not None:
-                return self._appeared_meanwhile(appeared)
-            step = Step.TABLE_CREATION
-            self._step_create_table()
-            step = Step.INDEX_CREATION
-            self._step_indexes()
-            step = Step.SEQUENCE_RESET
-            self._step_sequence()
-            step = Step.VERIFICATION
-            self._step_verify()
-            step = Step.TRANSACTION_COMMIT
-            self._step_commit()
-            report = self._report_after_commit()
-            return self._finish(RunFinished(
-                Outcome.SUCCESS, False, "Migration completed successfully!", report=report,
-            ))
-        except Cancelled:
-            return self._fail(step, OperatorError(
-                "Cancelled by the operator.", "Nothing was committed. Run again when ready.", "57014"),
-                Outcome.CANCELLED)
-        except _Busy as busy:
-            return self._fail(step, busy.error, Outcome.BUSY)
-        except BaseException as exc:  # noqa: BLE001 - every failure becomes an event
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)) or self.cancelled:
-                outcome = Outcome.CANCELLED
-                error = OperatorError("Cancelled by the operator.", "Nothing was committed. Run again when ready.",
-                                      "57014")
-            else:
-                outcome = Outcome.FAILED
-                error = explain(exc, user=self._facts.user if self._facts else s.target["user"],
-                                schema=s.schema, secrets=s.secrets())
-            return self._fail(step, error, outcome)
-        finally:
-            self._close()
+        self.emit(RunStarted(s.masked_url, s.schema, self.table.name))
+        self._step_connect()
+        self._step = Step.EXISTENCE_CHECK
+        report = self._step_existence()
+        if report.exists:
+            return self._existing_table(report)
+        self._step = Step.TRANSACTION_START
+        appeared = self._step_begin()
+        if appeared is not None:
+            return self._appeared_meanwhile(appeared)
+        self._step = Step.TABLE_CREATION
+        self._step_create_table()
+        self._step = Step.INDEX_CREATION
+        self._step_indexes()
+        self._step = Step.SEQUENCE_RESET
+        self._step_sequence()
+        self._step = Step.VERIFICATION
+        self._step_verify()
+        self._step = Step.TRANSACTION_COMMIT
+        self._step_commit()
+        report = self._report_after_commit()
+        return self._ended(Outcome.SUCCESS, "Migration completed successfully!", report=report)
 
     # -- steps ----------------------------------------------------------------
     def _timed(self, step: Step):
@@ -132,7 +96,7 @@ class Migration:
     def _step_connect(self) -> None:
         with self._timed(Step.CONNECTION_TEST) as t:
             self._conn = connect(self.settings)
-            self._conn.add_notice_handler(lambda d: self._emit(Notice(d.message_primary or "")))
+            self._conn.add_notice_handler(lambda d: self.emit(Notice(d.message_primary or "")))
             self._facts = server_facts(self._conn)
             t.done("Database connection successful",
                    (f"Server time: {self._facts.server_time}", f"PostgreSQL version: {self._facts.version}"))
@@ -140,20 +104,10 @@ class Migration:
     def _step_existence(self) -> catalog.StructureReport:
         with self._timed(Step.EXISTENCE_CHECK) as t:
             report = catalog.inspect(self._conn, self.settings.schema, self.table)
-            if report.not_a_table:
-                rel = report.relation
-                raise MigrateError(catalog.not_a_table_error(self.settings.schema, self.table.name, rel.relkind,
-                                                             rel.owner))
+            if report.exists and not report.valid:
+                raise MigrateError(catalog.structure_error(report, self.settings.schema, self.table))
             if report.exists:
-                if report.valid:
-                    t.done(f"Table {self.table.name} already exists", warning=True)
-                else:
-                    raise MigrateError(OperatorError(
-                        report.problems[0] if len(report.problems) == 1 else
-                        f"Table {self.table.name} already exists with a different structure: "
-                        + "; ".join(report.problems),
-                        GUIDE_FIX_INVALID.format(table=self._qualified_text()),
-                    ))
+                t.done(f"Table {self.table.name} already exists", warning=True)
             else:
                 t.done(f"Table {self.table.name} does not exist yet in schema {self.settings.schema}", quiet=True)
             return report
@@ -162,7 +116,7 @@ class Migration:
         """BEGIN, timeouts, advisory lock; returns a report if the table appeared meanwhile."""
         s = self.settings
         with self._timed(Step.TRANSACTION_START) as t:
-            self._check_cancel()
+            self.check_cancel()
             self._conn.begin()  # BEGIN; SET LOCAL search_path = pg_catalog, pg_temp
             self._in_transaction = True
             # The advisory lock is the first statement of the transaction.
@@ -185,13 +139,13 @@ class Migration:
     def _wait_for_lock(self) -> float:
         s = self.settings
         start = time.monotonic()
-        self._emit(Notice("Another migration is running on this database; waiting for it to finish"))
+        self.emit(Notice("Another migration is running on this database; waiting for it to finish"))
         while time.monotonic() - start < s.lock_wait_s:
-            self._check_cancel()
-            time.sleep(self._poll)
+            self.check_cancel()
+            self.pause(self._poll)
             if self._execute(try_lock(s.schema, self.table)).fetchone()[0]:
                 return time.monotonic() - start
-        raise _Busy(OperatorError(
+        raise Busy(OperatorError(
             "Another migration is running on this database.",
             f"Wait for the other migrate-tui run to finish (it held the lock for over {s.lock_wait_s:.0f} s), "
             "then run again; raise --lock-wait to wait longer.",
@@ -256,7 +210,7 @@ class Migration:
 
     def _step_commit(self) -> None:
         with self._timed(Step.TRANSACTION_COMMIT) as t:
-            self._check_cancel()
+            self.check_cancel()
             try:
                 self._conn.execute("COMMIT")
             except psycopg.OperationalError:
@@ -284,69 +238,50 @@ class Migration:
                         skip: tuple[Step, ...] = (Step.TRANSACTION_START, Step.TABLE_CREATION,
                                                   Step.INDEX_CREATION, Step.SEQUENCE_RESET)) -> RunFinished:
         for step in skip:
-            self._emit(StepSkipped(step, "Table already exists"))
+            self.emit(StepSkipped(step, "Table already exists"))
         with self._timed(Step.VERIFICATION) as t:
             t.done("Migration verification successful", report.differences)
-        self._emit(StepSkipped(Step.TRANSACTION_COMMIT, "Nothing to commit"))
-        return self._finish(RunFinished(
-            Outcome.NOT_NEEDED, False, "Migration not needed - table already exists and is valid", report=report))
+        self.emit(StepSkipped(Step.TRANSACTION_COMMIT, "Nothing to commit"))
+        return self._ended(Outcome.NOT_NEEDED, "Migration not needed - table already exists and is valid",
+                           report=report)
 
     def _appeared_meanwhile(self, report: catalog.StructureReport) -> RunFinished:
         """Another runner created the table while we waited for the advisory lock."""
         self._rollback_quietly()
-        if report.not_a_table:
-            rel = report.relation
-            raise MigrateError(catalog.not_a_table_error(self.settings.schema, self.table.name, rel.relkind,
-                                                         rel.owner))
         if not report.valid:
-            raise MigrateError(OperatorError(
-                "; ".join(report.problems), GUIDE_FIX_INVALID.format(table=self._qualified_text())))
+            raise MigrateError(catalog.structure_error(report, self.settings.schema, self.table))
         return self._existing_table(report, skip=(Step.TABLE_CREATION, Step.INDEX_CREATION, Step.SEQUENCE_RESET))
 
-    def _fail(self, step: Step, error: OperatorError, outcome: Outcome) -> RunFinished:
+    def _after_error(self, outcome: Outcome, error: OperatorError) -> RunFinished:
+        """The step that failed, the later ones skipped, and what the catalog says on a fresh connection."""
+        step = self._step
         was_in_tx = self._in_transaction
         self._rollback_quietly()
-        self._emit_quietly(StepFailed(step, self._last_elapsed, error))
+        self.emit_quietly(StepFailed(step, self._last_elapsed, error))
         for later in Step:
             if later > step:
-                self._emit_quietly(StepSkipped(later, "Stopped after the failure" if outcome is not Outcome.CANCELLED
-                                       else "Cancelled"))
+                self.emit_quietly(StepSkipped(later, "Cancelled" if outcome is Outcome.CANCELLED
+                                              else "Stopped after the failure"))
         if was_in_tx or outcome is Outcome.CANCELLED:
-            message = f"{ROLLED_BACK}: {self._confirm_absent()}"
-            rolled_back = True
-        else:
-            message = "Nothing was changed"
-            rolled_back = False
-        return self._finish(RunFinished(outcome, rolled_back, message, error=error))
+            return self._ended(outcome, f"{ROLLED_BACK}: {self._confirm_absent()}", error, rolled_back=True)
+        return self._ended(outcome, "Nothing was changed", error)
 
-    def _finish(self, result: RunFinished) -> RunFinished:
+    def _ended(self, outcome: Outcome, message: str, error: OperatorError | None = None,
+               details: tuple[str, ...] = (), *, rolled_back: bool = False,
+               report: catalog.StructureReport | None = None) -> RunFinished:
         facts = {}
         if self._facts:
             facts = {"server_time": self._facts.server_time, "version": self._facts.version,
                      "user": self._facts.user, "database": self._facts.database}
-        result = RunFinished(result.outcome, result.rolled_back, result.message, result.error, result.report,
-                             (time.perf_counter() - self._t_start) * 1000,
-                             self._facts.version if self._facts else None, facts)
-        self._emit_quietly(result)
-        return result
-
-    def _emit_quietly(self, event: Event) -> None:
-        """The ending always reaches the caller as run()'s return value, even if an event consumer fails."""
-        try:
-            self._emit(event)
-        except Exception:  # noqa: BLE001 - e.g. a closed stdout; the work is already rolled back/committed
-            pass
+        return RunFinished(outcome, message, error, self.elapsed_ms, rolled_back=rolled_back, report=report,
+                           server_version=self._facts.version if self._facts else None, facts=facts)
 
     # -- helpers ----------------------------------------------------------------
     def _qualified_text(self) -> str:
         return f'"{self.settings.schema}"."{self.table.name}"'
 
-    def _check_cancel(self) -> None:
-        if self._cancel.is_set():
-            raise Cancelled()
-
     def _execute(self, statement, params=None):
-        self._check_cancel()
+        self.check_cancel()
         assert self._conn is not None
         return self._conn.execute(statement, params)
 
@@ -388,12 +323,6 @@ class Migration:
                 pass
 
 
-class _Busy(Exception):
-    def __init__(self, error: OperatorError):
-        super().__init__(error.message)
-        self.error = error
-
-
 class _StepTimer:
     """Emits StepStarted on enter and StepFinished via done(); failures are reported by run()."""
 
@@ -403,15 +332,15 @@ class _StepTimer:
         self.finished = False
 
     def __enter__(self) -> "_StepTimer":
-        self.m._check_cancel()
+        self.m.check_cancel()
         self.t0 = time.perf_counter()
-        self.m._emit(StepStarted(self.step))
+        self.m.emit(StepStarted(self.step))
         return self
 
     def done(self, message: str, details: tuple[str, ...] = (), *, warning: bool = False,
              quiet: bool = False) -> None:
         self.finished = True
-        self.m._emit(StepFinished(self.step, self.elapsed_ms, message, tuple(details), warning, quiet))
+        self.m.emit(StepFinished(self.step, self.elapsed_ms, message, tuple(details), warning, quiet))
 
     @property
     def elapsed_ms(self) -> float:

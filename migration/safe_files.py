@@ -29,7 +29,9 @@ from .errors import MigrateError, OperatorError
 # The operating system's own directories: a backup written there could replace or expose system files.
 SYSTEM_DIRS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/run", "/sbin",
                "/sys", "/usr", "/var/cache", "/var/lib", "/var/log", "/var/mail", "/var/run", "/var/spool", "/snap")
-PARTIAL = re.compile(r"^\..+\.partial$")
+# The temporary names of the tool's own files (backups, safety copies, their sidecars): the only ones ever
+# treated as left behind by a killed run.
+PARTIAL = re.compile(r"^\.(backup_before_migration_[^/]+|[^/]+-before-rollback-[^/]+)\.partial$")
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -302,7 +304,11 @@ def open_dir(path: str | os.PathLike[str], *, what: str = "backup directory", cr
     """Open and check a directory once. ``own``: it must be the operator's and not a system directory
     (unless ``trust``, the operator's explicit choice); always: not writable by other users."""
     given = Path(path)
-    if create:
+    if create and not os.path.isdir(given):
+        shown, problem, hint = describe_dir(given, trust=trust or not own)  # before anything is created
+        if problem is not None:
+            raise UnsafePath(OperatorError(f"The {what} {shown} {problem}; nothing is written there.",
+                                           hint or "Choose another directory."))
         try:
             os.makedirs(given, mode=0o700, exist_ok=True)
         except OSError as exc:

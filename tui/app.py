@@ -48,9 +48,9 @@ How to plug in a new screen (checklist, backup, rollback, audit log, ...)
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import signal
+import threading
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from textual import work
@@ -60,15 +60,17 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from .actions import PALETTE_ACTIONS
-from .messages import SettingsFailed, SettingsReady
+from .messages import OperationEnded, SettingsFailed, SettingsReady
+from .screens.base import WizardScreen
 from .screens.target import TargetScreen
-from .target_source import SettingsSource, source_for
+from .target_source import SettingsSource, fixed
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from migration.errors import OperatorError
     from migration.events import RunFinished
+    from migration.options import OperatorOptions
     from migration.overview import TargetOverview
     from migration.settings import Settings
 
@@ -91,7 +93,7 @@ class MigrateApp(App):
                  describe: Callable[["Settings"], "TargetOverview"] | None = None,
                  migration_factory: Callable | None = None, deterministic: bool = False,
                  handle_signals: bool = False, theme: str = DARK, audit_log: "Path | None" = None,
-                 preflight: bool = False) -> None:
+                 preflight: bool = False, options: "OperatorOptions | None" = None) -> None:
         """``source`` gives the settings (DATABASE_URL or the demo database); tests pass ``settings``.
 
         ``describe`` and ``migration_factory`` default to the engine's
@@ -100,7 +102,7 @@ class MigrateApp(App):
         """
         super().__init__()
         if source is None:
-            source = SettingsSource(factory=(lambda: settings)) if settings is not None else SettingsSource()
+            source = fixed(settings) if settings is not None else SettingsSource()
         self.source = source
         self.settings: Settings | None = None
         self.config_error: OperatorError | None = None
@@ -112,6 +114,9 @@ class MigrateApp(App):
         self._handle_signals = handle_signals
         self.theme = theme
         self.preflight = preflight  # Migrate goes Checklist -> Backup -> Migrate (the real app; tests opt in)
+        self._options = options
+        self.running_operations: list = []  # engine operations whose workers have not ended
+        self._leaving: int | None = None  # set once quitting: -1 (exit code from the outcome) or the code
 
     # -- engine entry points (injectable) ---------------------------------------
     def describe(self, settings: "Settings") -> "TargetOverview":
@@ -122,29 +127,75 @@ class MigrateApp(App):
         return describe_target(settings)
 
     @property
+    def options(self) -> "OperatorOptions":
+        """The operator's options for every operation (the command line's; defaults otherwise)."""
+        if self._options is None:
+            from migration.options import OperatorOptions
+
+            self._options = OperatorOptions()
+        return self._options
+
+    @property
     def audit_log_path(self) -> "Path":
         from migration.audit import default_path
 
         return self._audit_log or default_path()
 
     def audit_tap(self, settings: "Settings", operation: str, emit):
-        """``emit`` that also records each event in the audit log (a warning if it cannot be written)."""
+        """``emit`` that also records each event in the audit log; None (an error dialog says why) when the
+        log cannot be written: as for every headless command, nothing starts unrecorded."""
         from migration.audit import AuditLog
+        from migration.errors import MigrateError, explain
 
         try:
             return AuditLog(self.audit_log_path).tap(settings, operation, emit)
-        except Exception:  # noqa: BLE001 - an unwritable log must not stop a migration that is safe anyway
-            self.notify(f"The audit log {self.audit_log_path} cannot be written; this run is not recorded.",
-                        severity="warning")
-            return emit
+        except MigrateError as exc:
+            from .dialogs.error import ErrorDialog
+
+            self.push_screen(ErrorDialog("Nothing was started", exc.error))
+            return None
+        except Exception as exc:  # noqa: BLE001 - shown with a fix, never a traceback
+            from .dialogs.error import ErrorDialog
+
+            self.push_screen(ErrorDialog("Nothing was started", explain(exc)))
+            return None
 
     def migration_factory(self, settings: "Settings", emit):
-        emit = self.audit_tap(settings, "migrate", emit)
         if self._migration_factory is not None:
             return self._migration_factory(settings, emit)
         from migration.runner import Migration
 
         return Migration(settings, emit)
+
+    # -- engine operations: one registry, cancelled off the UI thread -----------------------------
+    def operation_started(self, operation) -> None:
+        self.running_operations.append(operation)
+
+    def cancel_operation(self, operation) -> None:
+        """``operation.cancel()`` in a thread of its own: it may wait for the server (cancel_safe)."""
+        threading.Thread(target=operation.cancel, name="migrate-tui-cancel", daemon=True).start()
+
+    def on_operation_ended(self, message: OperationEnded) -> None:
+        operation = message.operation
+        if operation in self.running_operations:
+            self.running_operations.remove(operation)
+        if message.result is not None:
+            self.record_result(message.result)
+        for screen in self.screen_stack:
+            if isinstance(screen, WizardScreen):
+                screen.operation_ended(operation)
+        if self._leaving is not None and not self.running_operations:
+            self.exit(return_code=self._leaving if self._leaving >= 0 else self.exit_code)
+
+    def leave(self, code: int | None = None) -> None:
+        """Quit: every running operation is cancelled first (it rolls back, deletes its partial files) and the
+        wizard exits once they have all ended. ``code``: the exit code (default: from the last outcome)."""
+        if not self.running_operations:
+            self.exit(return_code=self.exit_code if code is None else code)
+            return
+        self._leaving = -1 if code is None else code
+        for operation in list(self.running_operations):
+            self.cancel_operation(operation)
 
     # -- start-up -------------------------------------------------------------------
     def get_default_screen(self) -> Screen:
@@ -188,7 +239,7 @@ class MigrateApp(App):
         self.target_screen.load_overview()
 
     def on_settings_failed(self, message: SettingsFailed) -> None:
-        from .screens.error import ConfigErrorScreen
+        from .screens.config_error import ConfigErrorScreen
 
         self.config_error = message.error
         self.target_screen.settings_failed()
@@ -196,7 +247,7 @@ class MigrateApp(App):
 
     def action_retry_settings(self) -> None:
         """From the configuration screen, after the operator fixed .env or the environment."""
-        from .screens.error import ConfigErrorScreen
+        from .screens.config_error import ConfigErrorScreen
 
         if not isinstance(self.screen, ConfigErrorScreen):
             return
@@ -217,20 +268,8 @@ class MigrateApp(App):
 
     @property
     def migration_running(self) -> bool:
-        screen = self._migrate_screen()
-        return screen is not None and screen.running
-
-    def _migrate_screen(self):
-        import sys
-
-        module = sys.modules.get(f"{__package__}.screens.migrate")
-        if module is None:  # never opened (and not imported before the first frame)
-            return None
-        MigrateScreen = module.MigrateScreen
-        for screen in self.screen_stack:
-            if isinstance(screen, MigrateScreen):
-                return screen
-        return None
+        """An engine operation runs (the wizard's navigation waits for it)."""
+        return bool(self.running_operations)
 
     def action_migrate(self) -> None:
         if self.check_action("migrate", ()) is not True:
@@ -293,7 +332,7 @@ class MigrateApp(App):
             await self.pop_screen()
 
     def action_help(self) -> None:
-        from .screens.help import HelpScreen
+        from .dialogs.help import HelpScreen
 
         if isinstance(self.screen, HelpScreen):
             return
@@ -319,7 +358,8 @@ class MigrateApp(App):
         yield from super().get_system_commands(screen)
 
     # -- results, errors and leaving --------------------------------------------------
-    def record_result(self, result: "RunFinished") -> None:
+    def record_result(self, result) -> None:
+        """The last Finished of any operation decides the wizard's exit code."""
         self.last_result = result
 
     @property
@@ -329,30 +369,34 @@ class MigrateApp(App):
         if self.config_error is not None:
             return exit_codes.CONFIG
         if self.last_result is not None:
-            return exit_codes.BY_OUTCOME.get(self.last_result.outcome, exit_codes.FAILURE)
+            return exit_codes.for_outcome(self.last_result.outcome)
         return exit_codes.OK
 
     def exit_with_result(self) -> None:
-        self.exit(return_code=self.exit_code)
+        self.leave()
 
-    async def action_quit(self) -> None:
-        migrate = self._migrate_screen()
-        if migrate is not None and migrate.running:
-            if migrate.cancelling:
-                migrate.quit_when_done = True
-            else:
-                migrate.action_cancel_run(then_quit=True)
+    def action_quit(self) -> None:
+        """q / Ctrl+Q: asks first while an operation runs (it is cancelled and rolls back), then leaves."""
+        if self._leaving is not None:
             return
-        self.exit_with_result()
+        if not self.running_operations:
+            self.exit(return_code=self.exit_code)
+            return
+        from .dialogs.confirm import ConfirmDialog
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.leave()
+
+        self.push_screen(ConfirmDialog(
+            "Quit while it runs?", "What runs now is cancelled first: the running statement is stopped, the "
+            "transaction rolled back, a partial file deleted. The wizard closes afterwards.",
+            yes="Yes, cancel and quit", no="No, keep going"), answered)
 
     def _terminate(self) -> None:
-        """SIGTERM / SIGHUP: cancel a running migration (everything rolls back), then leave."""
-        migrate = self._migrate_screen()
-        if migrate is not None and migrate.running:
-            migrate.quit_when_done = True
-            migrate.cancel_now()
-        else:
-            self.exit_with_result()
+        """SIGTERM / SIGHUP, in any state: like Ctrl+C in a headless command — cancel what runs (everything
+        rolls back), then exit 130; the demo database is stopped by run_app on the way out."""
+        self.leave(130)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The app's own workers; screens forward theirs (WizardScreen) to report_worker_error."""
@@ -363,7 +407,7 @@ class MigrateApp(App):
         """An unexpected exception in a worker: an error dialog with a message and a fix hint."""
         from migration.errors import explain
 
-        from .screens.error import ErrorDialog
+        from .dialogs.error import ErrorDialog
 
         secrets = self.settings.secrets() if self.settings else []
         error = explain(worker.error, secrets=secrets)
@@ -372,17 +416,25 @@ class MigrateApp(App):
             "The database is as the engine leaves it after any failure: uncommitted work is rolled back."))
 
 
-def run_app(args: argparse.Namespace) -> int:
-    """The wizard for ``migrate-tui [--demo]``: returns an exit code from migration.exit_codes."""
-    source = source_for(args)
-    app = MigrateApp(source, handle_signals=True, preflight=True)
+def run_app(source: SettingsSource, options: "OperatorOptions | None" = None) -> int:
+    """The wizard for ``migrate-tui [--demo] [options]``: returns an exit code from migration.exit_codes."""
+    app = MigrateApp(source, handle_signals=True, preflight=True, options=options)
     try:
         app.run()
     except KeyboardInterrupt:
-        from migration import exit_codes  # not before the first frame: it imports psycopg
-
-        return exit_codes.CANCELLED
+        return 130  # migration.exit_codes.CANCELLED (not imported before the first frame)
     finally:
+        wind_down(app.running_operations)  # whatever way the app ended: nothing is left half done
         source.close()  # the demo database goes away on exit, Ctrl+C, SIGTERM and crashes alike
     code = app.return_code
     return 1 if code is None else code  # exit_codes.FAILURE when the app died without one
+
+
+def wind_down(operations, timeout_s: float = 60) -> None:
+    """Cancel operations still running when the app has ended, and wait for each to report."""
+    for operation in list(operations):
+        operation.cancel()
+    for operation in list(operations):
+        done = getattr(operation, "done", None)
+        if done is not None:
+            done.wait(timeout_s)

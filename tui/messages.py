@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from textual.message import Message
 
 if TYPE_CHECKING:
-    from migration.events import Event
     from migration.overview import TargetOverview
     from migration.settings import Settings
 
@@ -33,12 +32,22 @@ class OverviewLoaded(Message):
 
 
 class EngineEvent(Message):
-    """One event of a migration run (migration.events)."""
+    """One event of any engine operation (migration.events), posted to the screen that runs it."""
 
-    def __init__(self, event: "Event", at: Any = None) -> None:
+    def __init__(self, event: Any, at: Any = None, run: int = 0) -> None:
         super().__init__()
         self.event = event
         self.at = at  # datetime the event was received (None in deterministic mode)
+        self.run = run  # which of the screen's operations sent it (WizardScreen.run_count)
+
+
+class OperationEnded(Message):
+    """An engine operation's worker has ended (posted to the app; its Finished came before)."""
+
+    def __init__(self, operation: Any, result: Any = None) -> None:
+        super().__init__()
+        self.operation = operation
+        self.result = result  # its Finished (None if the worker crashed)
 
 
 class SettingsFailed(Message):
@@ -55,4 +64,4 @@ class LockWaits(Message):
     def __init__(self, step: int, blockers: tuple) -> None:
         super().__init__()
         self.step = step  # Step number (1-8)
-        self.blockers = blockers  # migration.rollback_events.Blocker items
+        self.blockers = blockers  # migration.events.Blocker items

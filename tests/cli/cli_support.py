@@ -16,7 +16,7 @@ _SCRUB = ("DATABASE_URL", "CRON_SECRET", "CLOUDFLARE_ACCESS_KEY_ID", "CLOUDFLARE
           "MIGRATE_SCHEMA", "MIGRATE_LOCK_TIMEOUT_MS", "MIGRATE_STATEMENT_TIMEOUT_MS",
           "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGSERVICE", "PGPASSFILE")
 
-COMMAND = [sys.executable, "-m", "tui.entry"]
+COMMAND = [sys.executable, "-m", "headless.entry"]
 
 
 @dataclass

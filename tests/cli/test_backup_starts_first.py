@@ -25,8 +25,8 @@ def init(self, args, *rest, **kwargs):
     if "--verbose" in args:  # the dump (tool --version probes are not)
         seen.append({"argv": [str(a) for a in args], "driver_loaded": "psycopg" in sys.modules})
 subprocess.Popen.__init__ = init
-import tui.entry
-code = tui.entry.main(sys.argv[1:])
+import headless.entry
+code = headless.entry.main(sys.argv[1:])
 print("PROBE " + json.dumps(seen), flush=True)
 sys.exit(code)
 """

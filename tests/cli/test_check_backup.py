@@ -12,6 +12,7 @@ import signal
 from pathlib import Path
 
 import pytest
+from engine.engine_support import catalog_snapshot
 from cli_support import cli_env, finish, lines_in_order, run_cli, start_cli
 from engine.engine_support import wait_until
 
@@ -120,7 +121,7 @@ def test_run_stops_before_any_change_when_a_check_fails(db, tmp_path):
     db.execute(f'ALTER DATABASE "{db.name}" SET default_transaction_read_only = on')
     result = run_cli("run", "--yes", cwd=tmp_path, env=cli_env(db.url))
     assert result.returncode == exit_codes.FAILURE
-    assert "✗ Read-write session: sessions are read-only" in result.stdout
+    assert "✗ Read-write session\nError: sessions are read-only" in result.stdout
     assert "Nothing was changed." in result.stdout
     assert "❌ Migration not started - the pre-migration checklist failed" in result.stdout
     assert "🚀" not in result.stdout and not (tmp_path / "backups").exists()
@@ -140,7 +141,7 @@ def test_run_does_not_migrate_when_the_backup_cannot_read_a_table(db, tmp_path):
     db.execute("CREATE TABLE payroll (amount int)")  # unreadable for app_user: pg_dump would fail
     result = run_cli("run", "--yes", cwd=tmp_path, env=cli_env(db.url))
     assert result.returncode == exit_codes.FAILURE
-    assert "✗ Readable by pg_dump: app_user cannot read 1 relation: public.payroll" in result.stdout
+    assert "✗ Readable by pg_dump\nError: app_user cannot read 1 relation: public.payroll" in result.stdout
     assert "Nothing was changed." in result.stdout
     assert "🚀" not in result.stdout and not db.table_exists()
     assert not (tmp_path / "backups").exists()
@@ -199,16 +200,20 @@ def test_backup_on_a_terminal_draws_a_live_progress_bar(db, tmp_path):
     assert "Canary" not in output
 
 
-def test_run_leaves_an_invalid_table_to_the_migration_which_reports_it_in_the_guides_words(db, tmp_path):
+def test_run_stops_on_an_invalid_table_before_the_backup_in_the_guides_words(db, tmp_path):
+    """The one checklist rule (run and the wizard alike): a table with a different structure is a failure,
+    reported in the guide's words, and nothing is attempted: no backup, no migration."""
     with db.app() as conn:
         conn.execute("CREATE TABLE database_backups (id serial PRIMARY KEY, filename text NOT NULL UNIQUE)")
+    before = catalog_snapshot(db)
     result = run_cli("run", "--yes", cwd=tmp_path, env=cli_env(db.url))
     assert result.returncode == exit_codes.FAILURE
     lines_in_order(result.stdout, [
-        "Pre-migration checklist: ", "  Backup not needed: the migration will not change anything",
-        "🚀 Starting safe migration", "Error: Table database_backups already exists with a different structure",
-        "❌ Migration failed",
+        "🔎 Pre-migration checklist: ", "✗ Table database_backups",
+        "Error: Table database_backups already exists with a different structure",
+        "  Fix: The table exists but has wrong structure. Either: 1. Drop the existing table",
+        "Nothing was changed.", "❌ Migration not started - the pre-migration checklist failed",
     ])
-    assert "the migration stops on: Table database_backups (see below)" in result.stdout
-    assert "✓ Pre-migration checklist passed" not in result.stdout
+    assert "🚀" not in result.stdout and "✓ Pre-migration checklist passed" not in result.stdout
     assert not (tmp_path / "backups").exists()
+    assert catalog_snapshot(db) == before

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-import tui.entry as entry
+import headless.entry as entry
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_buffered_output_reaches_a_pipe_and_the_exit_code_is_kept():
-    script = ("import sys, tui.entry as e\n"
+    script = ("import sys, headless.entry as e\n"
               "def main():\n"
               "    sys.stdout.write('out-' * 50000)\n"
               "    sys.stderr.write('err-' * 50000)\n"
@@ -49,7 +49,7 @@ def test_a_thread_still_running_gets_the_normal_exit(monkeypatch, daemon):
 
 
 def test_output_that_cannot_be_written_is_not_a_silent_success():
-    script = ("import sys, time, tui.entry as e\n"
+    script = ("import sys, time, headless.entry as e\n"
               "def main():\n"
               "    sys.stdout.write('x' * 1000)\n"  # buffered: fails only when flushed
               "    time.sleep(1)\n"

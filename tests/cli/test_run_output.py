@@ -63,19 +63,26 @@ def test_missing_column_exits_1_with_the_guides_error(db, tmp_path):
     result = run_cli("run", "--yes", cwd=tmp_path, env=cli_env(db.url))
     assert result.returncode == exit_codes.FAILURE == 1
     assert "Error: Required column metadata is missing from database_backups table" in result.output
-    assert "  Fix: " in result.output
-    assert "❌ Migration failed" in result.output
+    assert "  Fix: The table exists but has wrong structure." in result.output
+    assert "❌ Migration not started" in result.output
     assert "🎉" not in result.output
 
 
 def test_late_failure_exits_1_and_says_rolled_back(db, tmp_path):
-    with db.app() as conn:
-        conn.execute("CREATE TABLE jobs (status text)")
-        conn.execute("CREATE INDEX idx_database_backups_created_by ON jobs(status)")
-    result = run_cli("run", "--yes", cwd=tmp_path, env=cli_env(db.url))
+    """A failure no check can foresee: an event trigger refuses CREATE INDEX (step 5, after the table was
+    created in the same transaction): everything is rolled back, and the catalog read back says so."""
+    db.execute("CREATE FUNCTION public.no_indexes() RETURNS event_trigger LANGUAGE plpgsql AS "
+               "$$ BEGIN RAISE EXCEPTION 'indexes are frozen for maintenance'; END $$")
+    db.execute("CREATE EVENT TRIGGER no_indexes ON ddl_command_end WHEN TAG IN ('CREATE INDEX') "
+               "EXECUTE FUNCTION public.no_indexes()")
+    try:
+        result = run_cli("run", "--yes", "--skip-backup", cwd=tmp_path, env=cli_env(db.url))
+    finally:
+        db.execute("DROP EVENT TRIGGER no_indexes")
     assert result.returncode == exit_codes.FAILURE
-    assert "(SQLSTATE 42P07)" in result.output
-    assert "All changes rolled back" in result.output
+    assert "✗ Step 5/8 Index Creation failed" in result.output
+    assert "indexes are frozen for maintenance" in result.output
+    assert "All changes rolled back: verified, database_backups does not exist" in result.output
     assert not db.table_exists()
 
 

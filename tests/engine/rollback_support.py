@@ -8,7 +8,8 @@ import time
 import psycopg
 
 from migration.events import Outcome
-from migration.rollback import Rollback, RollbackOptions
+from migration.options import RollbackOptions
+from migration.rollback import Rollback
 from migration.runner import Migration
 
 ROWS = [

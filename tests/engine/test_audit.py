@@ -12,8 +12,9 @@ from rollback_support import Holder, Recorder, migrate_with_rows, rollback
 from migration import audit
 from migration.errors import ConfigError
 from migration.events import Outcome
-from migration.rollback import Rollback, RollbackOptions
-from migration.rollback_events import WaitingForLock
+from migration.options import RollbackOptions
+from migration.rollback import Rollback
+from migration.events import WaitingForLock
 from migration.runner import Migration
 
 
@@ -47,7 +48,7 @@ def test_migrate_and_rollback_are_recorded_without_secrets(db, settings_for, tmp
     assert migrate[-1]["event"] == "RunFinished" and migrate[-1]["outcome"] == "success"
     assert migrate[-1]["duration_ms"] > 0
     finished = rollback_[-1]
-    assert finished["event"] == "RollbackFinished" and finished["outcome"] == "dropped"
+    assert finished["event"] == "RollbackFinished" and finished["outcome"] == "success"
     assert finished["backup_path"] == result.copy.path and finished["sha256"] == result.copy.sha256
     copied = next(e for e in rollback_ if e["event"] == "SafetyCopyFinished")
     assert copied["sha256"] == result.copy.sha256 and copied["duration_ms"] > 0

@@ -14,15 +14,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from migration.backup import (
-    PLAIN_TRAILER,
-    Backup,
-    BackupFinished,
-    BackupProgress,
-    BackupStarted,
-    BackupVerifying,
-    verify_plain,
-)
+from migration.backup import Backup
+from migration.backup.verify import PLAIN_TRAILER, verify_plain
+from migration.events import BackupFinished, BackupProgress, BackupStarted, BackupVerifying, Outcome
+from migration.options import BackupOptions
 from migration.pgtools import Locator
 from migration.settings import load_settings
 
@@ -64,7 +59,7 @@ def settings(db, **environ):
 def run_backup(db, tmp_path, fmt="plain", **options) -> tuple[BackupFinished, list, Path]:
     events: list = []
     backup_dir = tmp_path / "backups"
-    result = Backup(settings(db), events.append, backup_dir=backup_dir, fmt=fmt, **options).run()
+    result = Backup(settings(db), events.append, BackupOptions(backup_dir=backup_dir, fmt=fmt), **options).run()
     return result, events, backup_dir
 
 
@@ -180,8 +175,8 @@ def test_truncated_dump_fails_verification_and_is_deleted(db, tmp_path, fmt):
     backup_dir = tmp_path / "backups"
     # pg_restore for the custom check: the real one next to the real pg_dump.
     locator = Locator({"PG_DUMP": str(wrapper), "PG_RESTORE": str(real.path.parent / "pg_restore"), "PATH": ""})
-    result = Backup(settings(db), events.append, backup_dir=backup_dir, fmt=fmt, locator=locator).run()
-    assert result.outcome == "failed", result
+    result = Backup(settings(db), events.append, BackupOptions(backup_dir=backup_dir, fmt=fmt), locator=locator).run()
+    assert result.outcome is Outcome.FAILED, result
     assert "failed verification" in result.error.message and "It was deleted" in result.error.message
     assert dir_entries(backup_dir) == []
     assert isinstance(events[-1], BackupFinished) and any(isinstance(e, BackupVerifying) for e in events)
@@ -191,7 +186,7 @@ def test_two_backups_in_the_same_second_get_distinct_names(db, tmp_path):
     backup_dir = tmp_path / "b"
     results = []
     threads = [threading.Thread(target=lambda: results.append(
-        Backup(settings(db), backup_dir=backup_dir).run())) for _ in range(2)]
+        Backup(settings(db), None, BackupOptions(backup_dir=backup_dir)).run())) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:

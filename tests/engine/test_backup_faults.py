@@ -15,7 +15,9 @@ import pytest
 from engine_support import wait_until
 from test_backup import dir_entries, seed, settings
 
-from migration.backup import Backup, BackupFinished, BackupStarted
+from migration.backup import Backup
+from migration.events import BackupFinished, BackupStarted, Outcome
+from migration.options import BackupOptions
 from migration.pgserver import system_bin_dir
 from migration.pgtools import Locator, PgTool, tool_version
 
@@ -75,7 +77,7 @@ def test_cancel_while_dumping_leaves_no_file_and_no_password_in_argv(db, tmp_pat
     seed(db)
     backup_dir = tmp_path / "backups"
     with ExclusiveLock(db):
-        run = BackupThread(lambda emit: Backup(settings(db), emit, backup_dir=backup_dir))
+        run = BackupThread(lambda emit: Backup(settings(db), emit, BackupOptions(backup_dir=backup_dir)))
         assert run.started.wait(60)
         blocked_pg_dump(db, run.backup)
         pid = run.backup.child_pid
@@ -95,7 +97,7 @@ def test_cancel_while_dumping_leaves_no_file_and_no_password_in_argv(db, tmp_pat
 
         run.backup.cancel()
         result = run.join()
-    assert result.outcome == "cancelled" and "partial file was deleted" in result.message
+    assert result.outcome is Outcome.CANCELLED and "partial file was deleted" in result.message
     assert dir_entries(backup_dir) == []
     assert not Path(f"/proc/{pid}").exists() or b"pg_dump" not in Path(f"/proc/{pid}/cmdline").read_bytes()
     # Sessions end asynchronously on the server: wait for pg_dump's to go (bounded).
@@ -104,21 +106,21 @@ def test_cancel_while_dumping_leaves_no_file_and_no_password_in_argv(db, tmp_pat
 
 
 def test_cancel_before_pg_dump_starts_writes_nothing(db, tmp_path):
-    backup = Backup(settings(db), backup_dir=tmp_path / "backups")
+    backup = Backup(settings(db), None, BackupOptions(backup_dir=tmp_path / "backups"))
     backup.cancel()
     result = backup.run()
-    assert result.outcome == "cancelled" and not (tmp_path / "backups").exists()
+    assert result.outcome is Outcome.CANCELLED and not (tmp_path / "backups").exists()
 
 
 def test_lost_connection_is_reported_and_the_partial_file_deleted(db, tmp_path):
     seed(db)
     backup_dir = tmp_path / "backups"
     with ExclusiveLock(db):
-        run = BackupThread(lambda emit: Backup(settings(db), emit, backup_dir=backup_dir))
+        run = BackupThread(lambda emit: Backup(settings(db), emit, BackupOptions(backup_dir=backup_dir)))
         pid = blocked_pg_dump(db, run.backup)
         db.execute("SELECT pg_terminate_backend(%s)", (pid,))
         result = run.join()
-    assert result.outcome == "failed"
+    assert result.outcome is Outcome.FAILED
     assert result.error.message == "The connection to the server was lost while pg_dump was running."
     assert "run the backup again" in result.error.hint
     assert "partial file was deleted" in result.message
@@ -127,8 +129,8 @@ def test_lost_connection_is_reported_and_the_partial_file_deleted(db, tmp_path):
 
 def test_permission_denied_on_a_table_names_it_and_the_grant(db, tmp_path):
     db.execute("CREATE TABLE payroll (amount int)")  # owned by the admin, not readable by app_user
-    result = Backup(settings(db), backup_dir=tmp_path / "backups").run()
-    assert result.outcome == "failed"
+    result = Backup(settings(db), None, BackupOptions(backup_dir=tmp_path / "backups")).run()
+    assert result.outcome is Outcome.FAILED
     assert "permission denied for table payroll" in result.error.message
     assert "GRANT pg_read_all_data TO app_user;" in result.error.hint
     assert dir_entries(tmp_path / "backups") == []
@@ -144,9 +146,9 @@ def pg15() -> PgTool:
 
 def test_pg_dump_older_than_the_server_is_refused_and_leaves_nothing(db18, tmp_path):
     tool = pg15()
-    result = Backup(settings(db18), backup_dir=tmp_path / "b",
+    result = Backup(settings(db18), None, BackupOptions(backup_dir=tmp_path / "b"),
                     locator=Locator({"PG_DUMP": str(tool.path), "PATH": ""})).run()
-    assert result.outcome == "failed"
+    assert result.outcome is Outcome.FAILED
     assert "older than the server (PostgreSQL 18)" in result.error.message
     assert "PG_DUMP=/usr/lib/postgresql/18/bin/pg_dump" in result.error.hint
     assert dir_entries(tmp_path / "b") == []  # pg_dump was stopped before it wrote anything that is kept
@@ -154,8 +156,8 @@ def test_pg_dump_older_than_the_server_is_refused_and_leaves_nothing(db18, tmp_p
 
 def test_pg_dump_version_mismatch_from_pg_dump_itself_is_explained(db18, tmp_path):
     """Forced to run anyway, pg_dump 15 aborts; its words become the same clear message."""
-    result = Backup(settings(db18), backup_dir=tmp_path / "b", tool=pg15()).run()
-    assert result.outcome == "failed"
+    result = Backup(settings(db18), None, BackupOptions(backup_dir=tmp_path / "b"), tool=pg15()).run()
+    assert result.outcome is Outcome.FAILED
     assert "older than the server (PostgreSQL 18)" in result.error.message
     assert "server version mismatch" in (result.error.detail or "")
     assert dir_entries(tmp_path / "b") == []
@@ -178,10 +180,10 @@ def test_disk_full_is_reported_and_the_partial_file_deleted(db, tiny_disk):
     seed(db)
     from migration.preflight import Status, run_checklist
 
-    checklist = run_checklist(settings(db), backup_dir=tiny_disk / "backups")
+    checklist = run_checklist(settings(db), options=BackupOptions(backup_dir=tiny_disk / "backups"))
     assert checklist.by_key("disk_space").status is Status.FAILURE  # the checklist saw it coming
-    result = Backup(settings(db), backup_dir=tiny_disk / "backups").run()
-    assert result.outcome == "failed"
+    result = Backup(settings(db), None, BackupOptions(backup_dir=tiny_disk / "backups")).run()
+    assert result.outcome is Outcome.FAILED
     assert result.error.message.startswith("The disk is full: pg_dump could not write the backup")
     assert "--backup-dir" in result.error.hint
     assert dir_entries(tiny_disk / "backups") == []

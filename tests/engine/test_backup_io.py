@@ -10,7 +10,7 @@ import threading
 import pytest
 from engine_support import wait_until
 
-from migration import backup as backup_module
+from migration.backup import hashing as backup_module
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -19,7 +19,7 @@ def test_the_hashing_thread_runs_at_idle_priority():
     seen: dict[str, int] = {}
 
     def probe() -> None:
-        backup_module._lower_thread_priority()
+        backup_module.lower_thread_priority()
         seen["policy"] = os.sched_getscheduler(threading.get_native_id())
 
     thread = threading.Thread(target=probe)
@@ -44,7 +44,7 @@ def test_the_follower_writes_back_and_drops_what_it_hashed(tmp_path, monkeypatch
     monkeypatch.setattr(backup_module.os, "posix_fadvise", recording_fadvise)
     path = tmp_path / "growing.sql"
     path.write_bytes(b"")
-    follower = backup_module._Follower(os.open(path, os.O_RDONLY))
+    follower = backup_module.Follower(os.open(path, os.O_RDONLY))
     follower.start()
     digest, written = hashlib.sha256(), 0
     with open(path, "ab") as out:

@@ -6,7 +6,7 @@ import os
 
 from migration.errors import explain
 from migration.events import Outcome, RunFinished, Step, StepFinished
-from migration.printer import Printer
+from headless.printers.migrate import Printer
 from migration.runner import Migration
 
 

@@ -8,6 +8,7 @@ import socket
 import pytest
 from engine_support import catalog_snapshot, run
 
+from migration.options import BackupOptions
 from migration.preflight import Status, check_disk, pooler_signals, run_checklist
 from migration.settings import load_settings
 
@@ -25,7 +26,7 @@ def settings(db, environ=None, **overrides):
 
 def test_every_check_ok_on_a_healthy_database(db, tmp_path):
     before = catalog_snapshot(db)
-    checklist = run_checklist(settings(db, GOOD_ENV), backup_dir=tmp_path / "backups")
+    checklist = run_checklist(settings(db, GOOD_ENV), options=BackupOptions(backup_dir=tmp_path / "backups"))
     assert [r.key for r in checklist.results] == EVERY_KEY
     assert [r for r in checklist.results if r.status is not Status.OK] == []
     assert checklist.passed and checklist.table_state == "absent"
@@ -41,7 +42,7 @@ def test_every_check_ok_on_a_healthy_database(db, tmp_path):
 
 
 def test_optional_variables_missing_or_short_are_warnings_never_failures(db, tmp_path):
-    checklist = run_checklist(settings(db, {"CRON_SECRET": "too-short"}), backup_dir=tmp_path)
+    checklist = run_checklist(settings(db, {"CRON_SECRET": "too-short"}), options=BackupOptions(backup_dir=tmp_path))
     cron = checklist.by_key("cron_secret")
     assert cron.status is Status.WARNING and "only 9 characters" in cron.detail and "32" in cron.detail
     for key in ("cloudflare_access_key_id", "cloudflare_secret_access_key"):
@@ -55,7 +56,7 @@ def test_optional_variables_missing_or_short_are_warnings_never_failures(db, tmp
 def test_env_file_is_named(db, tmp_path):
     env_file = tmp_path / "prod.env"
     env_file.write_text(f"DATABASE_URL={db.url}\n")
-    checklist = run_checklist(load_settings(env_file, environ={}), backup_dir=tmp_path)
+    checklist = run_checklist(load_settings(env_file, environ={}), options=BackupOptions(backup_dir=tmp_path))
     assert checklist.by_key("env_file").detail == f"loaded {env_file.resolve()}"
     url_row = checklist.by_key("database_url")
     assert url_row.status is Status.OK and "app_user:****@" in url_row.detail
@@ -64,25 +65,25 @@ def test_env_file_is_named(db, tmp_path):
 def test_no_create_privilege_fails_with_the_guides_grant(db, tmp_path, canary):
     db.execute("ALTER SCHEMA public OWNER TO postgres")
     db.execute("REVOKE CREATE ON SCHEMA public FROM app_user")
-    checklist = run_checklist(settings(db), backup_dir=tmp_path)
+    checklist = run_checklist(settings(db), options=BackupOptions(backup_dir=tmp_path))
     row = checklist.by_key("schema_create")
     assert row.status is Status.FAILURE and not checklist.passed
     assert "app_user has no CREATE privilege on schema public" in row.detail
     assert row.hint == "Ask an administrator to run: GRANT CREATE ON SCHEMA public TO app_user;"
     # The hint is the fix: applying it turns the row green.
     db.execute(row.hint.split("run: ", 1)[1])
-    assert run_checklist(settings(db), backup_dir=tmp_path).by_key("schema_create").status is Status.OK
+    assert run_checklist(settings(db), options=BackupOptions(backup_dir=tmp_path)).by_key("schema_create").status is Status.OK
 
 
 def test_missing_schema_fails(db, tmp_path):
-    row = run_checklist(settings(db, schema="nowhere"), backup_dir=tmp_path).by_key("schema_create")
+    row = run_checklist(settings(db, schema="nowhere"), options=BackupOptions(backup_dir=tmp_path)).by_key("schema_create")
     assert row.status is Status.FAILURE and "schema nowhere does not exist" in row.detail
     assert "--schema" in row.hint
 
 
 def test_read_only_database_fails(db, tmp_path):
     db.execute(f'ALTER DATABASE "{db.name}" SET default_transaction_read_only = on')
-    checklist = run_checklist(settings(db), backup_dir=tmp_path)
+    checklist = run_checklist(settings(db), options=BackupOptions(backup_dir=tmp_path))
     row = checklist.by_key("read_write")
     assert row.status is Status.FAILURE and "read-only" in row.detail
     assert f'ALTER DATABASE "{db.name}" SET default_transaction_read_only = off;' in row.hint
@@ -95,24 +96,24 @@ def test_read_only_database_fails(db, tmp_path):
 def test_existing_valid_table_is_ok_and_missing_column_fails(db, settings_for, tmp_path):
     result, _ = run(settings_for(db))
     assert result.outcome.value == "success"
-    checklist = run_checklist(settings(db), backup_dir=tmp_path)
+    checklist = run_checklist(settings(db), options=BackupOptions(backup_dir=tmp_path))
     assert checklist.table_state == "valid"
     assert checklist.by_key("table").status is Status.OK
     assert "migration is not needed" in checklist.by_key("table").detail
 
     db.execute("ALTER TABLE database_backups DROP COLUMN metadata")
-    checklist = run_checklist(settings(db), backup_dir=tmp_path)
+    checklist = run_checklist(settings(db), options=BackupOptions(backup_dir=tmp_path))
     row = checklist.by_key("table")
     assert checklist.table_state == "invalid" and row.status is Status.FAILURE
     assert "Required column metadata is missing from database_backups table" in row.detail
-    assert "DROP TABLE public.database_backups CASCADE" in row.hint
+    assert 'DROP TABLE "public"."database_backups" CASCADE' in row.hint
 
 
 def test_index_name_taken_by_another_table_fails(db, tmp_path):
     with db.app() as conn:
         conn.execute("CREATE TABLE jobs (status text)")
         conn.execute("CREATE INDEX idx_database_backups_status ON jobs(status)")
-    row = run_checklist(settings(db), backup_dir=tmp_path).by_key("index_names")
+    row = run_checklist(settings(db), options=BackupOptions(backup_dir=tmp_path)).by_key("index_names")
     assert row.status is Status.FAILURE
     assert "idx_database_backups_status (used by public.jobs)" in row.detail
 
@@ -122,7 +123,7 @@ def test_unreachable_server_is_one_failed_row_and_pg_dump_is_still_reported(tmp_
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     url = f"postgresql://app:Canary-unreach-pw@127.0.0.1:{port}/db?connect_timeout=3"
-    checklist = run_checklist(load_settings(database_url=url, environ={}), backup_dir=tmp_path)
+    checklist = run_checklist(load_settings(database_url=url, environ={}), options=BackupOptions(backup_dir=tmp_path))
     row = checklist.by_key("connection")
     assert row.status is Status.FAILURE and "Verify DATABASE_URL is correct" in row.hint
     assert checklist.by_key("pg_dump") is not None
@@ -141,14 +142,14 @@ def test_pooler_endpoints_are_recognised():
 
 def test_a_table_pg_dump_cannot_read_fails_before_the_backup(db, tmp_path):
     db.execute("CREATE TABLE payroll (amount int)")  # owned by the admin: app_user may not read it
-    checklist = run_checklist(settings(db), backup_dir=tmp_path)
+    checklist = run_checklist(settings(db), options=BackupOptions(backup_dir=tmp_path))
     row = checklist.by_key("backup_read")
     assert row.status is Status.FAILURE and "app_user cannot read 1 relation: public.payroll" in row.detail
     assert "GRANT pg_read_all_data TO app_user;" in row.hint
     db.execute("GRANT SELECT ON payroll TO app_user")
-    assert run_checklist(settings(db), backup_dir=tmp_path).by_key("backup_read").status is Status.OK
+    assert run_checklist(settings(db), options=BackupOptions(backup_dir=tmp_path)).by_key("backup_read").status is Status.OK
     # Without a backup the check is not needed.
-    assert run_checklist(settings(db), backup_dir=tmp_path, backup=False).by_key("backup_read") is None
+    assert run_checklist(settings(db), options=BackupOptions(backup_dir=tmp_path), with_backup=False).by_key("backup_read") is None
 
 
 def test_disk_space_against_database_size(tmp_path):

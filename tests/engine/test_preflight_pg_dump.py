@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from migration.options import BackupOptions
 from migration.pgserver import embedded_bin_dir, system_bin_dir
 from migration.pgtools import Locator
 from migration.preflight import Status, check_pg_dump, run_checklist
@@ -25,7 +26,7 @@ def pg15_dump() -> Path:
 
 def test_pg_dump_older_than_the_server_fails(db18, pg15_dump, tmp_path):
     locator = Locator({"PG_DUMP": str(pg15_dump), "PATH": ""})
-    checklist = run_checklist(load_settings(database_url=db18.url, environ={}), backup_dir=tmp_path,
+    checklist = run_checklist(load_settings(database_url=db18.url, environ={}), options=BackupOptions(backup_dir=tmp_path),
                               locator=locator)
     row = checklist.by_key("pg_dump")
     assert row.status is Status.FAILURE and not checklist.passed
@@ -37,7 +38,7 @@ def test_the_same_pg_dump_is_fine_for_an_older_server(server15, pg15_dump, tmp_p
     db = server15.create_database()
     try:
         locator = Locator({"PG_DUMP": str(pg15_dump), "PATH": ""})
-        row = run_checklist(load_settings(database_url=db.url, environ={}), backup_dir=tmp_path,
+        row = run_checklist(load_settings(database_url=db.url, environ={}), options=BackupOptions(backup_dir=tmp_path),
                             locator=locator).by_key("pg_dump")
         assert row.status is Status.OK and row.detail.startswith("15.") and "(server is 15)" in row.detail
     finally:

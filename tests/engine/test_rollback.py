@@ -11,12 +11,12 @@ import subprocess
 from rollback_support import ROWS, Recorder, catalog_has, migrate_with_rows, rollback, table_rows
 
 from migration.rollback import read_preview
-from migration.rollback_events import (
+from migration.events import (
     Dropped,
     LockAcquired,
     PreviewReady,
     RollbackFinished,
-    RollbackOutcome,
+    Outcome,
     SafetyCopyFinished,
     SafetyCopySkipped,
     SafetyCopyStarted,
@@ -33,7 +33,7 @@ def test_rollback_of_a_table_with_rows_and_restore_from_the_safety_copy(db, sett
     engine, rec = rollback(settings, tmp_path)
     result = engine.run()
 
-    assert result.outcome is RollbackOutcome.DROPPED, result
+    assert result.outcome is Outcome.SUCCESS, result
     assert rec.names() == ["RollbackStarted", "PreviewReady", "SafetyCopyStarted", "SafetyCopyFinished",
                            "LockAcquired", "Dropped", "Verified", "RollbackFinished"]
     preview = rec.of(PreviewReady)[0].preview
@@ -76,7 +76,7 @@ def test_rollback_of_a_table_with_rows_and_restore_from_the_safety_copy(db, sett
 def test_absent_table_is_nothing_to_roll_back(db, settings_for, tmp_path):
     engine, rec = rollback(settings_for(db), tmp_path)
     result = engine.run()
-    assert result.outcome is RollbackOutcome.NOTHING
+    assert result.outcome is Outcome.NOT_NEEDED
     assert result.message == "Nothing to roll back: table public.database_backups does not exist."
     assert rec.names() == ["RollbackStarted", "PreviewReady", "RollbackFinished"]
     assert not (tmp_path / "backups").exists()  # no copy of nothing
@@ -106,7 +106,7 @@ def test_no_table_backup_skips_the_copy(db, settings_for, tmp_path):
     migrate_with_rows(db, settings)
     engine, rec = rollback(settings, tmp_path, table_backup=False)
     result = engine.run()
-    assert result.outcome is RollbackOutcome.DROPPED and result.copy is None
+    assert result.outcome is Outcome.SUCCESS and result.copy is None
     assert rec.of(SafetyCopySkipped) and not rec.of(SafetyCopyStarted)
     assert not (tmp_path / "backups").exists()
     assert not db.table_exists()
@@ -125,7 +125,7 @@ def test_rows_written_after_the_safety_copy_stop_the_drop(db, settings_for, tmp_
     rec.hooks.append(write_after_copy)
     engine, _ = rollback(settings, tmp_path, rec)
     result = engine.run()
-    assert result.outcome is RollbackOutcome.CHANGED
+    assert result.outcome is Outcome.CHANGED
     assert "after the safety copy" in result.error.message
     assert rec.of(LockAcquired) and not rec.of(Dropped)
     assert db.table_exists() and len(table_rows(db)) == 4
@@ -133,7 +133,7 @@ def test_rows_written_after_the_safety_copy_stop_the_drop(db, settings_for, tmp_
 
 
 def test_restore_brings_the_table_back_exactly(db, settings_for, tmp_path):
-    from migration.rollback_restore import Restore
+    from migration.rollback import Restore
 
     settings = settings_for(db)
     before = migrate_with_rows(db, settings)
@@ -141,7 +141,7 @@ def test_restore_brings_the_table_back_exactly(db, settings_for, tmp_path):
     copy = engine.run().copy
     assert not db.table_exists()
     result = Restore(settings, copy.path).run()
-    assert result.ok and result.outcome == "restored" and result.rows == 3, result
+    assert result.ok and result.outcome is Outcome.SUCCESS and result.rows == 3, result
     assert table_rows(db) == before
     with db.app() as conn:  # the sequence continues after the restored rows
         assert conn.execute("INSERT INTO database_backups (filename, s3_key, file_size) VALUES ('n', 'k', 1) "
@@ -151,7 +151,7 @@ def test_restore_brings_the_table_back_exactly(db, settings_for, tmp_path):
 
 
 def test_restore_of_a_damaged_copy_restores_nothing(db, settings_for, tmp_path):
-    from migration.rollback_restore import Restore
+    from migration.rollback import Restore
 
     settings = settings_for(db)
     migrate_with_rows(db, settings)
@@ -177,7 +177,8 @@ def test_restore_of_a_damaged_copy_restores_nothing(db, settings_for, tmp_path):
 def test_pg_dump_and_psql_never_get_the_password_in_argv(db, settings_for, tmp_path, canary, monkeypatch):
     import subprocess as sp
 
-    from migration import rollback_copy, rollback_restore
+    from migration.rollback import restore as rollback_restore
+    from migration.rollback import safety_copy as rollback_copy
 
     seen: list[tuple[list[str], dict]] = []
     real = sp.Popen

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rollback_support import catalog_has, migrate_with_rows, rollback
 
 from migration.rollback import read_preview
-from migration.rollback_events import Dropped, RollbackOutcome, SafetyCopyStarted
+from migration.events import Dropped, Outcome, SafetyCopyStarted
 
 DEPENDENTS = """
 CREATE VIEW public.recent_backups AS SELECT id, filename FROM database_backups;
@@ -40,7 +40,7 @@ def test_no_cascade_without_confirmation(db, settings_for, tmp_path):
     _with_dependents(db, settings)
     engine, rec = rollback(settings, tmp_path)
     result = engine.run()
-    assert result.outcome is RollbackOutcome.NEEDS_CONFIRMATION
+    assert result.outcome is Outcome.NEEDS_CONFIRMATION
     assert result.error.sqlstate == "2BP01"
     assert "view public.recent_backups" in result.error.message
     assert set(result.details) == {"view public.recent_backups",
@@ -53,8 +53,9 @@ def test_a_different_confirmed_set_stops(db, settings_for, tmp_path):
     settings = settings_for(db)
     _with_dependents(db, settings)
     engine, rec = rollback(settings, tmp_path)
-    result = engine.run(confirmed=frozenset({"view public.recent_backups"}))
-    assert result.outcome is RollbackOutcome.CHANGED
+    engine.confirmed = frozenset({"view public.recent_backups"})
+    result = engine.run()
+    assert result.outcome is Outcome.CHANGED
     assert "Preview the rollback again" in result.error.hint
     assert db.table_exists() and catalog_has(db, "public.recent_backups") and _fk_exists(db)
 
@@ -66,8 +67,9 @@ def test_dependents_added_after_the_preview_stop_the_drop(db, settings_for, tmp_
     with db.app() as conn:
         conn.execute("CREATE VIEW public.late_view AS SELECT count(*) FROM database_backups")
     engine, _ = rollback(settings, tmp_path)
-    result = engine.run(confirmed=confirmed)
-    assert result.outcome is RollbackOutcome.CHANGED
+    engine.confirmed = confirmed
+    result = engine.run()
+    assert result.outcome is Outcome.CHANGED
     assert "new: view public.late_view" in result.details
     assert db.table_exists() and catalog_has(db, "public.late_view")
 
@@ -76,8 +78,9 @@ def test_confirmed_cascade_drops_exactly_those(db, settings_for, tmp_path):
     settings = settings_for(db)
     _with_dependents(db, settings)
     engine, rec = rollback(settings, tmp_path)
-    result = engine.run(confirmed=read_preview(settings).dependent_keys)
-    assert result.outcome is RollbackOutcome.DROPPED, result
+    engine.confirmed = read_preview(settings).dependent_keys
+    result = engine.run()
+    assert result.outcome is Outcome.SUCCESS, result
     dropped = rec.of(Dropped)[0]
     assert dropped.cascade and dropped.statement.endswith(" CASCADE;")
     assert not db.table_exists()

@@ -9,12 +9,12 @@ import pytest
 from engine_support import QueuedReader, wait_until
 from rollback_support import Holder, Recorder, migrate_with_rows, rollback
 
-from migration.rollback_events import (
+from migration.events import (
     Dropped,
     LockAcquired,
     LockTimedOut,
     RollbackFinished,
-    RollbackOutcome,
+    Outcome,
     WaitingForLock,
 )
 
@@ -49,7 +49,7 @@ def test_waits_name_the_blocker_retry_and_succeed_once_it_ends(db, settings_for,
         holder.release()
         reader.close()
 
-    assert result.outcome is RollbackOutcome.DROPPED, result
+    assert result.outcome is Outcome.SUCCESS, result
     timeouts = rec.of(LockTimedOut)
     assert len(timeouts) >= 2 and result.attempts >= 3
     assert timeouts[0].retry_in_s == pytest.approx(0.2) and timeouts[1].retry_in_s == pytest.approx(0.4)
@@ -75,7 +75,7 @@ def test_gives_up_after_the_retries_with_the_blockers_named(db, settings_for, tm
         engine, rec = rollback(settings, tmp_path, lock_timeout_ms=200, retries=1, backoff_s=0.1,
                                table_backup=False)
         result = engine.run()
-    assert result.outcome is RollbackOutcome.FAILED
+    assert result.outcome is Outcome.FAILED
     assert result.error.sqlstate == "55P03" and "2 attempt(s) of 200 ms" in result.error.message
     assert f"pid {holder.pid} test-holder" in result.error.detail
     assert [e.retry_in_s for e in rec.of(LockTimedOut)] == [pytest.approx(0.1), None]
@@ -94,7 +94,7 @@ def test_cancel_while_waiting_for_the_lock(db, settings_for, tmp_path):
         result = engine.run()
         elapsed = time.monotonic() - started
         # The holder is still there: the run really was cancelled, not granted.
-        assert result.outcome is RollbackOutcome.CANCELLED
+        assert result.outcome is Outcome.CANCELLED
         assert elapsed < 15
         # The rollback's sessions end (asynchronously on the server: a bounded wait).
         wait_until(lambda: not db.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
@@ -116,7 +116,7 @@ def test_cancel_during_the_backoff_pause(db, settings_for, tmp_path):
             target=engine.cancel, daemon=True).start())
         started = time.monotonic()
         result = engine.run()
-    assert result.outcome is RollbackOutcome.CANCELLED and time.monotonic() - started < 10
+    assert result.outcome is Outcome.CANCELLED and time.monotonic() - started < 10
     assert db.table_exists()
 
 
@@ -136,7 +136,7 @@ def test_the_drop_session_killed_while_waiting_fails_cleanly(db, settings_for, t
         engine, _ = rollback(settings, tmp_path, rec, lock_timeout_ms=30_000, watch_interval_s=0.1,
                              table_backup=False)
         result = engine.run()
-    assert result.outcome is RollbackOutcome.FAILED
-    assert result.message == "Rollback failed; nothing was dropped."
+    assert result.outcome is Outcome.FAILED
+    assert result.message == "Rollback failed; nothing was dropped (the catalog still shows public.database_backups)."
     assert "connection" in result.error.message.lower() or result.error.sqlstate == "57P01", result.error
     assert db.table_exists() and not rec.of(Dropped)

@@ -29,7 +29,7 @@ from proc_watch import ProcessWatcher, ProcWatcher
 FORMS = (CANARY.encode(), quote(CANARY, safe="").encode())
 CRON = "Cron-secret-canary-5e1f-DO-NOT-LEAK"  # the optional secrets must not leak either
 SECRETS = (*FORMS, CRON.encode())
-CLI_ARGV = [sys.executable.encode(), b"-m", b"tui.entry"]
+CLI_ARGV = [sys.executable.encode(), b"-m", b"headless.entry"]
 
 
 def hits(blob: bytes) -> list[bytes]:
@@ -184,7 +184,7 @@ async def test_wizard_screens_never_show_the_password(shop, tmp_path, monkeypatc
     from migration.errors import explain
     from migration.settings import load_settings
     from tui.app import MigrateApp
-    from tui.screens.error import ErrorDialog
+    from tui.dialogs.error import ErrorDialog
     from tui.target_source import SettingsSource
 
     db = shop
@@ -264,11 +264,11 @@ async def test_wizard_screens_never_show_the_password(shop, tmp_path, monkeypatc
             await pilot.pause()
             shots.take("error-dialog")
             await pilot.press("escape")
-            await app.action_quit()
+            app.action_quit()
 
         # A configuration error (the URL carries the password) and a server that refuses the connection.
         bad = f"postgresql://app_user:{CANARY}@127.0.0.1:1/shop?schema=oops"
-        config_app = MigrateApp(SettingsSource(factory=lambda: load_settings(database_url=bad, environ={})))
+        config_app = MigrateApp(SettingsSource(lambda database_url=None: load_settings(database_url=bad, environ={})))
         config_shots = Shots(config_app, tmp_path / "screenshots")
         async with config_app.run_test(size=(100, 30)) as pilot:
             await _settle(config_app, pilot)

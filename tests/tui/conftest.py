@@ -103,3 +103,18 @@ def widget_text(screen, selector: str) -> str:
     from textual.widgets import Static
 
     return str(screen.query_one(selector, Static).content)
+
+
+def wizard_source(demo: bool = False, **options):
+    """The settings source the console script builds for ``migrate-tui [--demo] [--env-file PATH] ...``."""
+    import argparse
+
+    from headless.options import settings_from_args
+    from tui.target_source import DemoSource, SettingsSource
+
+    args = argparse.Namespace(demo=demo, **options)
+
+    def load(database_url=None):
+        return settings_from_args(args, database_url=database_url)
+
+    return DemoSource(load) if demo else SettingsSource(load)

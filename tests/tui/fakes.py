@@ -26,7 +26,8 @@ from migration.events import (
     StepStarted,
 )
 from migration.overview import TargetOverview
-from migration.runner import GUIDE_FIX_INVALID, ROLLED_BACK
+from migration.catalog import GUIDE_FIX_INVALID
+from migration.runner import ROLLED_BACK
 from migration.schema import TABLE
 from migration.settings import load_settings
 
@@ -98,7 +99,7 @@ def success_events(masked: str) -> list:
             "10 columns, 5 indexes (primary key, unique filename, 3 performance indexes)",
             "Test row inserted (id 1) and deleted; next id: 1")),
         *_done(Step.TRANSACTION_COMMIT, "Transaction committed successfully"),
-        RunFinished(Outcome.SUCCESS, False, "Migration completed successfully!", report=VALID),
+        RunFinished(Outcome.SUCCESS, "Migration completed successfully!", report=VALID),
     ]
 
 
@@ -110,8 +111,7 @@ def not_needed_events(masked: str) -> list:
                                                           Step.INDEX_CREATION, Step.SEQUENCE_RESET)),
         *_done(Step.VERIFICATION, "Migration verification successful"),
         StepSkipped(Step.TRANSACTION_COMMIT, "Nothing to commit"),
-        RunFinished(Outcome.NOT_NEEDED, False, "Migration not needed - table already exists and is valid",
-                    report=VALID),
+        RunFinished(Outcome.NOT_NEEDED, "Migration not needed - table already exists and is valid", report=VALID),
     ]
 
 
@@ -119,7 +119,7 @@ def _failed_after(step: Step, error: OperatorError, outcome=Outcome.FAILED, roll
     reason = "Cancelled" if outcome is Outcome.CANCELLED else "Stopped after the failure"
     message = f"{ROLLED_BACK}: verified, database_backups does not exist" if rolled_back else "Nothing was changed"
     return [StepFailed(step, 0.0, error), *(StepSkipped(s, reason) for s in Step if s > step),
-            RunFinished(outcome, rolled_back, message, error=error)]
+            RunFinished(outcome, message, error=error, rolled_back=rolled_back)]
 
 
 INVALID_ERROR = OperatorError(MISSING, GUIDE_FIX_INVALID.format(table='"public"."database_backups"'))

@@ -12,12 +12,13 @@ from conftest import assert_no_secret, flat, make_app, screen_text, settle, targ
 from engine.engine_support import wait_until as wait_for
 from fakes import describe_with, fixed_settings
 
-from migration.backup import BackupFinished, BackupProgress, BackupStarted, BackupVerifying
+from migration.events import BackupFinished, BackupProgress, BackupStarted, BackupVerifying
 from migration.events import Outcome
+from migration.options import BackupOptions
 from migration.pgtools import PgTool
 from tui.app import MigrateApp
 from tui.screens.backup import BackupScreen
-from tui.screens.confirm import ConfirmDialog
+from tui.dialogs.confirm import ConfirmDialog
 from tui.screens.migrate import MigrateScreen
 
 pytestmark = pytest.mark.timeout(180)
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.timeout(180)
 
 async def open_backup(app, pilot, settings, backup_dir: Path) -> BackupScreen:
     await target_ready(app, pilot)
-    screen = BackupScreen(settings, backup_dir=str(backup_dir))
+    screen = BackupScreen(settings, options=BackupOptions(backup_dir=backup_dir))
     await app.push_screen(screen)
     return screen
 
@@ -43,9 +44,9 @@ def items_locked(db, create_sql: str):
 
 
 async def dump_waits_on_the_lock(pilot, db, screen: BackupScreen) -> None:
-    await wait_until(pilot, lambda: screen.backup is not None and screen.backup.child_pid is not None
+    await wait_until(pilot, lambda: screen.operation is not None and screen.operation.child_pid is not None
                      and db.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
-                                   "AND wait_event_type = 'Lock'", (screen.backup.application_name,)),
+                                   "AND wait_event_type = 'Lock'", (screen.operation.application_name,)),
                      "pg_dump to wait on the lock")
 
 
@@ -64,7 +65,7 @@ async def test_cancel_mid_dump_deletes_the_partial_file(db18, settings_for, tmp_
             assert isinstance(app.screen, ConfirmDialog)
             await pilot.press("y")
             await settle(app, pilot)
-            assert app.screen is screen and screen.result.outcome == "cancelled"
+            assert app.screen is screen and screen.result.outcome is Outcome.CANCELLED
             text = flat(screen_text(app))
             assert "Backup cancelled; the partial file was deleted" in text
             assert "Retry (r)" in text and "Skip backup (k)" in text
@@ -79,9 +80,12 @@ async def test_quitting_mid_dump_stops_pg_dump_and_deletes_the_partial_file(db18
         async with app.run_test(size=(100, 30)) as pilot:
             screen = await open_backup(app, pilot, settings, backup_dir)
             await dump_waits_on_the_lock(pilot, db18, screen)
-            name = screen.backup.application_name
-            await pilot.press("ctrl+q")
-        # Unmounting the screen stopped pg_dump and waited for the partial file to go.
+            name = screen.operation.application_name
+            await pilot.press("ctrl+q")  # asks first, as for every running operation
+            await pilot.press("y")
+            await wait_until(pilot, lambda: app.return_code is not None, "the wizard to quit")
+        # Quitting cancelled the backup and waited for it: pg_dump stopped, the partial file is gone.
+        assert app.return_code == 130 and screen.operation.done.is_set()
         assert list(backup_dir.iterdir()) == []
         # Sessions end asynchronously on the server: wait for pg_dump's to go (bounded).
         wait_for(lambda: db18.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
@@ -95,7 +99,7 @@ async def test_failed_backup_explains_and_skip_needs_confirmation(db18, settings
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await open_backup(app, pilot, settings, tmp_path / "b")
         await settle(app, pilot)
-        assert screen.result.outcome == "failed"
+        assert screen.result.outcome is Outcome.FAILED
         text = flat(screen_text(app))
         assert "permission denied for table payroll" in text
         assert "Fix: Run the backup as a role that can read every table" in text
@@ -142,12 +146,12 @@ class ReplayedBackup:
         self.emit(BackupProgress(5, 12, "public.orders", 301_989_888, 0.42, 12.0, 16.5))
         if not self.finish:
             self._cancel.wait(60)
-            result = BackupFinished("cancelled", "Backup cancelled; the partial file was deleted")
+            result = BackupFinished(Outcome.CANCELLED, "Backup cancelled; the partial file was deleted")
         else:
             self.emit(BackupProgress(12, 12, None, 734_003_200, 1.0, 27.0, 0.0))
             self.emit(BackupVerifying(FILE, "end-of-dump marker"))
-            result = BackupFinished("ok", "Backup written and verified", FILE, 734_003_200, SHA,
-                                    FILE + ".manifest.json", 27.3, 27.0, 0.3)
+            result = BackupFinished(Outcome.SUCCESS, "Backup written and verified", None, 27_300.0, FILE, 734_003_200,
+                                    SHA, FILE + ".manifest.json", 27.0, 0.3)
         self.emit(result)
         return result
 

@@ -7,6 +7,7 @@ import pytest
 from conftest import assert_no_secret, flat, make_app, screen_text, settle, target_ready, widget_text
 from fakes import describe_with, fixed_settings
 
+from migration.options import BackupOptions
 from migration.events import Outcome
 from migration.preflight import CheckResult, Status
 from tui.app import MigrateApp
@@ -148,7 +149,7 @@ def fixed_results(failing: bool) -> list[CheckResult]:
 
 
 def fixed_checks(failing: bool):
-    def checks(settings, checklist, backup_dir="backups"):
+    def checks(settings, checklist, **options):
         checklist.table_state = "absent"
         for result in fixed_results(failing):
             checklist.results.append(result)
@@ -160,7 +161,7 @@ def test_fixed_rows_match_what_the_engine_checks(db18, tmp_path):
     from migration.preflight import run_checklist
     from migration.settings import load_settings
 
-    real = run_checklist(load_settings(database_url=db18.url, environ={}), backup_dir=tmp_path)
+    real = run_checklist(load_settings(database_url=db18.url, environ={}), options=BackupOptions(backup_dir=tmp_path))
     fixed = fixed_results(False)
     assert [(r.key, r.group, r.name) for r in real.results] == [(r.key, r.group, r.name) for r in fixed]
 

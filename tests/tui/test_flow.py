@@ -5,7 +5,7 @@ from __future__ import annotations
 from conftest import assert_no_secret, flat, make_app, screen_text, settle, target_ready, widget_text
 
 from migration.events import Outcome, Step
-from migration.printer import NEXT_STEPS, SUCCESS_LINES
+from headless.printers.migrate import NEXT_STEPS, SUCCESS_LINES
 from tui.screens.migrate import MigrateScreen
 from tui.screens.result import ResultScreen
 from tui.widgets.step_panel import StepPanel

@@ -54,7 +54,7 @@ def test_demo_wizard_in_tmux(tmp_path, size, no_color):
     assert TMUX is not None
     name = f"wiz-{uuid.uuid4().hex[:8]}"
     migrate_tui = Path(sys.executable).with_name("migrate-tui")
-    exe = str(migrate_tui) if migrate_tui.exists() else f"{sys.executable} -m tui.entry"
+    exe = str(migrate_tui) if migrate_tui.exists() else f"{sys.executable} -m headless.entry"
     env = {"TERM": "xterm-256color", "MIGRATE_AUDIT_LOG": str(tmp_path / "audit.log"), "PYTHONPATH": str(ROOT)}
     if no_color:
         env["NO_COLOR"] = "1"

@@ -12,13 +12,12 @@ from conftest import assert_no_secret, flat, make_app, screen_text, settle, targ
 from textual.app import App
 from textual.widgets import Button, Input
 
-from migration.events import Outcome
-from migration.rollback import RollbackOptions
-from migration.rollback_events import Dependent, Preview, RollbackOutcome
+from migration.events import Dependent, Outcome, Preview
+from migration.options import RollbackOptions
 from migration.runner import Migration
 from tui.screens.audit_log import AuditLogScreen
 from tui.screens.rollback import RollbackScreen
-from tui.widgets.confirm_drop import ConfirmDropDialog
+from tui.dialogs.confirm_drop import ConfirmDropDialog
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -160,7 +159,7 @@ async def test_escape_in_the_dialog_changes_nothing(db18, settings_for, workdir)
         assert isinstance(app.screen, ConfirmDropDialog)
         await pilot.press(*"database", "escape")
         await settle(app, pilot)
-        assert app.screen is screen and screen.engine is None and screen.result is None
+        assert app.screen is screen and screen.operation is None and screen.result is None
     assert db18.table_exists()
     assert not (workdir / "backups").exists()
     assert not (workdir / "migrate-tui.log").exists() or "RollbackStarted" not in (
@@ -177,7 +176,7 @@ async def test_full_rollback_from_the_wizard(db18, settings_for, workdir, canary
         await settle(app, pilot)
         await wait_until(pilot, lambda: screen.result is not None, "the rollback to finish")
         await settle(app, pilot)
-        assert screen.result.outcome is RollbackOutcome.DROPPED, screen.result
+        assert screen.result.outcome is Outcome.SUCCESS, screen.result
         progress = widget_text(screen, "#rollback-progress")
         for step in ("✓ Safety copy", "✓ Lock", "✓ Drop", "✓ Verify"):
             assert step in progress, progress
@@ -204,7 +203,7 @@ async def test_full_rollback_from_the_wizard(db18, settings_for, workdir, canary
         await settle(app, pilot)
         assert isinstance(app.screen, AuditLogScreen)
         text = screen_text(app)
-        assert "RollbackFinished" in text and "dropped" in text
+        assert "RollbackFinished" in text and "success" in text
         assert_no_secret(app, canary)
         await pilot.press("escape")
         await pilot.press("escape")  # back to the Target, which reads the server again
@@ -261,7 +260,7 @@ async def test_blockers_are_listed_while_waiting_then_it_succeeds(db18, settings
             threading.Thread(target=holder.execute, args=("COMMIT",), daemon=True).start()
             await wait_until(pilot, lambda: screen.result is not None, "the rollback to finish")
             await settle(app, pilot)
-            assert screen.result.outcome is RollbackOutcome.DROPPED
+            assert screen.result.outcome is Outcome.SUCCESS
             assert "✓ Lock" in widget_text(screen, "#rollback-progress")
             assert widget_text(screen, "#rollback-blockers") == ""
     finally:
@@ -288,9 +287,12 @@ async def test_cancel_while_waiting_for_the_lock(db18, settings_for, workdir, ke
             await wait_until(pilot, lambda: "report-job" in widget_text(screen, "#rollback-blockers"),
                              "the DROP to wait")
             await pilot.press(key)
+            if key == "q":  # quitting while it runs asks first, then cancels and leaves
+                await pilot.pause()
+                await pilot.press("y")
             await wait_until(pilot, lambda: screen.result is not None, "the cancel to finish")
-            assert screen.result.outcome is RollbackOutcome.CANCELLED
-            assert "Cancelled; nothing was dropped." in widget_text(screen, "#rollback-status")
+            assert screen.result.outcome is Outcome.CANCELLED
+            assert "Cancelled; nothing was dropped (the catalog still shows" in widget_text(screen, "#rollback-status")
             if key == "q":
                 await wait_until(pilot, lambda: app.return_code is not None, "the wizard to quit")
         holder.execute("ROLLBACK")
@@ -340,7 +342,7 @@ def test_snapshot_audit_log_screen(snap_compare, tmp_path, monkeypatch):
          "outcome": "success", "duration_ms": 182.4, "data": {"message": "Migration completed successfully!"}},
         {"time": "2026-11-25T10:41:02.000+00:00", "operator": "deploy", "operation": "rollback",
          "target": "postgresql://shop_app:****@db.internal:5432/shop", "event": "RollbackFinished",
-         "outcome": "dropped", "duration_ms": 311.0, "backup_path": "backups/public.database_backups-before-"
+         "outcome": "success", "duration_ms": 311.0, "backup_path": "backups/public.database_backups-before-"
          "rollback-20261125T104102Z.sql", "sha256": "2ecebe70d397edddce600f05b0f61db315b492b6",
          "data": {"message": "Table public.database_backups was dropped and the catalog confirms it is gone."}},
     ]
@@ -402,7 +404,7 @@ def test_snapshot_rollback_screen_preview(snap_compare, size):
         deterministic = True
 
         def on_mount(self) -> None:
-            self.push_screen(RollbackScreen(settings, reader=lambda s: PREVIEW))
+            self.push_screen(RollbackScreen(settings, reader=lambda s: PREVIEW, options=RollbackOptions()))
 
     async def loaded(pilot):
         await settle(pilot.app, pilot)
@@ -429,7 +431,7 @@ async def test_the_wizard_keeps_responding_after_a_failed_rollback(db18, setting
             await settle(app, pilot)
             await confirm_drop(pilot)
             await wait_until(pilot, lambda: screen.result is not None, "the rollback to give up")
-            assert screen.result.outcome is RollbackOutcome.FAILED
+            assert screen.result.outcome is Outcome.FAILED
             assert app.focused is screen.query_one("#rollback-back")
             await pilot.press(key)
             await wait_until(pilot, lambda: app.screen is app.target_screen, "the Target screen")

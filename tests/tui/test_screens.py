@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -19,15 +18,16 @@ from conftest import (
     target_ready,
     wait_until,
     widget_text,
+    wizard_source,
 )
 
 from migration import exit_codes
 from migration.plan import render_plan
 from tui.app import MigrateApp
-from tui.screens.help import HelpScreen
+from tui.dialogs.help import HelpScreen
 from tui.screens.migrate import MigrateScreen
 from tui.screens.sql import SqlScreen
-from tui.target_source import DemoSource, SettingsSource
+from tui.target_source import SettingsSource
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -107,7 +107,7 @@ async def test_migrate_is_gated_until_the_settings_are_known(db18, settings_for)
         assert released.wait(60), "the test never released the settings"
         return settings
 
-    app = MigrateApp(SettingsSource(factory=settings_after_release))
+    app = MigrateApp(SettingsSource(lambda database_url=None: settings_after_release()))
     async with app.run_test(size=(100, 30)) as pilot:
         try:
             await wait_until(pilot, asked.is_set, "the settings worker to start")
@@ -156,7 +156,7 @@ def migrate_opened(app) -> bool:
 
 
 async def test_demo_database_starts_behind_the_first_frame_and_stops_on_exit():
-    source = DemoSource(argparse.Namespace(demo=True))
+    source = wizard_source(demo=True)
     app = MigrateApp(source)
     async with app.run_test(size=(100, 30)) as pilot:
         # The first frame is there before the demo database is.
@@ -179,7 +179,7 @@ async def test_demo_database_starts_behind_the_first_frame_and_stops_on_exit():
 
 def test_without_a_terminal_the_wizard_says_to_run_headless():
     env = dict(os.environ, DATABASE_URL="postgresql://u:p@127.0.0.1:1/db")
-    proc = subprocess.run([sys.executable, "-m", "tui.entry"], cwd=ROOT, env=env, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "headless.entry"], cwd=ROOT, env=env, capture_output=True,
                           text=True, stdin=subprocess.DEVNULL, timeout=60)
     assert proc.returncode == exit_codes.CONFIG
     assert "migrate-tui run --yes" in proc.stderr

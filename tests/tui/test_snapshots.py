@@ -9,11 +9,10 @@ The last test proves the replayed events are what the engine really emits.
 
 from __future__ import annotations
 
-import argparse
 import re
 
 import pytest
-from conftest import settle, wait_until
+from conftest import settle, wait_until, wizard_source
 from fakes import (
     ABSENT,
     CLASH,
@@ -32,7 +31,6 @@ from migration.errors import OperatorError
 from migration.events import RunFinished, RunStarted, StepFailed, StepFinished, StepSkipped, StepStarted
 from migration.runner import Migration
 from tui.app import MigrateApp
-from tui.target_source import SettingsSource
 
 UNREACHABLE = OperatorError(
     'Connection to server failed: connection to server at "db.internal.example" (10.0.0.5), port 5432 failed: '
@@ -168,7 +166,7 @@ def test_help(snap_compare):
 
 
 def test_configuration_error(snap_compare):
-    app = MigrateApp(SettingsSource(argparse.Namespace(env_file="/nonexistent/dir/.env")), deterministic=True)
+    app = MigrateApp(wizard_source(env_file="/nonexistent/dir/.env"), deterministic=True)
     assert snap_compare(app, run_before=keys(), terminal_size=(80, 24))
 
 

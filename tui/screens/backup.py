@@ -1,33 +1,28 @@
 """Backup: a verified pg_dump of the whole database before the migration, with live progress.
 
-The engine's :class:`migration.backup.Backup` runs in a thread worker; its events
-(progress, verifying, finished) are posted here. Escape asks, then cancels
-(pg_dump stops, the partial file is deleted). Skip needs a confirmation that says
-what is at risk. Continue opens the Migrate screen.
+The engine's :class:`migration.backup.Backup` runs through :meth:`WizardScreen.run_operation`; its
+events (progress, verifying, finished) arrive as EngineEvent. Escape asks, then cancels (pg_dump
+stops, the partial file is deleted). Skip needs a confirmation that says what is at risk.
+Continue opens the Migrate screen.
 """
 
 from __future__ import annotations
 
-import os
-
-import threading
 from typing import TYPE_CHECKING, Callable
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.message import Message
 from textual.widgets import Button, Footer, Header, ProgressBar, Static
 
-from migration.settings import DEFAULT_BACKUP_DIR
-
+from ..messages import EngineEvent
 from .base import WizardScreen
-from .confirm import ConfirmDialog
+from ..dialogs.confirm import ConfirmDialog
 
 if TYPE_CHECKING:
-    from migration.backup import BackupFinished
+    from migration.events import BackupFinished
+    from migration.options import BackupOptions
     from migration.settings import Settings
 
 SKIP_RISK = (
@@ -35,12 +30,6 @@ SKIP_RISK = (
     "during or after the migration. The migration only adds a table inside one transaction, "
     "but the guide recommends a backup before any change to production."
 )
-
-
-class BackupEventPosted(Message):
-    def __init__(self, event) -> None:
-        super().__init__()
-        self.event = event
 
 
 def _clock(seconds: float | None) -> str:
@@ -62,18 +51,16 @@ class BackupScreen(WizardScreen):
         Binding("q", "app.quit", "Quit"),
     ]
 
-    def __init__(self, settings: "Settings", *, tool=None, backup_dir: "str | os.PathLike[str]" = DEFAULT_BACKUP_DIR, fmt: str = "plain",
+    def __init__(self, settings: "Settings", *, tool=None, options: "BackupOptions | None" = None,
                  backup_factory: Callable | None = None, next_screen: Callable | None = None) -> None:
         """``backup_factory(settings, emit)`` returns an object with run() and cancel() (default: the engine's
-        Backup); ``next_screen()`` builds the screen Continue / Skip opens (default: Migrate)."""
+        Backup with ``options``); ``next_screen()`` builds the screen Continue / Skip opens (default: Migrate)."""
         super().__init__(id="backup")
         self.settings = settings
         self.tool = tool
-        self.backup_dir = backup_dir
-        self.fmt = fmt
+        self.options = options
         self._factory = backup_factory
         self._next_screen = next_screen
-        self.backup = None
         self.result: BackupFinished | None = None
         self.running = False
         self.cancelling = False
@@ -109,36 +96,27 @@ class BackupScreen(WizardScreen):
         self.query_one("#backup-result").set_classes("")
         self.query_one("#backup-status", Static).update("Reading the database size…")
         self._buttons()
-        self._finished_event = threading.Event()
-        emit = lambda event: self.post_message(BackupEventPosted(event))  # noqa: E731 - thread-safe post
+        if self.run_operation(self._build, self.settings, audit="backup") is None:
+            self.running = False
+            self.query_one("#backup-status", Static).update("Nothing was started: the audit log cannot be written.")
+            self._buttons()
+
+    def _build(self, emit):
         if self._factory is not None:
-            self.backup = self._factory(self.settings, emit)
-        else:
-            from migration.backup import Backup
+            return self._factory(self.settings, emit)
+        from migration.backup import Backup
 
-            self.backup = Backup(self.settings, emit, backup_dir=self.backup_dir, fmt=self.fmt, tool=self.tool)
-        self._run()
-
-    def on_unmount(self) -> None:
-        if self.running and self.backup is not None:  # leaving the app (Ctrl+Q, SIGTERM): never orphan pg_dump
-            self.backup.cancel()
-            self._finished_event.wait(10)  # let run() delete the partial file before the process exits
-
-    @work(thread=True, exit_on_error=False, group="backup", exclusive=True)
-    def _run(self) -> None:
-        try:
-            self.backup.run()
-        finally:
-            self._finished_event.set()
+        return Backup(self.settings, emit, self.options or self.app.options.backup, tool=self.tool)
 
     def worker_failed(self, worker) -> None:
-        if worker.group == "backup" and self.running:
+        if worker.group == "operation" and self.running:
             self.running = False
             self.query_one("#backup-status", Static).update("The backup stopped unexpectedly; retry or skip.")
             self._buttons()
 
-    def on_backup_event_posted(self, message: BackupEventPosted) -> None:
-        from migration.backup import BackupFinished, BackupProgress, BackupStarted, BackupVerifying, human_bytes
+    def on_engine_event(self, message: EngineEvent) -> None:
+        from migration.backup import human_bytes
+        from migration.events import BackupFinished, BackupProgress, BackupStarted, BackupVerifying
 
         event = message.event
         status = self.query_one("#backup-status", Static)
@@ -171,15 +149,15 @@ class BackupScreen(WizardScreen):
                        f"SHA-256:  {result.sha256}\nManifest: {result.manifest}")
             box.set_classes("-success")
         else:
-            self.query_one("#backup-status", Static).update(f"{'⏹' if result.outcome == 'cancelled' else '✗'} "
-                                                            f"{result.message}")
+            cancelled = result.outcome.value == "cancelled"
+            self.query_one("#backup-status", Static).update(f"{'⏹' if cancelled else '✗'} {result.message}")
             text = Text()
-            if result.error is not None and result.outcome != "cancelled":
+            if result.error is not None and not cancelled:
                 for line in result.error.lines():
                     text.append(line + "\n")
             text.append("Retry (r), skip the backup (k), or go back (Esc).")
             box.update(text)
-            box.set_classes("-warning" if result.outcome == "cancelled" else "-error")
+            box.set_classes("-warning" if cancelled else "-error")
         self._buttons()
 
     def _buttons(self) -> None:
@@ -240,11 +218,11 @@ class BackupScreen(WizardScreen):
             "changes.", yes="Yes, cancel", no="No, keep going"), answered)
 
     def cancel_now(self) -> None:
-        if self.running and not self.cancelling and self.backup is not None:
+        if self.running and not self.cancelling:
             self.cancelling = True
             self.query_one("#backup-status", Static).update("⏹  Cancelling: stopping pg_dump…")
             self.refresh_bindings()
-            self.backup.cancel()  # non-blocking: terminates the child process
+            self.cancel_operation()  # off the UI thread
 
     def action_skip(self) -> None:
         if self.result is not None and self.result.ok:

@@ -1,34 +1,31 @@
 """Checklist: the guide's Pre-Migration Checklist, one row per check, filled in live.
 
-The engine's :func:`migration.preflight.run_checks` runs in a thread worker and
-each result is posted as it completes. ``r`` re-runs; Continue stays disabled
-while a failure remains, and while warnings are not acknowledged (``a``).
-Continue opens the Backup screen (or Migrate, when nothing will change).
+The engine's :class:`migration.preflight.Preflight` runs through
+:meth:`WizardScreen.run_operation`; each result arrives as it completes. ``r`` re-runs; Continue
+stays disabled while the checklist blocks (:attr:`Checklist.blocking`, the rule ``run`` uses too),
+and while warnings are not acknowledged (``a``). Continue opens the Backup screen (or Migrate,
+when nothing will change).
 """
 
 from __future__ import annotations
 
-import os
-
 from typing import TYPE_CHECKING, Callable
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.content import Content
 from textual.containers import Horizontal, VerticalScroll
-from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Footer, Header, Static
 
-from migration.settings import DEFAULT_BACKUP_DIR
-
+from ..messages import EngineEvent
 from ..widgets.hanging import hanging_lines
 from .base import WizardScreen
 
 if TYPE_CHECKING:
-    from migration.preflight import CheckResult, Checklist
+    from migration.events import CheckResult, Checklist
+    from migration.options import BackupOptions
     from migration.settings import Settings
 
 MARKS = {"ok": "✓", "warning": "⚠", "failure": "✗"}
@@ -56,18 +53,6 @@ class CheckRows(VerticalScroll):
 
     def on_resize(self) -> None:
         self._scroll_to_shown()
-
-
-class CheckCompleted(Message):
-    def __init__(self, result: "CheckResult", run_id: int) -> None:
-        super().__init__()
-        self.result, self.run_id = result, run_id
-
-
-class ChecklistCompleted(Message):
-    def __init__(self, checklist: "Checklist", run_id: int) -> None:
-        super().__init__()
-        self.checklist, self.run_id = checklist, run_id
 
 
 def row_text(result: "CheckResult") -> Text:
@@ -106,19 +91,18 @@ class ChecklistScreen(WizardScreen):
         Binding("q", "app.quit", "Quit"),
     ]
 
-    def __init__(self, settings: "Settings", *, backup_dir: "str | os.PathLike[str]" = DEFAULT_BACKUP_DIR,
+    def __init__(self, settings: "Settings", *, options: "BackupOptions | None" = None,
                  checks: Callable | None = None, next_screen: Callable | None = None) -> None:
-        """``checks(settings, checklist, backup_dir=...)`` yields results (default: the engine's run_checks);
+        """``checks(settings, checklist, **options)`` yields results (default: the engine's run_checks);
         ``next_screen(checklist)`` builds the screen Continue opens (default: Backup, or Migrate)."""
         super().__init__(id="checklist")
         self.settings = settings
-        self.backup_dir = backup_dir
+        self.options = options
         self._checks = checks
         self._next_screen = next_screen
         self.checklist: Checklist | None = None
         self.running = False
         self.acknowledged = False
-        self._run_id = 0
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -143,7 +127,6 @@ class ChecklistScreen(WizardScreen):
     async def action_rerun(self) -> None:
         if self.running:
             return
-        self._run_id += 1
         self.running = True
         self.checklist = None
         self.acknowledged = False
@@ -154,28 +137,34 @@ class ChecklistScreen(WizardScreen):
         self.query_one("#acknowledge", Checkbox).value = False
         self.query_one("#acknowledge").display = False
         self._update_continue()
-        self._run(self._run_id)
+        if self.run_operation(self._build, self.settings, audit="check") is None:
+            self.running = False
+            self.query_one("#checklist-summary", Static).update("Nothing was started: the audit log cannot be "
+                                                                "written.")
 
-    @work(thread=True, exit_on_error=False, group="checklist", exclusive=True)
-    def _run(self, run_id: int) -> None:
-        from migration.preflight import Checklist, run_checks
+    def _build(self, emit):
+        from migration.preflight import Preflight, run_checks
 
-        checks = self._checks or run_checks
-        checklist = Checklist()
-        for result in checks(self.settings, checklist, backup_dir=self.backup_dir):
-            self.post_message(CheckCompleted(result, run_id))
-        self.post_message(ChecklistCompleted(checklist, run_id))
+        options = self.options or self.app.options.backup
+        return Preflight(self.settings, emit, options=options, checks=self._checks or run_checks)
 
     def worker_failed(self, worker) -> None:
-        if worker.group == "checklist":
+        if worker.group == "operation":
             self.running = False
             self.query_one("#checklist-summary", Static).update("The checks stopped unexpectedly; press r to retry.")
             self._update_continue()
 
-    async def on_check_completed(self, message: CheckCompleted) -> None:
-        if message.run_id != self._run_id:
+    async def on_engine_event(self, message: EngineEvent) -> None:
+        from migration.events import CheckCompleted, ChecklistFinished
+
+        if not self.current(message):
             return
-        result = message.result
+        if isinstance(message.event, CheckCompleted):
+            await self._add_row(message.event.result)
+        elif isinstance(message.event, ChecklistFinished):
+            self._completed(message.event.checklist)
+
+    async def _add_row(self, result: "CheckResult") -> None:
         container = self.query_one("#checks", VerticalScroll)
         previous = container.children[-1] if container.children else None
         if previous is None or getattr(previous, "group_name", None) != result.group:
@@ -186,24 +175,22 @@ class ChecklistScreen(WizardScreen):
         row.group_name = result.group  # type: ignore[attr-defined]
         await container.mount(row)
 
-    def on_checklist_completed(self, message: ChecklistCompleted) -> None:
-        if message.run_id != self._run_id:
-            return
+    def _completed(self, checklist: "Checklist") -> None:
         self.running = False
-        self.checklist = checklist = message.checklist
+        self.checklist = checklist
         self._update_summary()
-        self.query_one("#acknowledge").display = bool(checklist.warnings) and not checklist.failures
+        self.query_one("#acknowledge").display = bool(checklist.warnings) and not checklist.blocking
         self._update_continue()
         if self.can_continue:
             self.query_one("#continue", Button).focus()
-        elif checklist.failures:  # show the first thing to fix
-            self.query_one("#checks", CheckRows).show(self.query_one(f"#check-{checklist.failures[0].key}"))
+        elif checklist.blocking:  # show the first thing to fix
+            self.query_one("#checks", CheckRows).show(self.query_one(f"#check-{checklist.blocking[0].key}"))
 
     # -- continuing ---------------------------------------------------------------------
     @property
     def can_continue(self) -> bool:
         cl = self.checklist
-        return (cl is not None and not self.running and cl.passed
+        return (cl is not None and not self.running and not cl.blocking
                 and (self.acknowledged or not cl.warnings))
 
     def _update_continue(self) -> None:
@@ -258,4 +245,4 @@ class ChecklistScreen(WizardScreen):
             return
         from .backup import BackupScreen
 
-        self.app.push_screen(BackupScreen(self.settings, tool=self.checklist.pg_dump, backup_dir=self.backup_dir))
+        self.app.push_screen(BackupScreen(self.settings, tool=self.checklist.pg_dump, options=self.options))

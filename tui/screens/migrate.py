@@ -1,9 +1,8 @@
 """Migrate: the guide's eight steps as live panels, a timestamped log, and cancellation.
 
-The engine (migration.runner.Migration) runs in a thread worker; every event it
-emits is posted to this screen as an :class:`tui.messages.EngineEvent`.
-Escape / Ctrl+C while it runs asks for confirmation, then ``Migration.cancel()``
-stops the running statement and everything is rolled back.
+The engine (migration.runner.Migration) runs through :meth:`WizardScreen.run_operation`; every
+event it emits arrives here as an :class:`tui.messages.EngineEvent`. Escape / Ctrl+C while it runs
+asks for confirmation, then the cancel stops the running statement and everything is rolled back.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from textual.worker import Worker
 from ..messages import EngineEvent, LockWaits
 from ..widgets.step_panel import StepPanel
 from .base import WizardScreen
-from .confirm import ConfirmDialog
+from ..dialogs.confirm import ConfirmDialog
 
 if TYPE_CHECKING:
     from migration.events import RunFinished
@@ -54,11 +53,10 @@ class MigrateScreen(WizardScreen):
     def __init__(self, settings: "Settings") -> None:
         super().__init__(id="migrate")
         self.settings = settings
-        self.migration = None
         self.result: RunFinished | None = None
         self.cancelling = False
-        self.quit_when_done = False
         self.crashed = False
+        self._failed_panel: StepPanel | None = None
 
     @property
     def running(self) -> bool:
@@ -82,29 +80,18 @@ class MigrateScreen(WizardScreen):
     def on_mount(self) -> None:
         self.sub_title = "Migrate"
         self.query_one("#see-result").display = False
-        self.migration = self.app.migration_factory(self.settings, self._emit)
-        self._run()
+        started = self.run_operation(lambda emit: self.app.migration_factory(self.settings, emit), self.settings,
+                                     audit="migrate")
+        if started is None:  # the audit log cannot be written: nothing started
+            self.crashed = True
+            self._banner("Nothing was started: the audit log cannot be written (see the error).", "-error")
+            self.query_one("#cancel").display = False
+            return
         if not self.app.deterministic:
             self.set_interval(LOCK_POLL_S, self._poll_locks)
 
-    def on_unmount(self) -> None:
-        """The app is going away (crash, SIGHUP, test teardown) mid-run: stop the statement, roll back."""
-        if self.running and self.migration is not None:
-            import threading
-
-            threading.Thread(target=self.migration.cancel, name="migrate-tui-cancel", daemon=True).start()
-
-    # -- the worker ---------------------------------------------------------------
-    def _emit(self, event) -> None:
-        """Called by the engine in the worker thread (post_message is thread-safe)."""
-        self.post_message(EngineEvent(event, None if self.app.deterministic else datetime.now()))
-
-    @work(thread=True, exit_on_error=False, group="migration", exclusive=True)
-    def _run(self) -> None:
-        self.migration.run()
-
     def worker_failed(self, worker: Worker) -> None:
-        if worker.group == "migration" and self.result is None:
+        if worker.group == "operation" and self.result is None:
             # The app shows the error dialog; this screen stops waiting for events that will not come.
             self.crashed = True
             self._log("✗ The migration worker stopped unexpectedly; see the error dialog.")
@@ -175,7 +162,6 @@ class MigrateScreen(WizardScreen):
 
     def _finished(self, result: "RunFinished", stamp: str) -> None:
         self.result = result
-        self.app.record_result(result)
         title, kind = OUTCOME_BANNER[result.outcome.value]
         text = title
         if result.outcome.value in ("failed", "busy", "cancelled"):
@@ -187,13 +173,11 @@ class MigrateScreen(WizardScreen):
         see.display = True
         see.focus()
         self.refresh_bindings()
-        failed = getattr(self, "_failed_panel", None)
+        failed = self._failed_panel
         if failed is not None:  # after the later panels turned 'skipped' and the layout settled
             self.call_after_refresh(failed.scroll_visible, animate=False, top=True)
         else:  # the last steps and their messages in view
             self.call_after_refresh(self.query_one("#steps", VerticalScroll).scroll_end, animate=False)
-        if self.quit_when_done:
-            self.app.exit_with_result()
 
     # -- actions --------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -208,21 +192,18 @@ class MigrateScreen(WizardScreen):
     async def action_back(self) -> None:
         await self.app.run_action("back_to_target")
 
-    def action_cancel_run(self, then_quit: bool = False) -> None:
+    def action_cancel_run(self) -> None:
         if not self.running or self.cancelling:
             return
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.quit_when_done = self.quit_when_done or then_quit
                 self.cancel_now()
 
-        what = "quit" if then_quit else "cancel"
         self.app.push_screen(ConfirmDialog(
             "Cancel the migration?",
-            "The running statement is stopped and the transaction is rolled back: "
-            "nothing of this run is kept." + (" The wizard closes afterwards." if then_quit else ""),
-            yes=f"Yes, {what}", no="No, keep going"), answered)
+            "The running statement is stopped and the transaction is rolled back: nothing of this run is kept.",
+            yes="Yes, cancel", no="No, keep going"), answered)
 
     def cancel_now(self) -> None:
         if not self.running or self.cancelling:
@@ -231,15 +212,11 @@ class MigrateScreen(WizardScreen):
         self._banner("⏹  Cancelling: stopping the running statement and rolling back…", "-warning")
         self._log("Cancel requested: stopping the running statement and rolling back…")
         self.refresh_bindings()
-        self._cancel_worker()
-
-    @work(thread=True, exit_on_error=False, group="cancel")
-    def _cancel_worker(self) -> None:
-        self.migration.cancel()  # may block briefly on cancel_safe(): never on the UI thread
+        self.cancel_operation()  # off the UI thread
 
     def action_show_result(self) -> None:
         if self.result is not None:
-            failed = getattr(self, "_failed_panel", None)
+            failed = self._failed_panel
             step = f"Step {failed.number}/8 {failed.title}" if failed is not None else None
             self.app.show_result(self.result, step)
 

@@ -11,7 +11,7 @@ from textual.content import Content
 from textual.widgets import Button, Footer, Header, Static
 
 from .base import WizardScreen
-from .error import error_content
+from ..dialogs.error import error_content
 
 if TYPE_CHECKING:
     from migration.events import RunFinished
@@ -72,7 +72,7 @@ def headline(r: "RunFinished") -> str:
 
 
 def outcome_text(r: "RunFinished") -> Content:
-    from migration.printer import SUCCESS_LINES
+    from migration.guide import SUCCESS_LINES
 
     value = r.outcome.value
     if value == "success":
@@ -101,7 +101,7 @@ def verification(r: "RunFinished") -> Content:
 
 
 def next_steps(r: "RunFinished") -> str:
-    from migration.printer import NEXT_STEPS
+    from migration.guide import NEXT_STEPS
 
     if r.outcome.value in ("success", "not_needed"):
         return "\n".join(NEXT_STEPS)

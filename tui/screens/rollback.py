@@ -1,8 +1,9 @@
 """Rollback: the preview, a typed confirmation, then live progress of the safety copy and the DROP.
 
-The engine (:class:`migration.rollback.Rollback`) runs in a thread worker; its events
-arrive here as :class:`RollbackEngineEvent` and are also appended to the audit log.
-The screen never builds SQL: what it shows comes from the engine's preview.
+The engine (:class:`migration.rollback.Rollback`, then :class:`migration.rollback.Restore` for
+the undo) runs through :meth:`WizardScreen.run_operation`; its events arrive as EngineEvent and
+are also appended to the audit log. The screen never builds SQL: what it shows comes from the
+engine's preview. Its options are the command line's (``--lock-timeout`` and the others).
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from textual.message import Message
 from textual.widgets import Button, Checkbox, Footer, Header, Static
 from textual.worker import Worker
 
-from ..widgets.confirm_drop import ConfirmDropDialog, drop_summary
+from ..messages import EngineEvent
+from ..dialogs.confirm_drop import ConfirmDropDialog, drop_summary
 from .base import WizardScreen
-from .error import error_content
+from ..dialogs.error import error_content
 
 if TYPE_CHECKING:
-    from migration.rollback import RollbackOptions
-    from migration.rollback_events import Preview, RollbackFinished
+    from migration.events import Preview, RollbackFinished
+    from migration.options import RollbackOptions
     from migration.settings import Settings
 
 STEPS = (("copy", "Safety copy"), ("lock", "Lock"), ("drop", "Drop"), ("verify", "Verify"))
@@ -39,18 +41,6 @@ class RollbackPreviewLoaded(Message):
         super().__init__()
         self.preview = preview
         self.error = error  # migration.errors.OperatorError
-
-
-class RestoreDone(Message):
-    def __init__(self, result) -> None:
-        super().__init__()
-        self.result = result  # migration.rollback_restore.RestoreResult
-
-
-class RollbackEngineEvent(Message):
-    def __init__(self, event) -> None:
-        super().__init__()
-        self.event = event
 
 
 class RollbackScreen(WizardScreen):
@@ -73,11 +63,12 @@ class RollbackScreen(WizardScreen):
         self.options = options
         self.audit_log = audit_log
         self.preview: Preview | None = None
-        self.engine = None
         self.result: RollbackFinished | None = None
         self.running = False
         self.cancelling = False
-        self.quit_when_done = False
+        self.restoring = False
+        self.restored = False  # the safety copy was restored: it is spent
+        self.audit_path: Path | None = None  # where this screen's operations were recorded
         self.restore_note: str | None = None  # shown as the status once the preview is read again
         self._steps: dict[str, tuple[str, str]] = {}
 
@@ -114,10 +105,6 @@ class RollbackScreen(WizardScreen):
         self.query_one("#rollback-restore").display = False
         self.action_refresh()
 
-    def on_unmount(self) -> None:
-        if self.running and self.engine is not None:
-            self.engine.cancel()  # leaving (or quitting) never leaves a DROP waiting
-
     # -- preview ----------------------------------------------------------------------
     def action_refresh(self) -> None:
         if self.running:
@@ -132,9 +119,9 @@ class RollbackScreen(WizardScreen):
     @work(thread=True, exit_on_error=False, group="rollback-preview", exclusive=True)
     def _load_preview(self) -> None:
         from migration.errors import explain
-        from migration.rollback import DEFAULT_LOCK_TIMEOUT_MS, read_preview
+        from migration.rollback import read_preview
 
-        timeout = self.options.lock_timeout_ms if self.options else DEFAULT_LOCK_TIMEOUT_MS
+        timeout = self.rollback_options.lock_timeout_ms
         try:
             preview = (self.reader(self.settings) if self.reader is not None
                        else read_preview(self.settings, lock_timeout_ms=timeout))
@@ -161,6 +148,11 @@ class RollbackScreen(WizardScreen):
             body.update(drop_summary(p, safety_copy=copy.value) if p.exists else Content(""))
             sql.update(Content.from_markup("[dim]SQL:[/dim] $s;", s=p.drop_sql) if p.exists else "")
             copy.display = sql.display = p.exists
+        elif p.exists and (not p.is_table or not p.can_drop):  # never read from, never offered for a drop
+            self._status(f"No rollback: {p.qualified} is not a table of yours.", "error")
+            body.update(error_content(_not_ours(p)))
+            sql.update("")
+            copy.display = False
         elif not p.exists:
             self._status(f"Nothing to roll back: table {p.qualified} does not exist.", "ok")
             body.update(Content("The migration has not been applied to this schema (or was already rolled back)."))
@@ -182,9 +174,18 @@ class RollbackScreen(WizardScreen):
             self.query_one("#rollback-preview", Static).update(drop_summary(self.preview, event.value))
 
     # -- confirmation and run ---------------------------------------------------------------
+    @property
+    def rollback_options(self) -> "RollbackOptions":
+        """The options this screen runs with: its own (tests), else the command line's."""
+        return self.options or self.app.options.rollback
+
+    def _droppable(self) -> bool:
+        p = self.preview
+        return p is not None and p.exists and p.is_table and p.can_drop
+
     def action_drop(self) -> None:
         p = self.preview
-        if self.running or p is None or not p.exists or self.result is not None:
+        if self.running or not self._droppable() or self.result is not None:
             return
         safety = self.query_one("#rollback-copy", Checkbox).value
         confirmed = p.dependent_keys
@@ -198,21 +199,15 @@ class RollbackScreen(WizardScreen):
     def _start(self, confirmed: frozenset[str], safety: bool) -> None:
         from dataclasses import replace
 
-        from migration import audit
-        from migration.rollback import Rollback, RollbackOptions
+        from migration.rollback import Rollback
 
-        options = replace(self.options or RollbackOptions(), table_backup=safety)
-        log = audit.AuditLog(self.audit_log or getattr(self.app, "audit_log_path", None) or audit.default_path())
-        try:
-            emit = log.tap(self.settings, "rollback", self._emit)
-        except Exception as exc:  # noqa: BLE001 - an unwritable audit log stops the rollback before it starts
-            from migration.errors import explain
-
-            self._status("The rollback did not start.", "error")
-            self.query_one("#rollback-result", Static).update(error_content(explain(exc)))
+        options = replace(self.rollback_options, table_backup=safety)
+        started = self.run_operation(lambda emit: Rollback(self.settings, emit, options, confirmed=confirmed),
+                                     self.settings, audit="rollback")
+        if started is None:  # the audit log cannot be written: an error dialog says why
+            self._status("The rollback did not start: the audit log cannot be written.", "error")
             return
-        self.audit_path = log.path
-        self.engine = Rollback(self.settings, emit, options)
+        self.audit_path = self.app.audit_log_path
         self.running, self.cancelling = True, False
         self._steps = {key: ("pending", "") for key, _ in STEPS}
         self.query_one("#rollback-copy").display = False
@@ -222,18 +217,10 @@ class RollbackScreen(WizardScreen):
         self.call_after_refresh(self._scroll_to_end)
         self._status("Rolling back…", "busy")
         self._update_buttons()
-        self._run(confirmed)
-
-    def _emit(self, event) -> None:
-        self.post_message(RollbackEngineEvent(event))  # thread-safe
-
-    @work(thread=True, exit_on_error=False, group="rollback", exclusive=True)
-    def _run(self, confirmed: frozenset[str]) -> None:
-        self.engine.run(confirmed)
 
     def worker_failed(self, worker: Worker) -> None:
-        if worker.group == "rollback":
-            self.running = False
+        if worker.group == "operation":
+            self.running = self.restoring = False
             self._status("The rollback stopped unexpectedly; see the error dialog. Its transaction was rolled back.",
                          "error")
             self._update_buttons()
@@ -244,19 +231,11 @@ class RollbackScreen(WizardScreen):
         self.cancelling = True
         self._status("Cancelling: stopping the DROP and rolling back…", "warning")
         self._update_buttons()
-        self._cancel_worker()
+        self.cancel_operation()  # off the UI thread
 
-    @work(thread=True, exit_on_error=False, group="rollback-cancel")
-    def _cancel_worker(self) -> None:
-        self.engine.cancel()  # may block briefly on cancel_safe(): never on the UI thread
-
-    async def action_quit(self) -> None:
+    def action_quit(self) -> None:
         """q: leave the wizard; a running rollback is cancelled first (its transaction rolls back)."""
-        if self.running:
-            self.quit_when_done = True
-            self.action_cancel_rollback()
-        else:
-            await self.app.run_action("quit")
+        self.app.action_quit()
 
     async def action_escape(self) -> None:
         if self.running:
@@ -267,21 +246,18 @@ class RollbackScreen(WizardScreen):
     def action_audit_log(self) -> None:
         from .audit_log import AuditLogScreen
 
-        self.app.push_screen(AuditLogScreen(getattr(self, "audit_path", None) or self.audit_log))
+        self.app.push_screen(AuditLogScreen(self.audit_path or self.audit_log or self.app.audit_log_path))
 
     # -- undo: restore the safety copy -----------------------------------------------------------
     def action_restore(self) -> None:
         if not self._can_restore():
             return
-        from .confirm import ConfirmDialog
+        from ..dialogs.confirm import ConfirmDialog
 
         copy = self.result.copy
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.restoring = True
-                self._status("Restoring the table from the safety copy…", "busy")
-                self._update_buttons()
                 self._restore(copy.path)
 
         self.app.push_screen(ConfirmDialog(
@@ -289,30 +265,28 @@ class RollbackScreen(WizardScreen):
             f"{copy.path} ({copy.rows} rows) is run in one transaction; the table, its rows, indexes and sequence "
             "come back exactly as they were copied.", yes="Restore", no="Not now", yes_variant="success"), answered)
 
-    @work(thread=True, exit_on_error=False, group="rollback-restore", exclusive=True)
     def _restore(self, path: str) -> None:
-        from migration import audit
-        from migration.rollback_restore import Restore
+        from migration.rollback import Restore
 
-        result = Restore(self.settings, path).run()
-        log = audit.AuditLog(getattr(self, "audit_path", None) or self.audit_log or audit.default_path())
-        log.record(self.settings, "restore", "RestoreFinished", outcome=result.outcome, message=result.message,
-                   error=result.error, elapsed_ms=result.elapsed_ms, path=result.path, rows=result.rows)
-        self.post_message(RestoreDone(result))
+        if self.run_operation(lambda emit: Restore(self.settings, path, emit), self.settings,
+                              audit="restore") is None:
+            return
+        self.restoring = True
+        self._status("Restoring the table from the safety copy…", "busy")
+        self._update_buttons()
 
-    def on_restore_done(self, message: RestoreDone) -> None:
-        message.stop()
-        r = message.result
+    def _restored(self, r) -> None:
+        """The restore's RestoreFinished."""
         self.restoring = False
         self.restored = r.ok
         self._status(("✅ " if r.ok else "❌ ") + r.message, "ok" if r.ok else "error")
-        if r.error is not None:
+        if r.error is not None and not r.ok:
             self.query_one("#rollback-result", Static).update(error_content(r.error))
         if r.ok:  # the drop result and its restore hint are stale now: show the restore and read the table again
             parts = [Content.assemble(("✅ " + r.message, "bold $success"))]
-            path = getattr(self, "audit_path", None)
-            if path is not None:
-                parts.append(Content.from_markup("[dim]Recorded in the audit log $p (press l).[/dim]", p=str(path)))
+            if self.audit_path is not None:
+                parts.append(Content.from_markup("[dim]Recorded in the audit log $p (press l).[/dim]",
+                                                 p=str(self.audit_path)))
             self.query_one("#rollback-result", Static).update(Content("\n\n").join(parts))
             self.query_one("#rollback-progress").display = False
             self.result = None  # restored stays True: the copy is spent
@@ -321,17 +295,19 @@ class RollbackScreen(WizardScreen):
         self._update_buttons()
 
     def _can_restore(self) -> bool:
-        from migration.rollback_events import RollbackOutcome
+        from migration.events import Outcome
 
         r = self.result
-        return (r is not None and r.outcome is RollbackOutcome.DROPPED and r.copy is not None
-                and not getattr(self, "restoring", False) and not getattr(self, "restored", False))
+        return (r is not None and r.outcome is Outcome.SUCCESS and r.copy is not None
+                and not self.restoring and not self.restored)
 
     # -- engine events -------------------------------------------------------------------------
-    def on_rollback_engine_event(self, message: RollbackEngineEvent) -> None:
-        from migration import rollback_events as ev
+    def on_engine_event(self, message: EngineEvent) -> None:
+        from migration import events as ev
 
         message.stop()
+        if not self.current(message):
+            return
         e = message.event
         det = self.app.deterministic
         if isinstance(e, ev.SafetyCopyStarted):
@@ -364,37 +340,37 @@ class RollbackScreen(WizardScreen):
             self._step("verify", "done", f"{len(e.checks)} checks: the table, its indexes and sequence are gone")
         elif isinstance(e, ev.RollbackFinished):
             self._finished(e)
+        elif isinstance(e, ev.RestoreFinished):
+            self._restored(e)
 
     def _finished(self, result: "RollbackFinished") -> None:
-        from migration.rollback_events import RollbackOutcome as O
+        from migration.events import Outcome as O
 
         self.result = result
         self.running = self.cancelling = False
         for key, (state, text) in list(self._steps.items()):
-            if state in ("running", "pending") and result.outcome is not O.DROPPED:
+            if state in ("running", "pending") and result.outcome is not O.SUCCESS:
                 self._steps[key] = ("failed" if state == "running" else "skipped", text)
         self._render_steps()
         self._blockers((), True)
-        kind = {O.DROPPED: "ok", O.NOTHING: "ok", O.CANCELLED: "warning"}.get(result.outcome, "error")
-        headline = {O.DROPPED: "✅ ", O.NOTHING: "✅ ", O.CANCELLED: "⏹  "}.get(result.outcome, "❌ ")
+        kind = {O.SUCCESS: "ok", O.NOT_NEEDED: "ok", O.CANCELLED: "warning"}.get(result.outcome, "error")
+        headline = {O.SUCCESS: "✅ ", O.NOT_NEEDED: "✅ ", O.CANCELLED: "⏹  "}.get(result.outcome, "❌ ")
         self._status(headline + result.message, kind)
         style = {"ok": "$success", "warning": "$warning"}.get(kind, "$error")
         parts: list[Content] = [Content.assemble((headline + result.message, f"bold {style}"))]
-        if result.error is not None and result.outcome is not O.DROPPED:
+        if result.error is not None and result.outcome is not O.SUCCESS:
             parts.append(error_content(result.error))
         if result.copy is not None:
             parts.append(self._restore_hint(result.copy))
-        path = getattr(self, "audit_path", None)
-        if path is not None:
-            parts.append(Content.from_markup("[dim]Recorded in the audit log $p (press l).[/dim]", p=str(path)))
+        if self.audit_path is not None:
+            parts.append(Content.from_markup("[dim]Recorded in the audit log $p (press l).[/dim]",
+                                             p=str(self.audit_path)))
         self.query_one("#rollback-result", Static).update(Content("\n\n").join(parts))
         if result.outcome is O.CHANGED:
             self.call_after_refresh(self.action_refresh)  # the preview is stale: show the new one
         self._update_buttons()
         self.query_one("#rollback-back", Button).focus()
         self.call_after_refresh(self._scroll_to_end)  # the outcome and the restore command in view
-        if self.quit_when_done:
-            self.app.exit_with_result()
 
     def _restore_hint(self, copy) -> Content:
         """The restore command on lines of its own, broken only between words so it can be copied."""
@@ -404,7 +380,7 @@ class RollbackScreen(WizardScreen):
                  Content(f"    -f {shlex.quote(copy.path)}")]
         if psql and psql != "psql":
             lines.append(Content.from_markup("[dim]where psql is:[/dim]\n  $p", p=psql))
-        if getattr(self.settings, "demo", False):
+        if self.settings.demo:
             lines.append(Content.from_markup(
                 "[b $warning]Demo:[/] the demo database disappears when you quit, so restore with u here."))
         return Content("\n").join(lines)
@@ -445,35 +421,33 @@ class RollbackScreen(WizardScreen):
             status.set_class(k == kind, f"-{k}")
 
     def _update_buttons(self) -> None:
-        p = self.preview
-        can_drop = not self.running and self.result is None and p is not None and p.exists
+        can_drop = not self.running and self.result is None and self._droppable()
         self.query_one("#rollback-drop", Button).disabled = not can_drop
         self.query_one("#rollback-drop").display = not self._nothing_to_drop()
         self.query_one("#rollback-cancel").display = self.running
         self.query_one("#rollback-cancel", Button).disabled = self.cancelling
         self.query_one("#rollback-refresh", Button).disabled = self.running
         self.query_one("#rollback-back", Button).disabled = self.running
-        self.query_one("#rollback-restore").display = self._can_restore() or getattr(self, "restoring", False)
+        self.query_one("#rollback-restore").display = self._can_restore() or self.restoring
         self.query_one("#rollback-restore", Button).disabled = not self._can_restore()
         if can_drop:
             self.query_one("#rollback-drop", Button).focus()
         self.refresh_bindings()
 
     def _nothing_to_drop(self) -> bool:
-        from migration.rollback_events import RollbackOutcome
+        from migration.events import Outcome
 
         if self.running:
             return False
-        if self.result is not None and self.result.outcome in (RollbackOutcome.DROPPED, RollbackOutcome.NOTHING):
+        if self.result is not None and self.result.outcome in (Outcome.SUCCESS, Outcome.NOT_NEEDED):
             return True
-        return self.preview is not None and not self.preview.exists and self.result is None
+        return self.preview is not None and not self._droppable() and self.result is None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "drop":
             if self._nothing_to_drop():
                 return False  # hidden: the table is gone (or never was)
-            p = self.preview
-            return True if (not self.running and self.result is None and p is not None and p.exists) else None
+            return True if (not self.running and self.result is None and self._droppable()) else None
         if action == "refresh":
             return None if self.running else True
         if action == "restore":
@@ -483,3 +457,14 @@ class RollbackScreen(WizardScreen):
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
         event.stop()  # the button's own action= already ran
+
+
+def _not_ours(p: "Preview"):
+    """Why a relation named like the table is not offered for a rollback (never read, never dropped)."""
+    from migration.catalog import not_a_table_error
+    from migration.errors import OperatorError
+
+    if not p.is_table:
+        return not_a_table_error(p.schema, p.table, p.relkind, p.owner, what="a rollback does not drop it")
+    return OperatorError(f"Table {p.qualified} is owned by {p.owner}, not by you; it was not read.",
+                         f"Run the rollback as {p.owner} (or as a member of that role).", "42501")

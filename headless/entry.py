@@ -1,0 +1,122 @@
+"""The ``migrate-tui`` console script: the wizard without a subcommand, else the headless CLI.
+
+The wizard's own start-up path is kept light (time to first frame, benchmarks/startup.py):
+when the command line holds only the shared target options, it is parsed here and the
+wizard starts without importing the headless commands (and with them psycopg). The wizard gets
+the operator's options as engine objects (Settings through ``load``, and OperatorOptions), never
+this package: :mod:`tui` does not import the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import sys
+import threading
+from typing import Sequence
+
+CONFIG_EXIT = 78  # migration.exit_codes.CONFIG (not imported here: it pulls in psycopg)
+_wizard_started = False  # console() leaves the interpreter's normal shutdown to the wizard
+
+
+def launch_wizard(args: argparse.Namespace) -> int:
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print("Error: the wizard needs an interactive terminal (stdin and stdout are not a TTY).", file=sys.stderr)
+        print("  Fix: run headless instead: migrate-tui run --yes  (or migrate-tui run --demo --yes)",
+              file=sys.stderr)
+        return CONFIG_EXIT
+    from tui.app import run_app
+    from tui.target_source import DemoSource, SettingsSource
+
+    def load(database_url: str | None = None):
+        """Called in the wizard's settings worker, after the first frame."""
+        from .options import settings_from_args
+
+        return settings_from_args(args, database_url=database_url)
+
+    global _wizard_started
+    _wizard_started = True
+    source = DemoSource(load) if getattr(args, "demo", False) else SettingsSource(load)
+    return run_app(source, _operator_options(args))
+
+
+def _operator_options(args: argparse.Namespace):
+    """The options every operation of the wizard uses, from the same command line as the headless ones."""
+    if not any(getattr(args, name, None) for name in ("lock_timeout",)):
+        return None  # the defaults: nothing to import before the first frame
+    from .options import backup_options, rollback_options
+    from migration.options import OperatorOptions
+
+    return OperatorOptions(backup=backup_options(args), rollback=rollback_options(args))
+
+
+def _wizard_args(argv: list[str]) -> argparse.Namespace | None:
+    """The parsed options when argv asks for the wizard (no command, no --help), else None."""
+    if argv in ([], ["--demo"]):
+        # The everyday launches need no parser (settings_from_args defaults every other option);
+        # the engine's modules then load in the settings worker, after the first frame.
+        return argparse.Namespace(demo=bool(argv), command=None)
+    from .options import add_target_options
+
+    parser = argparse.ArgumentParser(prog="migrate-tui", add_help=False)
+    add_target_options(parser, suppress=False)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            args, extra = parser.parse_known_args(argv)
+    except SystemExit:  # a bad option value: the full parser reports it
+        return None
+    if extra:
+        return None
+    args.command = None
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _wizard_args(argv)
+    if args is not None:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(AttributeError, ValueError):
+                stream.reconfigure(errors="replace")  # type: ignore[union-attr]
+        try:
+            return launch_wizard(args)
+        except KeyboardInterrupt:
+            print("\nInterrupted; nothing was changed.", file=sys.stderr)
+            return 130
+        except Exception as exc:  # noqa: BLE001 - never a traceback on the operator's terminal
+            from migration.errors import explain
+
+            from .running import print_error
+
+            print_error(explain(exc))
+            return 1
+    from .main import main as cli_main
+
+    return cli_main(argv, wizard=launch_wizard)
+
+
+def console() -> None:
+    """The ``migrate-tui`` console script: :func:`main`, then exit.
+
+    Python's own shutdown (tearing down psycopg and every other imported module) takes tens of
+    milliseconds after a headless command has finished; a backup or check in a script pays it on
+    every call. Everything a command writes is closed by then, so once the output is flushed the
+    process ends at once — unless another thread is still alive (then the normal exit handles it).
+    Output that cannot be flushed makes the exit code 120, as Python's own exit does. The wizard
+    always takes the normal exit.
+    """
+    code = main()
+    if _wizard_started or any(t.is_alive() for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.exit(code)  # a thread may still be writing: let the interpreter end it as usual
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # output lost (closed pipe, full disk): say so, as Python would
+        os._exit(code or 120)
+    os._exit(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    console()

@@ -1,0 +1,67 @@
+"""Headless command line: ``migrate-tui COMMAND ...`` (one module per command in :mod:`headless.commands`).
+
+The wizard (no subcommand) lives in :mod:`tui`; its launcher is passed in by
+:mod:`headless.entry`, so nothing here imports Textual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import sys
+from typing import Callable, Sequence
+
+from migration import exit_codes
+from migration.errors import ConfigError, MigrateError, explain
+
+from .commands import COMMANDS
+from .options import add_target_options
+from .running import print_error
+
+Wizard = Callable[[argparse.Namespace], int]
+
+
+def _module(name: str):
+    return importlib.import_module(f"{__package__}.commands.{name}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="migrate-tui",
+        description="Safely add the database_backups table to a PostgreSQL database. "
+                    "Without a command, opens the interactive wizard.",
+    )
+    add_target_options(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        _module(name).add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, wizard: Wizard | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="replace")  # type: ignore[union-attr]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command is None:
+            if wizard is None:
+                parser.print_help()
+                return exit_codes.USAGE
+            return wizard(args)
+        return _module(args.command).handle(args)
+    except MigrateError as exc:
+        print_error(exc.error)
+        return exit_codes.CONFIG if isinstance(exc, ConfigError) else exit_codes.FAILURE
+    except KeyboardInterrupt:
+        print("\nInterrupted; nothing was changed.", file=sys.stderr)
+        return exit_codes.CANCELLED
+    except Exception as exc:  # noqa: BLE001 - never a traceback on the operator's terminal
+        print_error(explain(exc))
+        return exit_codes.FAILURE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Headless output, one printer per operation: each turns the operation's events into lines."""

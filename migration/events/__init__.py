@@ -1,0 +1,53 @@
+"""Typed events of every operation — the checklist, the backup, the migration, the rollback and the
+restore — consumed alike by the wizard, the headless printers and the audit log.
+
+Every operation ends with one event that is a :class:`Finished` (an :class:`Outcome`, a message,
+an error with its fix); :mod:`migration.exit_codes` maps the outcome to the exit code.
+"""
+
+from .backup import BackupEvent, BackupFinished, BackupProgress, BackupStarted, BackupVerifying
+from .checklist import CheckCompleted, Checklist, ChecklistEvent, ChecklistFinished, CheckResult, Status
+from .migrate import (
+    MigrateEvent,
+    RunFinished,
+    RunStarted,
+    Step,
+    StepFailed,
+    StepFinished,
+    StepSkipped,
+    StepStarted,
+)
+from ..outcome import Finished, Notice, Outcome
+from .rollback import (
+    Blocker,
+    Dependent,
+    Dropped,
+    LockAcquired,
+    LockTimedOut,
+    Preview,
+    PreviewReady,
+    RestoreEvent,
+    RestoreFinished,
+    RestoreStarted,
+    RollbackEvent,
+    RollbackFinished,
+    RollbackStarted,
+    SafetyCopy,
+    SafetyCopyFinished,
+    SafetyCopySkipped,
+    SafetyCopyStarted,
+    Verified,
+    WaitingForLock,
+)
+
+Event = MigrateEvent  # the migration's events (the name most screens and printers mean)
+
+__all__ = [
+    "BackupEvent", "BackupFinished", "BackupProgress", "BackupStarted", "BackupVerifying", "Blocker",
+    "CheckCompleted", "CheckResult", "Checklist", "ChecklistEvent", "ChecklistFinished", "Dependent", "Dropped",
+    "Event", "Finished", "LockAcquired", "LockTimedOut", "MigrateEvent", "Notice", "Outcome", "Preview",
+    "PreviewReady", "RestoreEvent", "RestoreFinished", "RestoreStarted", "RollbackEvent", "RollbackFinished",
+    "RollbackStarted", "RunFinished", "RunStarted", "SafetyCopy", "SafetyCopyFinished", "SafetyCopySkipped",
+    "SafetyCopyStarted", "Status", "Step", "StepFailed", "StepFinished", "StepSkipped", "StepStarted", "Verified",
+    "WaitingForLock",
+]

@@ -1,0 +1,194 @@
+"""Events of a manual rollback (preview, safety copy, lock-aware DROP, verification) and of a restore."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..outcome import Finished
+
+
+@dataclass(frozen=True)
+class Dependent:
+    """An object that DROP ... CASCADE would also remove (or remove from another table)."""
+
+    kind: str  # pg_identify_object type: "view", "table constraint", "function", "table column", ...
+    identity: str  # schema-qualified, e.g. "public.recent_backups" or "orders_fkey on public.orders"
+    alters: str | None = None  # the other table this changes (constraint/column/default/trigger), if any
+    catalog: str = ""  # pg_class, pg_constraint, ... (to verify it is gone)
+    oid: int = 0
+    subid: int = 0  # a column number when a column of another table is dropped
+
+    @property
+    def key(self) -> str:
+        """What the operator confirms: kind + schema-qualified identity."""
+        return f"{self.kind} {self.identity}"
+
+    @property
+    def label(self) -> str:
+        return self.key + (f" (alters table {self.alters})" if self.alters else "")
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What a rollback would do, read from the catalog without side effects."""
+
+    schema: str
+    table: str
+    exists: bool
+    row_count: int = 0
+    size_bytes: int = 0
+    size_pretty: str = "0 bytes"
+    indexes: tuple[str, ...] = ()  # schema-qualified
+    sequence: str | None = None  # schema-qualified
+    dependents: tuple[Dependent, ...] = ()
+    drop_sql: str = ""
+    server_version: str = ""
+    kind: str = "table"  # what the relation is (a view, a sequence, ... is never read from or dropped)
+    relkind: str = "r"  # pg_class.relkind
+    owner: str = ""
+    can_drop: bool = True  # the current role owns the table (or may act as its owner)
+
+    @property
+    def is_table(self) -> bool:
+        return self.kind == "table"
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.table}"
+
+    @property
+    def dependent_keys(self) -> frozenset[str]:
+        return frozenset(d.key for d in self.dependents)
+
+    @property
+    def needs_cascade(self) -> bool:
+        return bool(self.dependents)
+
+
+@dataclass(frozen=True)
+class SafetyCopy:
+    path: str
+    size_bytes: int
+    sha256: str
+    rows: int
+    restore_command: str
+    pg_dump: str  # the pg_dump binary used, with its version
+    elapsed_ms: float = 0.0
+    manifest: str = ""  # the manifest beside the copy (its sha256 and size)
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """Another session holding or waiting ahead for a conflicting lock (never its password)."""
+
+    pid: int
+    application_name: str
+    user: str
+    state: str
+    xact_age_s: float | None
+    query: str  # truncated and redacted
+
+    def describe(self) -> str:
+        age = f"transaction open {self.xact_age_s:.1f} s" if self.xact_age_s is not None else "no transaction"
+        app = self.application_name or "(no application_name)"
+        return f"pid {self.pid} {app} user {self.user or '?'} {self.state or '?'}, {age}: {self.query or '(no query)'}"
+
+
+@dataclass(frozen=True)
+class RollbackStarted:
+    masked_url: str
+    schema: str
+    table: str
+
+
+@dataclass(frozen=True)
+class PreviewReady:
+    preview: Preview
+
+
+@dataclass(frozen=True)
+class SafetyCopyStarted:
+    path: str
+    pg_dump: str
+    directory: str = ""  # the backup directory, resolved when it is a link
+    removed: tuple[str, ...] = ()  # temporary files of killed runs, deleted before starting
+
+
+@dataclass(frozen=True)
+class SafetyCopyFinished:
+    copy: SafetyCopy
+
+
+@dataclass(frozen=True)
+class SafetyCopySkipped:
+    reason: str
+
+
+@dataclass(frozen=True)
+class WaitingForLock:
+    """The DROP is waiting for its lock; sent again whenever the blockers are re-read."""
+
+    attempt: int
+    attempts: int
+    waited_ms: float
+    blockers: tuple[Blocker, ...]
+
+
+@dataclass(frozen=True)
+class LockTimedOut:
+    attempt: int
+    attempts: int
+    blockers: tuple[Blocker, ...]
+    retry_in_s: float | None  # None: no retries left
+
+
+@dataclass(frozen=True)
+class LockAcquired:
+    attempt: int
+    waited_ms: float
+
+
+@dataclass(frozen=True)
+class Dropped:
+    statement: str
+    cascade: bool
+    dependents: tuple[str, ...]
+    elapsed_ms: float
+
+
+@dataclass(frozen=True)
+class Verified:
+    checks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RollbackFinished(Finished):
+    """SUCCESS: dropped and verified; NOT_NEEDED: nothing to roll back; NEEDS_CONFIRMATION, CHANGED,
+    FAILED, CANCELLED, BUSY: nothing dropped (read back from the catalog after any error)."""
+
+    preview: Preview | None = None
+    copy: SafetyCopy | None = None
+    attempts: int = 0
+    details: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class RestoreStarted:
+    path: str
+    schema: str
+    table: str
+    masked_url: str
+
+
+@dataclass(frozen=True)
+class RestoreFinished(Finished):
+    """SUCCESS: the table is back, rows and structure verified; otherwise nothing was restored (read back)."""
+
+    rows: int = 0
+    path: str = ""
+    sha256: str = ""  # of the copy that was run
+
+
+RollbackEvent = (RollbackStarted | PreviewReady | SafetyCopyStarted | SafetyCopyFinished | SafetyCopySkipped
+                 | WaitingForLock | LockTimedOut | LockAcquired | Dropped | Verified | RollbackFinished)
+RestoreEvent = RestoreStarted | RestoreFinished

@@ -1,0 +1,47 @@
+"""What the operator chose for each operation: the same options whether they come from a headless
+command or reach the wizard. Light on purpose: parsers read the defaults before anything connects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .settings import DEFAULT_BACKUP_DIR
+
+FORMATS = {"plain": ".sql", "custom": ".dump"}
+DEFAULT_ROLLBACK_LOCK_TIMEOUT_MS = 3_000  # the rollback's DROP gives up sooner than the migration
+DEFAULT_RETRIES = 5  # further attempts after a lock timeout, with backoff
+
+
+@dataclass(frozen=True)
+class BackupOptions:
+    backup_dir: Path = field(default=DEFAULT_BACKUP_DIR)
+    fmt: str = "plain"  # a key of FORMATS
+    trust_dir: bool = False  # accept a system directory or one not owned by the operator
+
+
+@dataclass(frozen=True)
+class RollbackOptions:
+    lock_timeout_ms: int = DEFAULT_ROLLBACK_LOCK_TIMEOUT_MS
+    retries: int = DEFAULT_RETRIES  # further attempts after the first lock timeout
+    backoff_s: float = 0.5  # first pause between attempts; doubles each time
+    backoff_max_s: float = 8.0
+    table_backup: bool = True
+    backup_dir: Path = field(default=DEFAULT_BACKUP_DIR)
+    trust_backup_dir: bool = False  # accept a system directory or one not owned by the operator
+    watch_interval_s: float = 0.25  # how often the blockers are re-read while waiting
+
+    @property
+    def attempts(self) -> int:
+        return 1 + max(0, self.retries)
+
+    def backoff(self, attempt: int) -> float:
+        return min(self.backoff_s * (2 ** (attempt - 1)), self.backoff_max_s)
+
+
+@dataclass(frozen=True)
+class OperatorOptions:
+    """Every operation's options together: what the wizard gets from the command line."""
+
+    backup: BackupOptions = field(default_factory=BackupOptions)
+    rollback: RollbackOptions = field(default_factory=RollbackOptions)
