@@ -284,26 +284,42 @@ class Exercise:
         return tool_statements(self.entries)
 
 
-async def wizard_target(settings, audit_log: Path) -> tuple[object, str]:
-    """The wizard's Target screen (Pilot) once it has read the server: its overview and its text."""
-    import io
-
-    from rich.console import Console
-
+async def wizard_target(settings, audit_log: Path, *, rollback: bool = False) -> tuple:
+    """The wizard (Pilot) once its Target screen has read the server: the overview and the screen's text;
+    with ``rollback``, also the text of the Rollback screen (key d) once its preview arrived."""
     from tui.app import MigrateApp
 
     app = MigrateApp(settings=settings, audit_log=audit_log)
     async with app.run_test(size=(110, 40)) as pilot:
-        for _ in range(200):
+        await _until(app, pilot, lambda: app.target_screen.overview is not None, "the Target screen to read the server")
+        found = (app.target_screen.overview, _screen_text(app))
+        if not rollback:
+            return found
+        await pilot.press("d")
+        await _until(app, pilot, lambda: type(app.screen).__name__ == "RollbackScreen", "the Rollback screen")
+        for _ in range(3):  # its preview (or the error reading it) arrives from a worker
             await app.workers.wait_for_complete()
             await pilot.pause()
-            if app.target_screen.overview is not None:
-                break
-        screen = app.target_screen
-        assert screen.overview is not None, "the Target screen never read the server"
-        console = Console(width=110, height=40, file=io.StringIO(), record=True, force_terminal=True)
-        console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
-        return screen.overview, console.export_text(styles=False)
+        return (*found, _screen_text(app))
+
+
+async def _until(app, pilot, condition, what: str) -> None:
+    for _ in range(400):
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        if condition():
+            return
+    raise AssertionError(f"the wizard never got to {what}")
+
+
+def _screen_text(app) -> str:
+    import io
+
+    from rich.console import Console
+
+    console = Console(width=110, height=40, file=io.StringIO(), record=True, force_terminal=True)
+    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    return console.export_text(styles=False)
 
 
 def operator_settings(hs: HostileServer, dbname: str):
