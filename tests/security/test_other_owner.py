@@ -8,7 +8,8 @@ An attacker with CREATE on ``public`` can create the table first, with the guide
   a member of the owner may not drop the table, and the product promises not to read it either.
 - a CHECK constraint calling the attacker's function: it runs as whoever *writes* rows — e.g. the
   restore of the rollback's safety copy (``COPY … FROM stdin`` checks every row), which pg_dump writes
-  with the table's constraints and owner.
+  with the table's constraints and owner;
+- the owner may also rename the table at any moment, and put a view in its place.
 
 The attacker's code logs ``hostile-hit`` (hostile_objects.HELPERS), inserts a marker row and tries
 ``ALTER ROLE … SUPERUSER``.
@@ -19,7 +20,8 @@ from __future__ import annotations
 import pytest
 from psycopg import sql
 
-from cli.cli_support import cli_env, run_cli
+from cli.cli_support import cli_env, finish, run_cli, start_cli
+from engine.engine_support import wait_until
 from harness import CANARY
 from hostile_objects import helpers_sql
 from hostile_support import ATTACKER, ROW_COUNT, ROWS, HostileServer, hits
@@ -129,3 +131,39 @@ def test_restoring_another_roles_table_runs_none_of_its_code(hostile, plain_db, 
     ran = hits(hostile.log.read(start, plain_db))
     superuser = hostile.is_superuser()
     assert (ran, superuser) == ([], False), f"{restored.output}\nthe attacker's code ran: {ran}"
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "product hole (TOCTOU): rollback_preview.preview() checks the kind with catalog.relation() and then reads by "
+    "name; pg_total_relation_size(oid) waits for the owner's lock, the owner swaps a view in for the table and "
+    "commits, and SELECT count(*) FROM \"public\".\"database_backups\" reads the view: the attacker's function "
+    "runs as the superuser operator (in the READ ONLY preview transaction, where COPY ... TO PROGRAM still "
+    "works). Same in rollback --yes, whose preview comes first"))
+@pytest.mark.parametrize("command", [("rollback",), ("rollback", "--yes")], ids=["preview", "yes"])
+def test_a_table_swapped_for_a_view_mid_preview_is_not_read(hostile, plain_db, tmp_path, command):
+    """The owner of the table may rename it at will: whatever the name means once the tool checked it must
+    not be read (e.g. lock the name first, then check the kind, then read)."""
+    _attackers_table(hostile, plain_db)
+    with hostile.admin(plain_db) as conn:
+        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(ATTACKER)))
+        conn.execute("CREATE VIEW public.database_backups_swap AS "
+                     "SELECT public.hostile_pass('view swapped in', 1) AS id")
+    env = cli_env(hostile.url(plain_db), MIGRATE_AUDIT_LOG=str(tmp_path / "audit.log"))
+    start = hostile.log.mark()
+    with hostile.admin(plain_db) as owner, hostile.admin(plain_db) as watch:
+        owner.execute("BEGIN")
+        owner.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(ATTACKER)))
+        owner.execute("LOCK TABLE public.database_backups IN ACCESS EXCLUSIVE MODE")
+        proc = start_cli(*command, cwd=tmp_path, env=env)
+        try:
+            wait_until(lambda: watch.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND application_name = 'migrate-tui rollback' AND wait_event_type = 'Lock'").fetchone()[0],
+                60, "the rollback to wait for the owner's lock")
+            owner.execute("ALTER TABLE public.database_backups RENAME TO database_backups_real")
+            owner.execute("ALTER VIEW public.database_backups_swap RENAME TO database_backups")
+            owner.execute("COMMIT")
+        finally:
+            result = finish(proc, 60)
+    ran = hits(hostile.log.read(start, plain_db))
+    assert ran == [], f"{result.output}\nthe attacker's code ran: {ran}"
