@@ -95,12 +95,16 @@ class ServerLog:
         A token logged now travels the same pipe after every earlier message of every session.
         """
         token = f"hostile-sync {uuid.uuid4().hex}"
+        before = self.path.stat().st_size if self.path.exists() else 0
         with psycopg.connect(self.admin_url, autocommit=True, application_name=TEST_APPLICATION) as conn:
             conn.execute(sql.SQL("DO {}").format(sql.Literal(f"BEGIN RAISE LOG '{token}'; END")))
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            if self.path.exists() and token.encode() in self.path.read_bytes()[-65536:]:
-                return
+            if self.path.exists():
+                with open(self.path, "rb") as f:
+                    f.seek(before)
+                    if token.encode() in f.read():
+                        return
             time.sleep(0.02)
         raise AssertionError(f"the server log {self.path} did not show {token!r} within 20 s")
 
