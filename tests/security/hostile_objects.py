@@ -16,14 +16,16 @@ declares variants whose argument types a caller may really pass there:
 statements name of the catalog relations they read, what psycopg sends for Python values (int2,
 int4, int8, numeric, float8, text, bool and their arrays), literal types, the types it casts to,
 and (to a fixpoint) the results of the functions and operators it names that accept those types.
-Combinations identical to a ``pg_catalog`` signature are left out (they never win), and so are those
-``pg_catalog`` itself cannot be called with (each is probed in a throwaway view). No name may yield
-more than :data:`MAX_PER_NAME` variants: :func:`plan` raises instead of silently dropping any.
+Combinations identical to a ``pg_catalog`` signature are left out (they never win). Where the original
+is polymorphic (``anyelement``, ``anyarray``, …) each combination is probed in a throwaway view: those
+``pg_catalog`` cannot take (elements and arrays that do not agree) are left out, and the others learn
+their result type there. No name may yield more than :data:`MAX_PER_NAME` variants: :func:`plan`
+raises instead of silently dropping any.
 
 Every attacker function is plpgsql, owned by the attacker, SECURITY INVOKER (it runs as whoever
 calls it), with its own ``search_path`` (so its body cannot call itself), and it returns what the
-``pg_catalog`` original returns for these arguments, so the tool carries on as if nothing happened.
-Each calls :func:`public.hostile_hit`, which logs ``hostile-hit: <what>`` (kept even when the caller's
+``pg_catalog`` original returns for these arguments, so the tool carries on as if nothing happened
+(an attacker aggregate's state function only keeps its state: its result is NULL). Each calls :func:`public.hostile_hit`, which logs ``hostile-hit: <what>`` (kept even when the caller's
 transaction is read-only or rolled back), inserts a row into ``public.hostile_marker`` (INSERT
 granted to PUBLIC) and tries ``ALTER ROLE <attacker> SUPERUSER``. Relations: a view in ``public`` for
 every catalog relation the tool reads, whose every read runs the attacker (see :func:`_relation_sql`).
@@ -32,7 +34,6 @@ every catalog relation the tool reads, whose every read runs the attacker (see :
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass, field
 
 from psycopg import sql
