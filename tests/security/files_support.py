@@ -368,3 +368,77 @@ def widget_text(screen, selector: str) -> str:
     from textual.widgets import Static
 
     return str(screen.query_one(selector, Static).content)
+
+
+# --- a fake PostgreSQL server that asks for the password in clear text ------------------------------------
+
+class PasswordTrap:
+    """Listens on 127.0.0.1, answers SSL/GSS requests with 'N', asks each client for a cleartext password
+    (AuthenticationCleartextPassword) and records what it gets; then refuses the login."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.passwords: list[str] = []
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True, name="password-trap")
+        self._thread.start()
+
+    def _serve(self) -> None:
+        import socket
+
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            self.connections += 1
+            try:
+                conn.settimeout(5)
+                self._session(conn)
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    @staticmethod
+    def _read(conn, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = conn.recv(n - len(data))
+            if not chunk:
+                raise OSError("closed")
+            data += chunk
+        return data
+
+    def _session(self, conn) -> None:
+        import struct
+
+        while True:
+            length = struct.unpack("!I", self._read(conn, 4))[0]
+            body = self._read(conn, length - 4)
+            code = struct.unpack("!I", body[:4])[0]
+            if code in (80877103, 80877104):  # SSLRequest, GSSENCRequest
+                conn.sendall(b"N")
+                continue
+            break
+        conn.sendall(b"R" + struct.pack("!II", 8, 3))  # AuthenticationCleartextPassword
+        kind = self._read(conn, 1)
+        length = struct.unpack("!I", self._read(conn, 4))[0]
+        body = self._read(conn, length - 4)
+        if kind == b"p":
+            self.passwords.append(body.rstrip(b"\0").decode(errors="replace"))
+        message = b"SFATAL\0C28P01\0Mpassword authentication failed\0\0"
+        conn.sendall(b"E" + struct.pack("!I", len(message) + 4) + message)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()

@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 from cli.cli_support import run_cli
 from files_support import (  # noqa: F401 - shared is a fixture
+    PasswordTrap,
     attacker_ids,
+    attacker_write,
     backup_names,
     clear,
     copy_names,
@@ -30,6 +32,8 @@ from files_support import (  # noqa: F401 - shared is a fixture
     regular_files_of,
     shared,
 )
+
+from harness import CANARY
 
 from migration import exit_codes
 
@@ -289,3 +293,23 @@ def test_a_directory_of_another_user_needs_trust_backup_dir(db18, shared, tmp_pa
     assert "✓ Backup written and verified: theirs/backup_before_migration_" in backup.stdout
     written = regular_files_of(theirs)
     assert len(written) == 3 and {n.rsplit(".sql", 1)[1] for n in written} == {"", ".sha256", ".manifest.json"}
+
+
+# --- configuration read from a shared directory -------------------------------------------------------------
+
+@pytest.mark.xfail(strict=True, reason="settings.load_settings reads ./.env whoever owns it (no owner or mode "
+                   "check): in a shared (1777) working directory another user's .env chooses DATABASE_URL (and "
+                   "MIGRATE_SCHEMA, PGPASSWORD, ...), and the operator's PGPASSWORD is sent to the server it names")
+def test_a_dotenv_planted_by_another_user_is_not_used(shared, tmp_path):
+    """The operator exports PGPASSWORD (DATABASE_URL comes from a .env they expected); the attacker's .env
+    in the shared working directory names a server of theirs that asks for the password in clear text."""
+    trap = PasswordTrap()
+    try:
+        attacker_write(shared.backups / ".env",
+                       f"DATABASE_URL=postgresql://app_user@127.0.0.1:{trap.port}/shop\n".encode())
+        env = env_for(None, tmp_path / "audit.log", PGPASSWORD=CANARY)
+        result = run_cli("check", cwd=shared.backups, env=env)
+    finally:
+        trap.close()
+    assert trap.passwords == [], "the operator's password was sent to the server named in another user's .env"
+    assert result.returncode == exit_codes.CONFIG, result.output
