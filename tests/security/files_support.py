@@ -302,9 +302,10 @@ def secret_free(call: Call, secrets: Iterable[str]) -> None:
 
 # --- fixtures ------------------------------------------------------------------------------------------
 
-@pytest.fixture
-def shared():
-    """A fresh shared place (see :class:`Shared`), removed afterwards."""
+@pytest.fixture(name="shared")
+def shared_place():
+    """``shared``: a fresh shared place (see :class:`Shared`), removed afterwards. Test modules import
+    this function (``from files_support import shared_place``) to get the fixture."""
     require_root()
     place = make_shared()
     try:

@@ -12,7 +12,7 @@ import threading
 
 import pytest
 from cli.cli_support import run_cli
-from files_support import (  # noqa: F401 - shared is a fixture
+from files_support import (
     as_attacker,
     attacker_ids,
     attacker_symlink,
@@ -20,7 +20,7 @@ from files_support import (  # noqa: F401 - shared is a fixture
     env_for,
     listing,
     migrate,
-    shared,
+    shared_place,  # noqa: F401 - the fixture 'shared'
 )
 
 from migration import exit_codes

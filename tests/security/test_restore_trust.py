@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from cli.cli_support import run_cli
-from files_support import (  # noqa: F401 - shared is a fixture
+from files_support import (
     attacker_ids,
     attacker_symlink,
     attacker_write,
@@ -31,7 +31,7 @@ from files_support import (  # noqa: F401 - shared is a fixture
     install_wrappers,
     recorded_calls,
     settle,
-    shared,
+    shared_place,  # noqa: F401 - the fixture 'shared'
     wait_for,
     widget_text,
 )

@@ -18,20 +18,19 @@ import re
 import signal
 import stat
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 from cli.cli_support import run_cli, start_cli
 from engine.engine_support import wait_until
-from files_support import (  # noqa: F401 - shared is a fixture
+from files_support import (
     attacker_ids,
     attacker_symlink,
     env_for,
     install_wrappers,
     recorded_calls,
     secret_free,
-    shared,
+    shared_place,  # noqa: F401 - the fixture 'shared'
 )
 from harness import CANARY
 
@@ -47,18 +46,30 @@ REMOVED_PARTIAL = "🧹 Removed a temporary file left by a killed run: "
 REMOVED_PASSFILE = "🧹 Removed a password file left by a killed migrate-tui run: "
 
 
-def children_of(pid: int) -> list[int]:
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text(errors="replace")
+    except OSError:  # the process is gone
+        return None
+
+
+def children_of(pid: int, name: str) -> list[int]:
+    """Live child processes of ``pid`` with this command name."""
     found = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+        stat_line = _read(f"/proc/{entry}/stat") if entry.isdigit() else None
+        if stat_line is None:
             continue
-        try:
-            stat_line = Path(f"/proc/{entry}/stat").read_bytes()
-        except OSError:
-            continue
-        if int(stat_line[stat_line.rindex(b")") + 2:].split()[1]) == pid:
+        fields = stat_line[stat_line.rindex(")") + 2:].split()
+        if int(fields[1]) == pid and fields[0] != "Z" and (_read(f"/proc/{entry}/comm") or "").strip() == name:
             found.append(int(entry))
     return found
+
+
+def ended(pid: int) -> bool:
+    """Gone, or a zombie (its files are closed, its locks released)."""
+    stat_line = _read(f"/proc/{pid}/stat")
+    return stat_line is None or stat_line[stat_line.rindex(")") + 2:].split()[0] == "Z"
 
 
 def pass_dirs(tmp: str, pid: int | None = None) -> list[str]:
@@ -75,7 +86,7 @@ def seed_locked_table(db) -> None:
 def test_kill9_during_a_backup_leaves_no_password_file_and_the_next_backup_removes_the_partial(db, tmp_path):
     seed_locked_table(db)
     env = env_for(db.url, tmp_path / "audit.log")
-    tmp = tempfile.gettempdir()
+    tmp = "/tmp"  # the CLI runs without TMPDIR (env_for)
     backups = tmp_path / "backups"
     holder = db.admin()
     holder.execute("BEGIN")
@@ -85,7 +96,7 @@ def test_kill9_during_a_backup_leaves_no_password_file_and_the_next_backup_remov
         wait_until(lambda: db.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
                                      "'migrate-tui-backup-%%' AND wait_event_type = 'Lock'"), 60,
                    "pg_dump to wait on the lock")
-        (pg_dump,) = [p for p in children_of(proc.pid) if Path(f"/proc/{p}/comm").read_text().strip() == "pg_dump"]
+        (pg_dump,) = children_of(proc.pid, "pg_dump")
         environ = dict(item.split(b"=", 1) for item in Path(f"/proc/{pg_dump}/environ").read_bytes().split(b"\0")
                        if b"=" in item)
         passfile = environ[b"PGPASSFILE"].decode()
@@ -105,9 +116,7 @@ def test_kill9_during_a_backup_leaves_no_password_file_and_the_next_backup_remov
         holder.execute("ROLLBACK")
         holder.close()
     # pg_dump (its own session) goes on once the lock is free, then ends: its stderr reader is gone.
-    wait_until(lambda: not Path(f"/proc/{pg_dump}").exists() or b"pg_dump" not in Path(
-        f"/proc/{pg_dump}/cmdline").read_bytes() or Path(f"/proc/{pg_dump}/stat").read_text().split()[2] == "Z",
-        60, "the orphaned pg_dump to end")
+    wait_until(lambda: ended(pg_dump), 60, "the orphaned pg_dump to end")
     assert pass_dirs(tmp, proc.pid) == []  # no password file left anywhere
     assert [p.name for p in backups.iterdir()] == partials  # the partial dump is left, nothing else
 
@@ -165,9 +174,11 @@ def test_children_never_get_pgpassword_or_other_secrets(db, tmp_path):
     wrappers = install_wrappers(tmp_path / "bin", calls_dir, db.server.bin_dir)
     url = db.server.url(db.name, password=None)
     assert CANARY not in url
+    private_tmp = tmp_path / "tmp"  # where an on-disk password file would go (TMPDIR), watched afterwards
+    private_tmp.mkdir()
     env = env_for(url, tmp_path / "audit.log", PGPASSWORD=CANARY, CRON_SECRET=CRON, CLOUDFLARE_ACCESS_KEY_ID=R2_ID,
                   CLOUDFLARE_SECRET_ACCESS_KEY=R2_SECRET, PG_DUMP=str(wrappers / "pg_dump"),
-                  PATH=f"{wrappers}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+                  PATH=f"{wrappers}:{os.environ.get('PATH', '/usr/bin:/bin')}", TMPDIR=str(private_tmp))
     secrets = (CANARY, CRON, R2_ID, R2_SECRET)
 
     def cli(*args: str) -> str:
@@ -198,7 +209,7 @@ def test_children_never_get_pgpassword_or_other_secrets(db, tmp_path):
             assert "PGPASSFILE" not in call.environ, call.argv
     audit = (tmp_path / "audit.log").read_text()
     assert not any(s in audit for s in secrets)
-    assert not any(name.startswith(PASS_DIR) and str(os.getpid()) in name for name in os.listdir("/tmp"))
+    assert pass_dirs(str(private_tmp)) == []
     for path in tmp_path.rglob("*"):
         if path.is_file() and not path.is_symlink() and stat.S_ISREG(path.lstat().st_mode) and \
                 path.parent != calls_dir:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from cli.cli_support import run_cli
-from files_support import (  # noqa: F401 - shared is a fixture
+from files_support import (
     PasswordTrap,
     attacker_ids,
     attacker_write,
@@ -30,7 +30,7 @@ from files_support import (  # noqa: F401 - shared is a fixture
     plant_links,
     recorded_calls,
     regular_files_of,
-    shared,
+    shared_place,  # noqa: F401 - the fixture 'shared'
 )
 
 from harness import CANARY
@@ -183,8 +183,18 @@ UNSAFE_DIRS = {
 }
 
 
-@pytest.mark.parametrize("kind", list(UNSAFE_DIRS))
-def test_unsafe_backup_directory_is_refused_before_pg_dump_runs(db, shared, tmp_path, kind):
+def test_a_sticky_directory_of_another_user_is_refused_before_pg_dump_runs(db, shared, tmp_path):
+    refused_before_pg_dump(db, shared, tmp_path, "sticky-of-another-user")
+
+
+@pytest.mark.parametrize("kind", ["world-writable-not-sticky", "group-writable"])
+def test_a_directory_others_can_write_is_refused_before_pg_dump_runs(db18, shared, tmp_path, kind):
+    refused_before_pg_dump(db18, shared, tmp_path, kind)
+
+
+def refused_before_pg_dump(db, shared, tmp_path, kind: str) -> None:
+    """backup, run --yes and rollback --yes with --backup-dir the unsafe directory: refused, and pg_dump
+    (a recording wrapper in PG_DUMP) never runs, only its --version probes."""
     mode, theirs, words = UNSAFE_DIRS[kind]
     place = shared.base / "drop"
     place.mkdir()
