@@ -144,7 +144,12 @@ class Victim:
                 stat.S_IFMT(st.st_mode))
 
     def assert_untouched(self) -> None:
-        assert self.state() == self.before, f"the victim file {self.path} was changed: {self.state()}"
+        now = self.state()
+        if now != self.before:
+            data, mode, *rest = now
+            raise AssertionError(f"the victim file {self.path} was changed: now {len(data)} bytes, mode {mode:04o}, "
+                                 f"owner/inode/links {rest} (was {len(self.before[0])} bytes, mode "
+                                 f"{self.before[1]:04o}); it starts {data[:120]!r}")
 
 
 @dataclass
