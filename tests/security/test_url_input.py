@@ -87,6 +87,17 @@ def test_raw_at_with_other_special_characters_is_refused_without_echo(db18, tmp_
     assert not audit.exists() or not any(f in audit.read_text() for f in ("Secret", "9xQ", "frag"))
 
 
+@pytest.mark.xfail(strict=True, reason="settings._validate_url names an unknown query parameter in its message "
+                   "('DATABASE_URL has the parameter ...'): with a raw '&' in a ?password= value, the rest of the "
+                   "password becomes that parameter's name and is printed (password_guesses stops at the '&')")
+def test_a_raw_ampersand_in_a_query_password_is_not_echoed(db18, tmp_path):
+    parts = urlsplit(db18.url)
+    url = f"postgresql://app_user@{parts.hostname}:{parts.port}/{db18.name}?password=Secret&Pw-9xQ"
+    result = run_cli("check", cwd=tmp_path, env=env_for(url, tmp_path / "audit.log"))
+    assert result.returncode == exit_codes.CONFIG, result.output
+    assert_no_fragment(result.output)
+
+
 @pytest.mark.parametrize("source", ["environment", "env-file"])
 async def test_wizard_shows_the_raw_at_error_without_the_password(db18, tmp_path, monkeypatch, source):
     from tui.app import MigrateApp
