@@ -252,7 +252,7 @@ def wizard_scene(db18, shared, tmp_path, monkeypatch):
 
 
 async def test_wizard_restore_refuses_a_swapped_copy_then_restores_the_real_one(wizard_scene, shared):
-    from migration.rollback_events import RollbackOutcome
+    from migration.events import Outcome
     from migration.settings import load_settings
     from tui.app import MigrateApp
     from tui.screens.rollback import RollbackScreen
@@ -271,7 +271,7 @@ async def test_wizard_restore_refuses_a_swapped_copy_then_restores_the_real_one(
         await pilot.press(*"database_backups", "enter")
         await wait_for(pilot, lambda: screen.result is not None, "the rollback")
         await settle(app, pilot)
-        assert screen.result.outcome is RollbackOutcome.DROPPED and not db.table_exists()
+        assert screen.result.outcome is Outcome.SUCCESS and not db.table_exists()
         copy = Path(screen.result.copy.path)
         assert copy.parent == Path("backups")
         pristine = copy.read_bytes()

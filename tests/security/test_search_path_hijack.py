@@ -119,22 +119,22 @@ def test_the_hostile_run_sent_nothing_the_discovery_did_not(template, protected)
 def _engine_paths(hostile, name: str, workdir) -> dict[str, object]:
     """The code paths of every command, in this process (so a monkeypatch reaches them)."""
     from migration.backup import Backup
+    from migration.options import BackupOptions, RollbackOptions
     from migration.overview import describe_target
     from migration.preflight import run_checklist
-    from migration.rollback import Rollback, RollbackOptions, read_preview
-    from migration.rollback_restore import Restore
+    from migration.rollback import Restore, Rollback, read_preview
     from migration.runner import Migration
 
     settings = operator_settings(hostile, name)
     done: dict[str, object] = {"target": describe_target(settings).state,
-                               "check": run_checklist(settings, backup_dir=workdir).passed,
-                               "backup": Backup(settings, backup_dir=workdir).run().ok,
+                               "check": run_checklist(settings, options=BackupOptions(backup_dir=workdir)).passed,
+                               "backup": Backup(settings, None, BackupOptions(backup_dir=workdir)).run().ok,
                                "run": Migration(settings, lambda event: None).run().outcome.value}
     with hostile.admin(name) as conn:
         conn.execute(ROWS)
     done["preview"] = read_preview(settings).row_count
-    done["rollback"] = Rollback(settings, lambda event: None, RollbackOptions(backup_dir=workdir)).run(
-        cascade=True).outcome.value
+    done["rollback"] = Rollback(settings, lambda event: None, RollbackOptions(backup_dir=workdir),
+                                cascade=True).run().outcome.value
     copies = sorted(workdir.glob("*before-rollback*.sql"))
     done["restore"] = Restore(settings, copies[-1]).run().ok if copies else "no copy"
     return done

@@ -101,7 +101,7 @@ def test_a_raw_ampersand_in_a_query_password_is_not_echoed(db18, tmp_path):
 @pytest.mark.parametrize("source", ["environment", "env-file"])
 async def test_wizard_shows_the_raw_at_error_without_the_password(db18, tmp_path, monkeypatch, source):
     from tui.app import MigrateApp
-    from tui.screens.error import ConfigErrorScreen
+    from tui.screens.config_error import ConfigErrorScreen
     from tui.target_source import SettingsSource
 
     audit = tmp_path / "audit.log"
