@@ -44,7 +44,8 @@ class TargetOverview:
             return "present and valid: the migration is not needed"
         if report.not_a_table:
             rel = report.relation
-            return f"present, but a {rel.kind} (owner {rel.owner}), not a table: never read or dropped"
+            return (f"{self.schema}.{self.table} is a {rel.kind}, not a table (owner {rel.owner}): "
+                    "migrate-tui never reads or drops it")
         return "present but invalid:\n" + "\n".join(f"• {p}" for p in report.problems)
 
     @property

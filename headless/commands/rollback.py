@@ -65,9 +65,9 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _preview_only(settings, options, emit, printer: RollbackPrinter) -> int:
-    from migration.catalog import not_a_table_error
     from migration.events import PreviewReady, RollbackStarted
     from migration.rollback import read_preview
+    from migration.rollback.preview import not_ours
     from migration.schema import TABLE
 
     emit(RollbackStarted(settings.masked_url, settings.schema, TABLE.name))
@@ -76,14 +76,9 @@ def _preview_only(settings, options, emit, printer: RollbackPrinter) -> int:
     if not preview.exists:
         printer.line(f"✅ Nothing to roll back: table {preview.qualified} does not exist.")
         return exit_codes.OK
-    if not preview.is_table:
-        print_error(not_a_table_error(preview.schema, preview.table, preview.relkind, preview.owner,
-                                      what="a rollback would not drop it"), printer.out)
-        return exit_codes.FAILURE
-    if not preview.can_drop:
-        printer.line(f"Error: Table {preview.qualified} is owned by {preview.owner}; only its owner (or a member of "
-                     "that role) can drop it.")
-        printer.line(f"  Fix: run the rollback as {preview.owner}.")
+    refused = not_ours(preview, what="a rollback would not drop it")
+    if refused is not None:
+        print_error(refused, printer.out)
         return exit_codes.FAILURE
     printer.line()
     printer.line("This was a preview; nothing was changed. To perform it:")

@@ -22,7 +22,7 @@ from dataclasses import replace
 import psycopg
 from psycopg import sql
 
-from ..catalog import lock_table, not_a_table_error, relation
+from ..catalog import lock_table, relation
 from ..db import ServerFacts, connect, rollback_quietly, server_facts
 from ..errors import MigrateError, OperatorError
 from ..events import (
@@ -174,20 +174,10 @@ class Rollback(Operation):
     # -- decisions ------------------------------------------------------------
     @staticmethod
     def _refuse_unless_ours(preview: Preview) -> None:
-        """Only an ordinary table the operator may drop is read from or dropped."""
-        if not preview.is_table:
-            error = not_a_table_error(preview.schema, preview.table, preview.relkind, preview.owner,
-                                      what="nothing was dropped")
-            raise Stop(Outcome.FAILED, f"{preview.qualified} is a {preview.kind}, not a table; nothing was "
-                        "dropped.", error)
-        if not preview.can_drop:
-            raise Stop(Outcome.FAILED, f"Table {preview.qualified} belongs to {preview.owner}; nothing was "
-                        "dropped.", OperatorError(
-                            f"Table {preview.qualified} is owned by {preview.owner}, not by you; migrate-tui rolls "
-                            "back only a table of your own role, and did not read from it.",
-                            f"Run the rollback as {preview.owner} (or as a member of that role). A superuser does "
-                            "not do it for another role: restoring that role's table would run its constraints "
-                            "and triggers with superuser rights.", "42501"))
+        """Only an ordinary table of the operator's own role is read from or dropped."""
+        error = rollback_preview.not_ours(preview)
+        if error is not None:
+            raise Stop(Outcome.FAILED, f"{preview.qualified}: nothing was dropped.", error)
 
     def _agreed_dependents(self, preview: Preview, confirmed: frozenset[str] | None,
                            cascade: bool) -> frozenset[str]:

@@ -137,3 +137,24 @@ def still_there(conn, schema: str, preview_: Preview, table: Table = TABLE) -> l
         if conn.execute(query, params).fetchone()[0]:
             left.append(dep.key)
     return left
+
+
+def not_ours(preview_: Preview, what: str = "nothing was dropped"):
+    """Why a rollback must not touch what the preview found (an OperatorError), or None when it may: only an
+    ordinary table of the operator's own role (a superuser does not count: another role's table holds that
+    role's code, which restoring its copy would run with superuser rights) is ever read from or dropped."""
+    from ..errors import OperatorError
+
+    if not preview_.exists:
+        return None
+    if not preview_.is_table:
+        return catalog.not_a_table_error(preview_.schema, preview_.table, preview_.relkind, preview_.owner,
+                                         what=what)
+    if not preview_.can_drop:
+        return OperatorError(
+            f"Table {preview_.qualified} is owned by {preview_.owner}, not by you: migrate-tui rolls back only a "
+            f"table of your own role; {what} and nothing was read from it.",
+            f"Run the rollback as {preview_.owner} (or as a member of that role). A superuser does not do it for "
+            "another role: restoring that role's table would run its constraints and triggers with superuser "
+            "rights.", "42501")
+    return None

@@ -178,9 +178,6 @@ def test_log_command_does_not_read_through_a_link(shared):
     assert "precious" not in result.output
 
 
-@pytest.mark.xfail(strict=True, reason="audit.AuditLog._open checks that the log is a regular file of the operator's "
-                   "but not its link count: a hard link to a root-owned file (e.g. /etc/shadow on the same file "
-                   "system) planted at the log's name gets the JSON lines appended and is chmodded 0600")
 def test_a_hard_link_to_a_root_file_is_not_appended_to(db18, shared):
     """Where fs.protected_hardlinks is 0 (the kernel's own default) any user can hard-link a root-owned file
     into a shared directory; on this machine it is 1, so the test makes the link in the attacker's place

@@ -103,52 +103,62 @@ def test_a_table_the_operator_may_not_drop_is_never_read(hostile, plain_db, app_
 
 
 def test_the_rollback_of_another_roles_table_runs_none_of_its_code(hostile, plain_db, tmp_path):
-    """A superuser may drop the attacker's table: the preview, the safety copy and the DROP run nothing."""
+    """A superuser does not roll back another role's table: its safety copy would hold that role's code (a CHECK
+    constraint, a default, a trigger), which a restore would run with superuser rights. Refused, and nothing of
+    the attacker's runs: not in the check, the run, the preview or the refused rollback."""
     _attackers_table(hostile, plain_db, check=True)
     env = cli_env(hostile.url(plain_db), MIGRATE_AUDIT_LOG=str(tmp_path / "audit.log"))
     start = hostile.log.mark()
-    for args in (("check",), ("run", "--yes"), ("rollback",), ("rollback", "--yes")):
+    for args in (("check",), ("run", "--yes")):
         result = run_cli(*args, cwd=tmp_path, env=env)
         assert result.returncode == 0, result.output
+        assert f"owned by {ATTACKER}, not by you" in result.output  # said where the table is judged
+    for args in (("rollback",), ("rollback", "--yes")):
+        result = run_cli(*args, cwd=tmp_path, env=env)
+        assert result.returncode == 1, result.output
+        assert f"owned by {ATTACKER}" in result.output and "Fix: Run the rollback as hostile_attacker" in result.output
     assert hits(hostile.log.read(start, plain_db)) == []
-    assert hostile.table_facts(plain_db)["kind"] is None
+    assert hostile.table_facts(plain_db) == {"kind": "table", "valid": True, "rows": ROW_COUNT}
+    assert not (tmp_path / "backups").exists() or not list((tmp_path / "backups").glob("*before-rollback*"))
     assert not hostile.is_superuser()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "product hole: `rollback --restore` replays the safety copy of a table owned by another role with psql as "
-    "the operator; pg_dump kept the owner's CHECK constraint, and COPY ... FROM stdin evaluates it for every "
-    "row as the operator, so the attacker's function runs as the superuser (rollback_restore.Restore._psql; "
-    "the printed restore command does the same)"))
 def test_restoring_another_roles_table_runs_none_of_its_code(hostile, plain_db, tmp_path):
+    """A safety copy of another role's table (taken by that role itself, written in the operator's directory)
+    is not restored by the superuser operator: its CHECK constraint would run, as the superuser, on every row."""
     _attackers_table(hostile, plain_db, check=True)
-    env = cli_env(hostile.url(plain_db), MIGRATE_AUDIT_LOG=str(tmp_path / "audit.log"))
-    dropped = run_cli("rollback", "--yes", cwd=tmp_path, env=env)
-    assert dropped.returncode == 0, dropped.output
+    attacker = cli_env(hostile.url(plain_db, user=ATTACKER, password=hostile.attacker_password),
+                       MIGRATE_AUDIT_LOG=str(tmp_path / "audit.log"))
+    dropped = run_cli("rollback", "--yes", cwd=tmp_path, env=attacker, secrets=(hostile.attacker_password,))
+    assert dropped.returncode == 0, dropped.output  # the attacker may roll back its own table
     copy = sorted((tmp_path / "backups").glob("*before-rollback*.sql"))[-1]
+    env = cli_env(hostile.url(plain_db), MIGRATE_AUDIT_LOG=str(tmp_path / "audit.log"))
     start = hostile.log.mark()
     restored = run_cli("rollback", "--restore", str(copy), cwd=tmp_path, env=env)
+    assert restored.returncode == 1, restored.output
+    assert f"recreates objects owned by {ATTACKER}, not by you" in restored.output
     ran = hits(hostile.log.read(start, plain_db))
-    superuser = hostile.is_superuser()
-    assert (ran, superuser) == ([], False), f"{restored.output}\nthe attacker's code ran: {ran}"
+    assert (ran, hostile.is_superuser()) == ([], False), f"{restored.output}\nthe attacker's code ran: {ran}"
+    assert hostile.table_facts(plain_db)["kind"] is None  # nothing was restored
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "product hole (TOCTOU): rollback_preview.preview() checks the kind with catalog.relation() and then reads by "
-    "name; pg_total_relation_size(oid) waits for the owner's lock, the owner swaps a view in for the table and "
-    "commits, and SELECT count(*) FROM \"public\".\"database_backups\" reads the view: the attacker's function "
-    "runs as the superuser operator (in the READ ONLY preview transaction, where COPY ... TO PROGRAM still "
-    "works). Same in rollback --yes, whose preview comes first"))
 @pytest.mark.parametrize("command", [("rollback",), ("rollback", "--yes")], ids=["preview", "yes"])
-def test_a_table_swapped_for_a_view_mid_preview_is_not_read(hostile, plain_db, tmp_path, command):
-    """The owner of the table may rename it at will: whatever the name means once the tool checked it must
-    not be read (e.g. lock the name first, then check the kind, then read)."""
+def test_a_table_swapped_for_a_view_mid_preview_is_not_read(hostile, plain_db, tmp_path, command, app_operator):
+    """A table owned by a team role that both the operator and the attacker belong to: the operator may roll it
+    back, and the attacker may rename it at will. Whatever the name means once the tool checked it must not be
+    read: the tool locks the name first, then checks the kind, then reads."""
     _attackers_table(hostile, plain_db)
     with hostile.admin(plain_db) as conn:
+        conn.execute("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'hostile_team') "
+                     "THEN CREATE ROLE hostile_team NOLOGIN; END IF; END $$")
+        conn.execute(sql.SQL("GRANT hostile_team TO {}, {}").format(sql.Identifier(ATTACKER),
+                                                                    sql.Identifier(app_operator)))
+        conn.execute("ALTER TABLE public.database_backups OWNER TO hostile_team")
+        conn.execute("GRANT CREATE ON SCHEMA public TO hostile_team")
         conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(ATTACKER)))
         conn.execute("CREATE VIEW public.database_backups_swap AS "
                      "SELECT public.hostile_pass('view swapped in', 1) AS id")
-    env = cli_env(hostile.url(plain_db), MIGRATE_AUDIT_LOG=str(tmp_path / "audit.log"))
+    env = cli_env(hostile.url(plain_db, user=app_operator), MIGRATE_AUDIT_LOG=str(tmp_path / "audit.log"))
     start = hostile.log.mark()
     with hostile.admin(plain_db) as owner, hostile.admin(plain_db) as watch:
         owner.execute("BEGIN")

@@ -43,7 +43,7 @@ from migration import exit_codes
 pytestmark = pytest.mark.timeout(180)
 
 COPY_WRITTEN = re.compile(r"✓ Safety copy written and verified: (\S+)")
-REFUSED = "❌ Restore failed; nothing was restored."
+REFUSED = "❌ Restore refused; nothing was restored."
 
 
 @dataclass
@@ -288,7 +288,7 @@ async def test_wizard_restore_refuses_a_swapped_copy_then_restores_the_real_one(
         await pilot.press("y")
         await wait_for(pilot, lambda: not getattr(screen, "restoring", True), "the restore to finish")
         await settle(app, pilot)
-        assert "Restore failed; nothing was restored." in widget_text(screen, "#rollback-status")
+        assert "Restore refused; nothing was restored." in widget_text(screen, "#rollback-status")
         assert f"The safety copy {copy} is a symbolic link; it is not read." in flat(
             widget_text(screen, "#rollback-result"))
         assert not screen.restored

@@ -190,7 +190,7 @@ def test_the_relations_are_armed_too(hostile, hostile_db, monkeypatch):
     start = hostile.log.mark()
     settings = operator_settings(hostile, hostile_db)
     describe_target(settings)
-    run_checklist(settings, backup=False)
+    run_checklist(settings, with_backup=False)
     captured = {h.split(" (as ")[0] for h in hits(hostile.log.read(start, hostile_db))}
     assert {"relation pg_class", "relation pg_namespace"} <= captured, captured
 

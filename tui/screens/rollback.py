@@ -461,10 +461,6 @@ class RollbackScreen(WizardScreen):
 
 def _not_ours(p: "Preview"):
     """Why a relation named like the table is not offered for a rollback (never read, never dropped)."""
-    from migration.catalog import not_a_table_error
-    from migration.errors import OperatorError
+    from migration.rollback.preview import not_ours
 
-    if not p.is_table:
-        return not_a_table_error(p.schema, p.table, p.relkind, p.owner, what="a rollback does not drop it")
-    return OperatorError(f"Table {p.qualified} is owned by {p.owner}, not by you; it was not read.",
-                         f"Run the rollback as {p.owner} (or as a member of that role).", "42501")
+    return not_ours(p, what="a rollback does not drop it")
