@@ -161,6 +161,22 @@ def _url_connect_timeout(settings: Settings) -> int | None:
     return int(value) if value.isdigit() and int(value) > 0 else None
 
 
+def guarded(conn: psycopg.Connection, *, idle_ms: int, statement_timeout_ms: int | None = None,
+            lock_timeout_ms: int | None = None) -> dict[str, str]:
+    """``begin(local=...)`` values for a transaction of ours that the role's or the database's timeouts must
+    not end: ``idle_in_transaction_session_timeout`` (0 = never, for a session that waits while a child such as
+    pg_dump reads its snapshot) and, where the server has it (PostgreSQL 17+), ``transaction_timeout = 0``;
+    our own statement and lock timeouts still bound every statement."""
+    local = {"idle_in_transaction_session_timeout": f"{idle_ms}ms"}
+    if conn.info.server_version >= 170000:
+        local["transaction_timeout"] = "0"
+    if statement_timeout_ms is not None:
+        local["statement_timeout"] = f"{statement_timeout_ms}ms"
+    if lock_timeout_ms is not None:
+        local["lock_timeout"] = f"{lock_timeout_ms}ms"
+    return local
+
+
 def rollback_quietly(conn: psycopg.Connection | None) -> None:
     """End an open transaction, if any; a dead connection needs nothing (the server rolls back)."""
     if conn is None or conn.closed:

@@ -23,7 +23,7 @@ import psycopg
 from psycopg import sql
 
 from ..catalog import lock_table, relation
-from ..db import ServerFacts, connect, rollback_quietly, server_facts
+from ..db import ServerFacts, connect, guarded, rollback_quietly, server_facts
 from ..errors import MigrateError, OperatorError
 from ..events import (
     Blocker,
@@ -43,7 +43,7 @@ from ..events import (
 )
 from ..operation import Busy, Emit, Operation, Stop
 from ..options import DEFAULT_ROLLBACK_LOCK_TIMEOUT_MS, RollbackOptions
-from ..plan import set_local, try_lock
+from ..plan import try_lock
 from ..schema import TABLE, Table
 from ..settings import Settings
 from .. import locks
@@ -63,10 +63,9 @@ def read_preview(settings: Settings, table: Table = TABLE, *, lock_timeout_ms: i
 
 def _preview_in_readonly_tx(conn: psycopg.Connection, settings: Settings, table: Table,
                             lock_timeout_ms: int) -> Preview:
-    conn.begin("READ ONLY")
+    conn.begin("READ ONLY", guarded(conn, idle_ms=settings.statement_timeout_ms, lock_timeout_ms=lock_timeout_ms,
+                                    statement_timeout_ms=settings.statement_timeout_ms))
     try:
-        conn.execute(set_local("lock_timeout", lock_timeout_ms))
-        conn.execute(set_local("statement_timeout", settings.statement_timeout_ms))
         return rollback_preview.preview(conn, settings.schema, table)
     finally:
         conn.execute("ROLLBACK")
@@ -218,9 +217,12 @@ class Rollback(Operation):
             self.emit(SafetyCopyStarted(str(path), dump.describe(), str(self.options.backup_dir), removed))
 
         # pg_dump reads an exported snapshot, so the rows it writes are exactly the rows counted here.
+        # It sits idle in its transaction while pg_dump runs: no role or database timeout may end it (and
+        # with it the snapshot) meanwhile; pg_dump's own session does the same for itself.
         with connect(self.settings, application_name=APPLICATION_NAME) as snap:
-            snap.begin("ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            snap.execute(set_local("lock_timeout", self.options.lock_timeout_ms))
+            snap.begin("ISOLATION LEVEL REPEATABLE READ READ ONLY", guarded(
+                snap, idle_ms=0, lock_timeout_ms=self.options.lock_timeout_ms,
+                statement_timeout_ms=self.settings.statement_timeout_ms))
             snapshot = snap.execute("SELECT pg_export_snapshot()").fetchone()[0]
             lock_table(snap, preview.schema, self.table)  # by name, then checked: only then read
             fingerprint = rollback_preview.fingerprint(snap, preview.schema, self.table)
@@ -262,12 +264,14 @@ class Rollback(Operation):
         s = self.settings
         qualified = self.table.qualified(s.schema)
         self.check_cancel()
-        conn.begin()  # BEGIN; SET LOCAL search_path = pg_catalog, pg_temp
+        # BEGIN; SET LOCAL search_path = pg_catalog, pg_temp; our timeouts, in one round trip. Never idle
+        # for long on purpose, but the audit log and the screen are written between statements: a role's
+        # idle_in_transaction_session_timeout of a few ms must not end it (our statement timeout still does).
+        conn.begin(local=guarded(conn, idle_ms=s.statement_timeout_ms, lock_timeout_ms=self.options.lock_timeout_ms,
+                                 statement_timeout_ms=s.statement_timeout_ms))
         if not self._execute(try_lock(s.schema, self.table)).fetchone()[0]:
             raise Busy(OperatorError("Another migration or rollback is running on this table.",
                                      "Wait for it to finish, then run again."))
-        self._execute(set_local("lock_timeout", self.options.lock_timeout_ms))
-        self._execute(set_local("statement_timeout", s.statement_timeout_ms))
         t_lock = time.perf_counter()
         with self._watch(conn.info.backend_pid, attempt) as watch:
             try:
