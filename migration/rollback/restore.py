@@ -63,7 +63,7 @@ class Restore(Operation):
     def _interrupt(self) -> None:
         proc = self._proc
         if proc is not None and proc.poll() is None:
-            proc.terminate()  # --single-transaction: nothing of the restore is kept
+            proc.terminate()  # --single-transaction: nothing of the running section is kept
 
     def _perform(self) -> RestoreFinished:
         s = self.settings
@@ -107,6 +107,10 @@ class Restore(Operation):
         if "sections" not in manifest:
             return [{"offset": 0, "size": len(data), "table": f"{self.settings.schema}.{self.table.name}"}]
         problem = verify_sections(data, manifest)
+        sections = manifest["sections"]
+        if problem is None and (not isinstance(sections, list) or "table" not in sections[0]
+                                or any("table" in x for x in sections[1:])):
+            problem = "its first section is not the table"
         if problem is not None:
             raise UnsafePath(OperatorError(
                 f"The safety copy {self.path} does not match its manifest ({problem}); nothing was restored.",
@@ -314,7 +318,7 @@ class Restore(Operation):
             text = err.decode("utf-8", errors="replace")
             lines = [redact(line, self.settings.secrets()) for line in text.splitlines() if line.strip()]
             detail = "; ".join(lines[-3:]) or None
-            if self._failures is not None and self._table_done:
+            if self._table_done:
                 raise _SectionFailed(_reason(lines))
             raise MigrateError(OperatorError(
                 "psql could not restore the safety copy; nothing was restored (one transaction).",
