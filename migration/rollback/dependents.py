@@ -82,6 +82,7 @@ def describe(conn, found: list[Dependent]) -> tuple[Dependent, ...]:
         return ()
     out: list[Dependent] = []
     relids: dict[int, int | None] = {}
+    parents: dict[int, int] = {}
     for index, dep in enumerate(found):
         relid, owner_oid, detail = _facts(conn, dep)
         relids[index] = relid
@@ -91,6 +92,11 @@ def describe(conn, found: list[Dependent]) -> tuple[Dependent, ...]:
             owner, ours = (str(row[0]), bool(row[1])) if row else ("", False)
         keep, why = _how(dep, detail)
         out.append(replace(dep, owner=owner, ours=ours, keep=keep, why_lost=why))
+        parents[index] = int(detail) if dep.catalog == "pg_constraint" and detail.isdigit() else 0
+    # a partition's copy of a partitioned table's constraint comes back with its parent's
+    constraints = {d.oid: d for d in out if d.catalog == "pg_constraint"}
+    out = [replace(d, keep=f"part of {constraints[parents[i]].key}") if parents[i] in constraints else d
+           for i, d in enumerate(out)]
     return _inside_dumps(conn, out, relids)
 
 

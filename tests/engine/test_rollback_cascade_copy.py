@@ -316,3 +316,25 @@ def test_verification_refuses_a_copy_without_a_dependent(db, settings_for, tmp_p
     damaged = data[:view["offset"]] + data[view["offset"]:view["offset"] + view["size"]].replace(
         b"CREATE VIEW", b"-- REATE VIEW") + data[view["offset"] + view["size"]:]
     assert "view public.recent_backups" in safety_copy.verify_sections(damaged, manifest)
+
+
+def test_a_partitioned_tables_foreign_key_comes_back_on_every_partition(db, settings_for, tmp_path):
+    """The partitions' copies of the foreign key belong to the parent's: recreated with it, not twice."""
+    settings = settings_for(db)
+    migrate_with_rows(db, settings)
+    with db.app() as conn:
+        conn.execute("CREATE TABLE public.orders (id int, backup_id int REFERENCES public.database_backups (id)) "
+                     "PARTITION BY RANGE (id);"
+                     "CREATE TABLE public.orders_1 PARTITION OF public.orders FOR VALUES FROM (0) TO (100);"
+                     "INSERT INTO public.orders VALUES (1, 1)")
+    keep = {d.key: d.keep for d in read_preview(settings).dependents}
+    assert keep == {"table constraint orders_backup_id_fkey on public.orders": "definition",
+                    "table constraint orders_backup_id_fkey on public.orders_1":
+                        "part of table constraint orders_backup_id_fkey on public.orders"}
+    engine, _ = rollback(settings, tmp_path)
+    engine.cascade = True
+    copy = engine.run().copy
+    restored = Restore(settings, copy.path).run()
+    assert restored.outcome is Outcome.SUCCESS, (restored.message, restored.error)
+    assert set(restored.recreated) == set(keep)
+    assert db.scalar("SELECT count(*) FROM pg_constraint WHERE conname = 'orders_backup_id_fkey'") == 2
