@@ -54,7 +54,8 @@ _FACTS = {
     "pg_operator": "SELECT NULL::oid, o.oprowner, '' FROM pg_operator o WHERE o.oid = %s",
 }
 _OWNER = ("SELECT r.rolname::text, r.rolname = current_user OR (NOT (SELECT rolsuper FROM pg_roles "
-          "WHERE rolname = current_user) AND pg_has_role(current_user, r.oid, 'USAGE')) FROM pg_roles r WHERE r.oid = %s")
+          "WHERE rolname = current_user) AND pg_has_role(current_user, r.oid, 'USAGE')) "
+          "FROM pg_roles r WHERE r.oid = %s")
 
 # Parts of an object: what depends on it automatically or internally (a view's rule and row type, a table's
 # constraints, indexes, defaults, TOAST table), recursively: a dependent inside a pg_dump'd relation is

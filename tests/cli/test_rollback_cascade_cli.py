@@ -70,7 +70,8 @@ def test_a_lost_column_is_refused_without_accept_loss(db18, tmp_path):
         conn.execute("CREATE TABLE public.audit_rows (id int, snap public.database_backups)")
     env = cli_env(db18.url)
     preview = run_cli("rollback", cwd=tmp_path, env=env)
-    assert "- table column public.audit_rows.snap (alters table public.audit_rows) — NOT recoverable" in preview.stdout
+    lost = "- table column public.audit_rows.snap (alters table public.audit_rows) — NOT recoverable"
+    assert lost in preview.stdout
     assert "migrate-tui rollback --yes --cascade --accept-loss" in preview.stdout
 
     refused = run_cli("rollback", "--yes", "--cascade", cwd=tmp_path, env=env)
