@@ -207,14 +207,21 @@ class AuditLog:
 
     @staticmethod
     def _base(settings: Settings | None, operation: str, run_id: str) -> dict[str, Any]:
-        return {
+        from . import connected
+
+        entry = {
             "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             "operator": operator(),
-            "target": settings.masked_url if settings else None,
+            # a host list names the host that answered, once the operation has connected
+            "target": connected.masked_target(settings.masked_url, settings.database_url) if settings else None,
             "schema": settings.schema if settings else None,
             "operation": operation,
             "run": run_id,
         }
+        server = connected.server(settings.database_url) if settings else None
+        if server is not None:
+            entry["server"] = connected.describe(*server)
+        return entry
 
 
 def read(path: str | os.PathLike[str] | None = None, tail: int | None = None) -> list[dict[str, Any]]:

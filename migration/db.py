@@ -23,6 +23,7 @@ import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
+from . import connected
 from .settings import Settings
 
 APPLICATION_NAME = "migrate-tui"
@@ -30,6 +31,10 @@ PIN_SEARCH_PATH = "SET LOCAL search_path = pg_catalog, pg_temp"
 _MODE = re.compile(r"^(ISOLATION LEVEL (SERIALIZABLE|REPEATABLE READ|READ COMMITTED)( READ (ONLY|WRITE))?"
                    r"|READ (ONLY|WRITE))?$")
 _ENDS = ("COMMIT", "ROLLBACK", "END", "ABORT")
+# Settings a transaction may give itself in the BEGIN's own round trip (SET LOCAL), e.g. so that a role's
+# idle_in_transaction_session_timeout cannot end it before its next statement: name -> allowed values.
+_LOCAL_NAME = re.compile(r"^(idle_in_transaction_session_timeout|transaction_timeout|statement_timeout|lock_timeout)$")
+_LOCAL_VALUE = re.compile(r"^[0-9]{1,10}(ms)?$")
 _BEGINS = ("BEGIN", "START")
 
 
@@ -94,13 +99,21 @@ class PinnedConnection(psycopg.Connection):
 
     _pinned = False
 
-    def begin(self, mode: str = "") -> None:
-        """``BEGIN [mode]`` and pin ``search_path``, in one round trip (the simple query protocol)."""
+    def begin(self, mode: str = "", local: dict[str, str] | None = None) -> None:
+        """``BEGIN [mode]`` and pin ``search_path``, in one round trip (the simple query protocol).
+
+        ``local``: timeouts the transaction sets for itself (``SET LOCAL``) in that same round trip, before
+        it can ever be idle (e.g. ``{"idle_in_transaction_session_timeout": "0"}``)."""
         if not _MODE.match(mode):
             raise ValueError(f"unsupported transaction mode {mode!r}")
         if self.pgconn.transaction_status != TransactionStatus.IDLE:
             raise UnpinnedTransaction("a transaction is already open")
-        psycopg.Cursor(self).execute(f"BEGIN{' ' + mode if mode else ''}; {PIN_SEARCH_PATH}")
+        settings = ""
+        for name, value in (local or {}).items():
+            if not _LOCAL_NAME.match(name) or not _LOCAL_VALUE.match(str(value)):
+                raise ValueError(f"unsupported SET LOCAL {name} = {value!r}")
+            settings += f"; SET LOCAL {name} = '{value}'"
+        psycopg.Cursor(self).execute(f"BEGIN{' ' + mode if mode else ''}; {PIN_SEARCH_PATH}{settings}")
         self._pinned = True
 
 
@@ -118,8 +131,10 @@ def connect(settings: Settings, *, connect_timeout: int | None = None,
 
 def connect_url(url: str, **params) -> PinnedConnection:
     """A pinned autocommit connection to a URL (the demo database, test and benchmark set-up)."""
-    return PinnedConnection.connect(url, autocommit=True, prepare_threshold=None, cursor_factory=PinnedCursor,
+    conn = PinnedConnection.connect(url, autocommit=True, prepare_threshold=None, cursor_factory=PinnedCursor,
                                     **params)
+    connected.record(url, conn.info.host, str(conn.info.port))
+    return conn
 
 
 _OUTSIDE = ("CREATE DATABASE", "DROP DATABASE", "VACUUM", "CHECKPOINT")
@@ -146,6 +161,22 @@ def _url_connect_timeout(settings: Settings) -> int | None:
     return int(value) if value.isdigit() and int(value) > 0 else None
 
 
+def guarded(conn: psycopg.Connection, *, idle_ms: int, statement_timeout_ms: int | None = None,
+            lock_timeout_ms: int | None = None) -> dict[str, str]:
+    """``begin(local=...)`` values for a transaction of ours that the role's or the database's timeouts must
+    not end: ``idle_in_transaction_session_timeout`` (0 = never, for a session that waits while a child such as
+    pg_dump reads its snapshot) and, where the server has it (PostgreSQL 17+), ``transaction_timeout = 0``;
+    our own statement and lock timeouts still bound every statement."""
+    local = {"idle_in_transaction_session_timeout": f"{idle_ms}ms"}
+    if conn.info.server_version >= 170000:
+        local["transaction_timeout"] = "0"
+    if statement_timeout_ms is not None:
+        local["statement_timeout"] = f"{statement_timeout_ms}ms"
+    if lock_timeout_ms is not None:
+        local["lock_timeout"] = f"{lock_timeout_ms}ms"
+    return local
+
+
 def rollback_quietly(conn: psycopg.Connection | None) -> None:
     """End an open transaction, if any; a dead connection needs nothing (the server rolls back)."""
     if conn is None or conn.closed:
@@ -166,6 +197,8 @@ class ServerFacts:
     database: str
     in_recovery: bool
     ssl: bool
+    host: str = ""  # the host this connection reached (from a host list: the first that answered)
+    port: str = ""
 
     @property
     def major(self) -> int:
@@ -188,4 +221,6 @@ def server_facts(conn: psycopg.Connection) -> ServerFacts:
         database=database,
         in_recovery=bool(in_recovery),
         ssl=bool(ssl),
+        host=conn.info.host,
+        port=str(conn.info.port),
     )

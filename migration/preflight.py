@@ -24,6 +24,7 @@ from .events import CheckCompleted, Checklist, ChecklistFinished, CheckResult, O
 from .operation import Emit, Operation
 from .options import BackupOptions
 from .pgtools import Locator, PgTool
+from .redact import host_list
 from .safe_files import describe_dir
 from .schema import TABLE, Table
 from .settings import Settings
@@ -74,15 +75,17 @@ def check_environment(settings: Settings) -> Iterator[CheckResult]:
 
 # --- connection ---------------------------------------------------------------------------------
 
-def pooler_signals(settings: Settings) -> list[str]:
-    """Why the URL looks like a connection pooler (empty when it looks direct)."""
+def pooler_signals(settings: Settings, facts: ServerFacts | None = None) -> list[str]:
+    """Why the URL looks like a connection pooler (empty when it looks direct); with ``facts``, judged on
+    the host and port actually connected (a URL may list several)."""
     target = settings.target
-    host, port = target["host"].lower(), target["port"]
+    host = (facts.host if facts and facts.host else target["host"])
+    port = facts.port if facts and facts.port else target["port"]
     signals = []
     if port in POOLER_PORTS:
         signals.append(f"port {port} is a transaction-pooler port")
-    if "pooler" in host or "pgbouncer" in host:
-        signals.append(f"host {target['host']} is a pooler endpoint")
+    if "pooler" in host.lower() or "pgbouncer" in host.lower():
+        signals.append(f"host {host} is a pooler endpoint")
     if "pgbouncer" in settings.database_url.lower():
         signals.append("the URL mentions pgbouncer")
     return signals
@@ -114,8 +117,11 @@ def _round_trip_ms(conn, samples: int = 5) -> float:
 def check_connection(conn, settings: Settings, facts: ServerFacts) -> Iterator[CheckResult]:
     g = "Connection"
     t = settings.target
+    host, port = facts.host or t["host"], facts.port or t["port"]
+    listed = "" if (t["host"], t["port"]) == (host, port) else \
+        f" (the first of {host_list(t['host'], t['port'])} that answered)"
     yield _ok("connection", g, "Connection",
-              f"{facts.version} at {t['host']}:{t['port']}/{facts.database} as {facts.user}; "
+              f"{facts.version} at {host}:{port}/{facts.database} as {facts.user}{listed}; "
               f"server time {facts.server_time}")
     rtt = _round_trip_ms(conn)
     if rtt > SLOW_ROUND_TRIP_MS:
@@ -125,12 +131,12 @@ def check_connection(conn, settings: Settings, facts: ServerFacts) -> Iterator[C
         yield _ok("latency", g, "Round trip", f"{rtt:.1f} ms (median of 5)")
     if facts.ssl:
         yield _ok("ssl", g, "SSL", "in use")
-    elif _is_local(t["host"]):
+    elif _is_local(host):
         yield _ok("ssl", g, "SSL", "not in use (local connection)")
     else:
         yield _warn("ssl", g, "SSL", "not in use: the password and data cross the network unencrypted",
                     "Add sslmode=require to DATABASE_URL if the server supports SSL.")
-    signals = pooler_signals(settings)
+    signals = pooler_signals(settings, facts)
     pids = {conn.info.backend_pid}
     for _ in range(2):
         pids.add(conn.execute("SELECT pg_backend_pid()").fetchone()[0])

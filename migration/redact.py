@@ -35,6 +35,17 @@ def password_guesses(url: str) -> list[str]:
 MASKED_ALL = "postgresql://****@****"
 
 
+def host_list(hosts: str, ports: str) -> str:
+    """libpq's ``host`` and ``port`` lists as URL-style HOST:PORT pairs (one port for every host, or one
+    port per host): ``host=h1,h2 port=5433,5432`` -> ``h1:5433,h2:5432``."""
+    names, numbers = hosts.split(","), ports.split(",") if ports else [""]
+    if len(numbers) == 1:
+        numbers = numbers * len(names)
+    if len(numbers) != len(names):  # libpq refuses it; show it as given
+        return f"{hosts}:{ports}"
+    return ",".join(f"{h}:{p}" if p else h for h, p in zip(names, numbers))
+
+
 def mask_url(url: str) -> str:
     """The URL with its password replaced by ****; never raises, never leaks.
 
@@ -57,7 +68,7 @@ def _mask_url(url: str) -> str:
         port = info.get("port", "")
         db = info.get("dbname", "")
         cred = f"{quote(user)}:****@" if user else ("****@" if "password" in info else "")
-        return f"postgresql://{cred}{host}{':' + port if port else ''}/{db}"
+        return f"postgresql://{cred}{host_list(host, port)}/{db}"
     parts = urlsplit(url)
     scheme, rest = url.split("://", 1)
     if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]{0,30}$", scheme) or parts.fragment:

@@ -27,6 +27,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument("--yes", "-y", action="store_true", help="perform the rollback (without it: preview only)")
     parser.add_argument("--cascade", action="store_true",
                         help="also drop the objects the preview lists as depending on the table")
+    parser.add_argument("--accept-loss", action="store_true",
+                        help="with --cascade: also drop dependents no safety copy can hold (the preview marks them "
+                             "NOT recoverable, e.g. a column of another table of the table's row type)")
     parser.add_argument("--no-table-backup", action="store_true",
                         help="do not take a pg_dump safety copy of the table first")
     parser.add_argument("--backup-dir", metavar="DIR", type=Path, default=DEFAULT_BACKUP_DIR,
@@ -54,12 +57,12 @@ def handle(args: argparse.Namespace) -> int:
             restore = Restore(settings, args.restore, log.tap(settings, "restore", RestorePrinter()))
             result = run_cancellable(restore, "stopping psql; nothing is kept")
             return exit_codes.for_outcome(result.outcome)
-        printer = RollbackPrinter(perform=args.yes, cascade=args.cascade)
+        printer = RollbackPrinter(perform=args.yes, cascade=args.cascade, copy=not args.no_table_backup)
         emit = log.tap(settings, "rollback", printer)
         options = rollback_options(args)
         if not args.yes:
             return _preview_only(settings, options, emit, printer)
-        rollback = Rollback(settings, emit, options, cascade=args.cascade)
+        rollback = Rollback(settings, emit, options, cascade=args.cascade, accept_loss=args.accept_loss)
         result = run_cancellable(rollback, "stopping the DROP and rolling back")
         return exit_codes.for_outcome(result.outcome)
 
@@ -81,6 +84,14 @@ def _preview_only(settings, options, emit, printer: RollbackPrinter) -> int:
         print_error(refused, printer.out)
         return exit_codes.FAILURE
     printer.line()
+    if preview.others:
+        owners = ", ".join(sorted({d.owner for d in preview.others}))
+        printer.line(f"This was a preview; nothing was changed. A rollback would refuse: objects owned by {owners} "
+                     "depend on the table, and migrate-tui never drops another role's objects.")
+        printer.line(f"  Fix: ask {owners} to drop or change them first (or run the rollback as that role).")
+        return exit_codes.OK
     printer.line("This was a preview; nothing was changed. To perform it:")
-    printer.line("  migrate-tui rollback --yes" + (" --cascade" if preview.dependents else ""))
+    lossy = preview.lost and options.table_backup
+    printer.line("  migrate-tui rollback --yes" + (" --cascade" if preview.dependents else "")
+                 + (" --accept-loss" if lossy else ""))
     return exit_codes.OK

@@ -27,10 +27,12 @@ from migration.events import (
 class RollbackPrinter:
     """Headless output of a rollback (preview, copy, lock waits, result)."""
 
-    def __init__(self, out: TextIO | None = None, perform: bool = True, cascade: bool = False) -> None:
+    def __init__(self, out: TextIO | None = None, perform: bool = True, cascade: bool = False,
+                 copy: bool = True) -> None:
         self.out = out or sys.stdout
         self.perform = perform
         self.cascade = cascade
+        self.copy = copy  # a safety copy will be taken (not --no-table-backup)
         self._last_blockers: tuple[int, ...] | None = None
 
     def line(self, text: str = "") -> None:
@@ -50,6 +52,11 @@ class RollbackPrinter:
             c = event.copy
             self.line(f"✓ Safety copy written and verified: {c.path}")
             self.line(f"  {c.rows} rows, {c.size_bytes} bytes, sha256 {c.sha256}")
+            if c.dependents:
+                self.line(f"  Also holds the definitions of {len(c.dependents)} dependent object(s): "
+                          + "; ".join(c.dependents))
+            for lost in c.not_kept:
+                self.line(f"⚠️  Not in the copy (cannot be recreated): {lost}")
             self.line(f"  Restore it with: {c.restore_command}")
         elif isinstance(event, SafetyCopySkipped):
             self.line(f"⚠️  No safety copy: {event.reason}")
@@ -95,7 +102,8 @@ class RollbackPrinter:
         if p.dependents:
             self.line(f"  CASCADE would also remove {len(p.dependents)} dependent object(s):")
             for dep in p.dependents:
-                self.line(f"    - {dep.label}")
+                fate = dep.fate if self.copy or not dep.ours else "no safety copy: gone for good"
+                self.line(f"    - {dep.label} — {fate}")
         else:
             self.line("  No other objects depend on it (a plain DROP TABLE, no CASCADE).")
         self.line(f"  SQL: {p.drop_sql};")
@@ -118,7 +126,14 @@ class RollbackPrinter:
             self.line(f"✗ {event.message}")
             for label in event.details:
                 self.line(f"    - {label}")
-            self.line("  Fix: re-run with --cascade to drop the objects listed above together with the table.")
+            if event.error is not None and "--accept-loss" in event.error.hint and "Review them" not in \
+                    event.error.hint:
+                self.line("  Fix: re-run with --cascade --accept-loss to drop them anyway (no copy can bring back the "
+                          "objects marked NOT recoverable), or change them yourself first.")
+            else:
+                self.line("  Fix: re-run with --cascade to drop the objects listed above together with the table"
+                          + (" (and --accept-loss for those marked NOT recoverable)." if event.error is not None
+                             and "--accept-loss" in event.error.hint else "."))
             return
         if event.error:
             for text in event.error.lines():
@@ -141,6 +156,10 @@ class RestorePrinter:
             self.line(f"↩️  Restoring {event.schema}.{event.table} from {event.path}")
             self.line(f"Database: {event.masked_url}")
         elif isinstance(event, RestoreFinished):
+            for key in event.recreated:
+                self.line(f"✓ Recreated: {key}")
+            for line in event.not_recreated:
+                self.line(f"✗ Could not recreate: {line}")
             if event.error is not None:
                 for text in event.error.lines():
                     self.line(text)

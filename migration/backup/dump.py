@@ -313,8 +313,8 @@ class Backup(Operation):
             "size_bytes": size,
             "sha256": digest,
             "database": facts.database,
-            "host": target["host"],
-            "port": target["port"],
+            "host": facts.host or target["host"],  # the host that answered (of a host list)
+            "port": facts.port or target["port"],
             "user": facts.user,
             "server_version": facts.version,
             "pg_dump_version": tool.version,

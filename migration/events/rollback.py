@@ -17,6 +17,10 @@ class Dependent:
     catalog: str = ""  # pg_class, pg_constraint, ... (to verify it is gone)
     oid: int = 0
     subid: int = 0  # a column number when a column of another table is dropped
+    owner: str = ""  # its owner, or the owner of the table it belongs to
+    ours: bool = True  # owned by the operator's role (or a role it belongs to, unless a superuser)
+    keep: str = ""  # how the safety copy keeps it: "pg_dump", "definition", "part of <key>"; "" when it cannot
+    why_lost: str = ""  # why no copy can keep it (empty: it can)
 
     @property
     def key(self) -> str:
@@ -26,6 +30,20 @@ class Dependent:
     @property
     def label(self) -> str:
         return self.key + (f" (alters table {self.alters})" if self.alters else "")
+
+    @property
+    def recoverable(self) -> bool:
+        """Whether the safety copy can hold what recreates it."""
+        return not self.why_lost
+
+    @property
+    def fate(self) -> str:
+        """What happens to it, in the operator's words (the preview and the wizard's dialog)."""
+        if not self.ours:
+            return f"owned by {self.owner or 'another role'}: migrate-tui does not drop it"
+        if not self.recoverable:
+            return f"NOT recoverable: {self.why_lost}"
+        return "kept in the safety copy"
 
 
 @dataclass(frozen=True)
@@ -64,6 +82,16 @@ class Preview:
     def needs_cascade(self) -> bool:
         return bool(self.dependents)
 
+    @property
+    def others(self) -> tuple[Dependent, ...]:
+        """Dependents owned by other roles: the rollback refuses to drop them."""
+        return tuple(d for d in self.dependents if not d.ours)
+
+    @property
+    def lost(self) -> tuple[Dependent, ...]:
+        """Dependents no safety copy can hold: dropping them needs an explicit acceptance."""
+        return tuple(d for d in self.dependents if not d.recoverable)
+
 
 @dataclass(frozen=True)
 class SafetyCopy:
@@ -75,6 +103,8 @@ class SafetyCopy:
     pg_dump: str  # the pg_dump binary used, with its version
     elapsed_ms: float = 0.0
     manifest: str = ""  # the manifest beside the copy (its sha256 and size)
+    dependents: tuple[str, ...] = ()  # labels of the dependents whose definitions the copy also holds
+    not_kept: tuple[str, ...] = ()  # "label: why" of the dependents it cannot hold (dropped all the same)
 
 
 @dataclass(frozen=True)
@@ -187,6 +217,8 @@ class RestoreFinished(Finished):
     rows: int = 0
     path: str = ""
     sha256: str = ""  # of the copy that was run
+    recreated: tuple[str, ...] = ()  # dependents recreated and found again in the catalog (their keys)
+    not_recreated: tuple[str, ...] = ()  # "key: why" of the dependents that are not back
 
 
 RollbackEvent = (RollbackStarted | PreviewReady | SafetyCopyStarted | SafetyCopyFinished | SafetyCopySkipped

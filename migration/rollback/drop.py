@@ -23,7 +23,7 @@ import psycopg
 from psycopg import sql
 
 from ..catalog import lock_table, relation
-from ..db import ServerFacts, connect, rollback_quietly, server_facts
+from ..db import ServerFacts, connect, guarded, rollback_quietly, server_facts
 from ..errors import MigrateError, OperatorError
 from ..events import (
     Blocker,
@@ -43,10 +43,11 @@ from ..events import (
 )
 from ..operation import Busy, Emit, Operation, Stop
 from ..options import DEFAULT_ROLLBACK_LOCK_TIMEOUT_MS, RollbackOptions
-from ..plan import set_local, try_lock
+from ..plan import try_lock
 from ..schema import TABLE, Table
 from ..settings import Settings
 from .. import locks
+from . import dependents as rollback_dependents
 from . import preview as rollback_preview
 from . import safety_copy as rollback_copy
 from .lock_watch import LockWatch
@@ -63,10 +64,9 @@ def read_preview(settings: Settings, table: Table = TABLE, *, lock_timeout_ms: i
 
 def _preview_in_readonly_tx(conn: psycopg.Connection, settings: Settings, table: Table,
                             lock_timeout_ms: int) -> Preview:
-    conn.begin("READ ONLY")
+    conn.begin("READ ONLY", guarded(conn, idle_ms=settings.statement_timeout_ms, lock_timeout_ms=lock_timeout_ms,
+                                    statement_timeout_ms=settings.statement_timeout_ms))
     try:
-        conn.execute(set_local("lock_timeout", lock_timeout_ms))
-        conn.execute(set_local("statement_timeout", settings.statement_timeout_ms))
         return rollback_preview.preview(conn, settings.schema, table)
     finally:
         conn.execute("ROLLBACK")
@@ -77,20 +77,24 @@ class Rollback(Operation):
     cancelled_hint = "Nothing was dropped. Run again when ready."
 
     def __init__(self, settings: Settings, emit: Emit, options: RollbackOptions | None = None,
-                 table: Table = TABLE, *, confirmed: frozenset[str] | None = None, cascade: bool = False) -> None:
-        """``confirmed``: the dependents the operator confirmed (the wizard's dialog); ``cascade``: confirm
-        whatever this run's own preview shows (headless ``--cascade``)."""
+                 table: Table = TABLE, *, confirmed: frozenset[str] | None = None, cascade: bool = False,
+                 accept_loss: bool = False) -> None:
+        """``confirmed``: the dependents the operator confirmed (the wizard's dialog, which marks those no copy
+        can hold); ``cascade``: confirm whatever this run's own preview shows (headless ``--cascade``), except
+        dependents no safety copy can hold: those also need ``accept_loss`` (headless ``--accept-loss``)."""
         super().__init__(settings, emit)
         self.options = options or RollbackOptions()
         self.table = table
         self.confirmed = confirmed
         self.cascade = cascade
+        self.accept_loss = accept_loss
         self._conn: psycopg.Connection | None = None
         self._monitor: psycopg.Connection | None = None
         self._facts: ServerFacts | None = None
         self._attempts = 0
         self._preview: Preview | None = None
         self._copy: SafetyCopy | None = None
+        self._states: dict[str, str] = {}  # what the copy holds of each dependent (dependents.state)
 
     # -- the lifecycle (migration.operation) ---------------------------------------------
     def _interrupt(self) -> None:
@@ -123,6 +127,7 @@ class Rollback(Operation):
         if not preview.exists:
             raise Stop(Outcome.NOT_NEEDED, f"Nothing to roll back: table {preview.qualified} does not exist.")
         self._refuse_unless_ours(preview)
+        self._refuse_others(preview)
         agreed = self._agreed_dependents(preview, self.confirmed, self.cascade)
         self.check_cancel()
         fingerprint = None
@@ -187,16 +192,47 @@ class Rollback(Operation):
                 raise self._changed(preview.dependents, frozenset(confirmed))
             return current
         if current and not cascade:
-            labels = tuple(d.label for d in preview.dependents)
+            labels = tuple(_labelled(d, self.options.table_backup) for d in preview.dependents)
             raise Stop(Outcome.NEEDS_CONFIRMATION,
                         f"{len(labels)} other object(s) depend on {preview.qualified}; nothing was dropped.",
                         OperatorError(
                             f"Other objects depend on {preview.qualified} and DROP ... CASCADE would remove "
                             "them too: " + "; ".join(labels),
                             "Review them; to drop them with the table, confirm with --cascade "
-                            "(or drop or change them yourself first).", "2BP01"),
+                            "(or drop or change them yourself first)."
+                            + (" Those marked NOT recoverable also need --accept-loss." if preview.lost
+                               and self.options.table_backup else ""), "2BP01"),
+                        labels)
+        if preview.lost and self.options.table_backup and not self.accept_loss:
+            labels = tuple(_labelled(d, True) for d in preview.lost)
+            raise Stop(Outcome.NEEDS_CONFIRMATION,
+                        f"{len(labels)} object(s) that depend on {preview.qualified} cannot be kept in the safety "
+                        "copy; nothing was dropped.",
+                        OperatorError(
+                            "DROP ... CASCADE would remove objects that no safety copy can bring back: "
+                            + "; ".join(labels),
+                            "Change or drop them yourself first (e.g. change the column's type), or confirm the "
+                            "loss with --cascade --accept-loss.", "2BP01"),
                         labels)
         return current
+
+    @staticmethod
+    def _refuse_others(preview: Preview) -> None:
+        """PostgreSQL's CASCADE drops other roles' objects without asking them; migrate-tui never does (and the
+        restore could not recreate them as you): those roles drop or change their objects first."""
+        others = preview.others
+        if not others:
+            return
+        owners = sorted({d.owner or "another role" for d in others})
+        raise Stop(Outcome.FAILED, f"{len(others)} object(s) of other roles depend on {preview.qualified}; nothing "
+                   "was dropped.", OperatorError(
+                       f"DROP ... CASCADE would also remove objects owned by {', '.join(owners)}: "
+                       + "; ".join(f"{d.label} (owner {d.owner or '?'})" for d in others)
+                       + ". migrate-tui never drops another role's objects, and the restore could not recreate "
+                       "them as you.",
+                       f"Ask {owners[0]} to drop or change them first (or run the rollback as that role), then run "
+                       "it again.", "42501"),
+                   tuple(d.label for d in others))
 
     def _changed(self, now, confirmed: frozenset[str]) -> Stop:
         current = frozenset(d.key for d in now)
@@ -218,17 +254,26 @@ class Rollback(Operation):
             self.emit(SafetyCopyStarted(str(path), dump.describe(), str(self.options.backup_dir), removed))
 
         # pg_dump reads an exported snapshot, so the rows it writes are exactly the rows counted here.
+        # It sits idle in its transaction while pg_dump runs: no role or database timeout may end it (and
+        # with it the snapshot) meanwhile; pg_dump's own session does the same for itself.
         with connect(self.settings, application_name=APPLICATION_NAME) as snap:
-            snap.begin("ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            snap.execute(set_local("lock_timeout", self.options.lock_timeout_ms))
+            snap.begin("ISOLATION LEVEL REPEATABLE READ READ ONLY", guarded(
+                snap, idle_ms=0, lock_timeout_ms=self.options.lock_timeout_ms,
+                statement_timeout_ms=self.settings.statement_timeout_ms))
             snapshot = snap.execute("SELECT pg_export_snapshot()").fetchone()[0]
-            lock_table(snap, preview.schema, self.table)  # by name, then checked: only then read
+            oid = lock_table(snap, preview.schema, self.table).oid  # by name, then checked: only then read
             fingerprint = rollback_preview.fingerprint(snap, preview.schema, self.table)
+            # what CASCADE drops, read again here: the copy holds what recreates each of them
+            deps = rollback_preview.dependents(snap, oid)
+            if frozenset(d.key for d in deps) != preview.dependent_keys:
+                raise self._changed(deps, preview.dependent_keys)
+            plan = rollback_dependents.plan(snap, deps)
+            self._states = rollback_dependents.states(snap, deps)
             copy = rollback_copy.dump_table(
                 self.settings, dump, self.options.backup_dir, schema=preview.schema, table=preview.table,
                 snapshot=snapshot, expected_rows=fingerprint[0], lock_timeout_ms=self.options.lock_timeout_ms,
                 server_major=self._facts.major, cancel=self._cancel, started=started,
-                trust_dir=self.options.trust_backup_dir, on_start=reserved)
+                trust_dir=self.options.trust_backup_dir, on_start=reserved, plan=plan)
             snap.execute("ROLLBACK")
         self.emit(SafetyCopyFinished(copy))
         return copy, fingerprint
@@ -262,12 +307,14 @@ class Rollback(Operation):
         s = self.settings
         qualified = self.table.qualified(s.schema)
         self.check_cancel()
-        conn.begin()  # BEGIN; SET LOCAL search_path = pg_catalog, pg_temp
+        # BEGIN; SET LOCAL search_path = pg_catalog, pg_temp; our timeouts, in one round trip. Never idle
+        # for long on purpose, but the audit log and the screen are written between statements: a role's
+        # idle_in_transaction_session_timeout of a few ms must not end it (our statement timeout still does).
+        conn.begin(local=guarded(conn, idle_ms=s.statement_timeout_ms, lock_timeout_ms=self.options.lock_timeout_ms,
+                                 statement_timeout_ms=s.statement_timeout_ms))
         if not self._execute(try_lock(s.schema, self.table)).fetchone()[0]:
             raise Busy(OperatorError("Another migration or rollback is running on this table.",
                                      "Wait for it to finish, then run again."))
-        self._execute(set_local("lock_timeout", self.options.lock_timeout_ms))
-        self._execute(set_local("statement_timeout", s.statement_timeout_ms))
         t_lock = time.perf_counter()
         with self._watch(conn.info.backend_pid, attempt) as watch:
             try:
@@ -290,10 +337,20 @@ class Rollback(Operation):
         now = rollback_preview.dependents(self._conn, oid)
         if frozenset(d.key for d in now) != agreed:
             raise self._changed(now, agreed)
+        self._refuse_others(replace(preview, dependents=now))  # an owner changed meanwhile
         if fingerprint is not None and rollback_preview.fingerprint(self._conn, s.schema, self.table) != fingerprint:
             raise Stop(Outcome.CHANGED, "Rows changed after the safety copy was taken; nothing was dropped.",
                         OperatorError("The table was written to after the safety copy was taken, so the copy "
                                       "would not hold every row.", "Run the rollback again: it takes a fresh copy."))
+        if fingerprint is not None:
+            changed = [key for key, digest in rollback_dependents.states(self._conn, now).items()
+                       if digest != self._states.get(key)]
+            if changed:
+                raise Stop(Outcome.CHANGED, "Objects that depend on the table changed after the safety copy was "
+                           "taken; nothing was dropped.", OperatorError(
+                               "Changed after the safety copy was taken, so the copy would recreate an older "
+                               "version: " + "; ".join(changed), "Run the rollback again: it takes a fresh copy."),
+                           tuple(changed))
         cascade = bool(agreed)
         statement = self.table.drop(s.schema, cascade=cascade)
         t_drop = time.perf_counter()
@@ -386,3 +443,8 @@ class Rollback(Operation):
 
     def _rollback_quietly(self) -> None:
         rollback_quietly(self._conn)
+
+
+def _labelled(dep, copy: bool) -> str:
+    """A dependent as the operator confirms it: with what becomes of it when a copy is taken."""
+    return f"{dep.label} — {dep.fate}" if copy else dep.label

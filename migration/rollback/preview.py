@@ -11,6 +11,8 @@ from psycopg import sql
 from .. import catalog
 from ..events import Dependent, Preview
 from ..schema import TABLE, Table
+from .dependents import describe as describe_dependents
+from .dependents import rows_fingerprint
 
 
 # Everything DROP ... CASCADE reaches from the table, read from pg_depend:
@@ -52,7 +54,10 @@ SELECT i.type, i.identity, v.classid::regclass::text, v.objid, v.objsubid,
     WHEN 'pg_attrdef'::regclass THEN (SELECT adrelid::regclass::text FROM pg_attrdef WHERE oid = v.objid)
     WHEN 'pg_trigger'::regclass THEN (SELECT tgrelid::regclass::text FROM pg_trigger WHERE oid = v.objid)
     WHEN 'pg_policy'::regclass THEN (SELECT polrelid::regclass::text FROM pg_policy WHERE oid = v.objid)
-    WHEN 'pg_class'::regclass THEN CASE WHEN v.objsubid <> 0 THEN v.objid::regclass::text END
+    WHEN 'pg_rewrite'::regclass THEN (SELECT ev_class::regclass::text FROM pg_rewrite WHERE oid = v.objid)
+    WHEN 'pg_class'::regclass THEN CASE WHEN v.objsubid <> 0 THEN v.objid::regclass::text
+                                        ELSE (SELECT indrelid::regclass::text FROM pg_index WHERE indexrelid = v.objid)
+                                   END
   END
 FROM victims v CROSS JOIN LATERAL pg_identify_object(v.classid, v.objid, v.objsubid) i
 ORDER BY 1, 2
@@ -66,10 +71,12 @@ def table_oid(conn, schema: str, table: Table = TABLE) -> int | None:
 
 
 def dependents(conn, oid: int) -> tuple[Dependent, ...]:
-    return tuple(
-        Dependent(kind, identity, alters, catalog, int(objid), int(subid))
-        for kind, identity, catalog, objid, subid, alters in conn.execute(_WALK, {"oid": oid}).fetchall()
-    )
+    """What DROP ... CASCADE removes besides the table, each with its owner and how the safety copy keeps it
+    (:mod:`.dependents`). The TOAST storage of a dropped relation is part of it, not an object of its own."""
+    found = [Dependent(kind, identity, alters, catalog, int(objid), int(subid))
+             for kind, identity, catalog, objid, subid, alters in conn.execute(_WALK, {"oid": oid}).fetchall()
+             if not identity.startswith("pg_toast.")]
+    return describe_dependents(conn, found)
 
 
 def preview(conn, schema: str, table: Table = TABLE) -> Preview:
@@ -85,7 +92,8 @@ def preview(conn, schema: str, table: Table = TABLE) -> Preview:
     oid = catalog.lock_table(conn, schema, table).oid  # locked, then checked again: only then read
     size, pretty = conn.execute("SELECT pg_total_relation_size(%s), pg_size_pretty(pg_total_relation_size(%s))",
                                 (oid, oid)).fetchone()
-    rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table.qualified(schema))).fetchone()[0]
+    # its own rows: an inherited table's are its own dependent's (COPY and pg_dump count them apart)
+    rows = conn.execute(sql.SQL("SELECT count(*) FROM ONLY {}").format(table.qualified(schema))).fetchone()[0]
     indexes = tuple(r[0] for r in conn.execute(
         "SELECT i.indexrelid::regclass::text FROM pg_index i WHERE i.indrelid = %s ORDER BY 1", (oid,)))
     sequences = [r[0] for r in conn.execute(
@@ -107,11 +115,8 @@ def _qualify(schema: str, name: str) -> str:
 
 
 def fingerprint(conn, schema: str, table: Table = TABLE) -> tuple[int, str]:
-    """Row count and an order-independent hash of every row: did the table change?"""
-    row = conn.execute(sql.SQL(
-        "SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)), 0)::text FROM {} t"
-    ).format(table.qualified(schema))).fetchone()
-    return int(row[0]), str(row[1])
+    """Row count and an order-independent hash of the table's own rows: did the table change?"""
+    return rows_fingerprint(conn, schema, table.name)
 
 
 def still_there(conn, schema: str, preview_: Preview, table: Table = TABLE) -> list[str]:

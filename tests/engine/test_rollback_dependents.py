@@ -43,8 +43,10 @@ def test_no_cascade_without_confirmation(db, settings_for, tmp_path):
     assert result.outcome is Outcome.NEEDS_CONFIRMATION
     assert result.error.sqlstate == "2BP01"
     assert "view public.recent_backups" in result.error.message
-    assert set(result.details) == {"view public.recent_backups",
-                                   "table constraint restores_backup_id_fkey on public.restores (alters table public.restores)"}
+    assert set(result.details) == {  # each with what the safety copy does for it
+        "view public.recent_backups — kept in the safety copy",
+        "table constraint restores_backup_id_fkey on public.restores (alters table public.restores) — kept in the "
+        "safety copy"}
     assert not rec.of(SafetyCopyStarted) and not rec.of(Dropped)
     assert db.table_exists() and catalog_has(db, "public.recent_backups") and _fk_exists(db)
 

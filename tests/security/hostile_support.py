@@ -40,8 +40,12 @@ TOOL_APPLICATION_PREFIX = "migrate-tui"
 TEST_APPLICATION = "hostile-test"  # this test's own sessions
 THIRD_PARTY_PIN = "set_config('search_path', '', false)"  # pg_dump's first statement (and its dumps')
 HIT_PREFIX = "hostile-hit: "  # what an attacker function writes to the server log when it runs
+# BEGIN, the pin at once, then (in the same round trip) only timeouts the transaction sets for itself
+# (migration.db.PinnedConnection.begin(local=...)): constants, which resolve no function or operator.
 PIN = re.compile(r"^BEGIN(?: (?:ISOLATION LEVEL [A-Z ]+?|READ ONLY|READ WRITE))*; "
-                 r"SET LOCAL search_path = pg_catalog, pg_temp$")
+                 r"SET LOCAL search_path = pg_catalog, pg_temp"
+                 r"(?:; SET LOCAL (?:idle_in_transaction_session_timeout|transaction_timeout|statement_timeout"
+                 r"|lock_timeout) = '[0-9]+(?:ms)?')*$")
 ENDS = ("COMMIT", "ROLLBACK", "END", "ABORT")
 ROWS = ("INSERT INTO public.database_backups (filename, s3_key, file_size) "
         "SELECT 'backup-' || i || '.sql', 'backups/backup-' || i || '.sql', i * 1000 FROM generate_series(1, 3) i")

@@ -31,7 +31,11 @@ def drop_summary(preview: "Preview", safety_copy: bool) -> Content:
         lines.append(Content.from_markup(
             "[b $error]CASCADE also removes $n other object(s):[/]", n=str(len(preview.dependents))))
         for dep in preview.dependents:
-            lines.append(Content.from_markup("  • $d", d=dep.label))
+            if not dep.ours or (safety_copy and not dep.recoverable):  # refused, or lost for good: say so
+                lines.append(Content.from_markup("  • $d — [b $error]$f[/]", d=dep.label, f=dep.fate))
+            else:
+                lines.append(Content.from_markup("  • $d", d=dep.label))
+
     else:
         lines.append(Content("Nothing else depends on it: a plain DROP TABLE (no CASCADE)."))
     prefix = f"{preview.schema}."
@@ -40,7 +44,11 @@ def drop_summary(preview: "Preview", safety_copy: bool) -> Content:
         lines.append(Content.from_markup("[b]Indexes ($n)[/b] $i", n=str(len(names)), i=", ".join(names)))
     if preview.sequence:
         lines.append(Content.from_markup("[b]Sequence[/b] $s", s=preview.sequence))
-    if safety_copy:
+    kept = sum(1 for d in preview.dependents if d.ours and d.recoverable)
+    if safety_copy and kept:
+        lines.append(Content(f"A safety copy of the table and of what recreates those {kept} object(s) (pg_dump) is "
+                             "written and verified first; a restore brings them back."))
+    elif safety_copy:
         lines.append(Content("A safety copy of the table (pg_dump) is written and verified first."))
     else:
         lines.append(Content.from_markup("[b $warning]No safety copy will be taken.[/]"))

@@ -263,7 +263,9 @@ class RollbackScreen(WizardScreen):
         self.app.push_screen(ConfirmDialog(
             "Restore the table from the safety copy?",
             f"{copy.path} ({copy.rows} rows) is run in one transaction; the table, its rows, indexes and sequence "
-            "come back exactly as they were copied.", yes="Restore", no="Not now", yes_variant="success"), answered)
+            "come back exactly as they were copied" + (f", then the {len(copy.dependents)} object(s) dropped with it, "
+                                                       "each in a transaction of its own." if copy.dependents else "."),
+            yes="Restore", no="Not now", yes_variant="success"), answered)
 
     def _restore(self, path: str) -> None:
         from migration.rollback import Restore

@@ -118,7 +118,7 @@ class TargetScreen(WizardScreen):
         facts = overview.facts if overview else None
         rows: list[tuple[str, str | Content]] = [
             ("Database URL", settings.masked_url if settings else PENDING),
-            ("Server", facts.version if facts else PENDING),
+            ("Server", _server(settings, facts) if facts else PENDING),
             ("Server time", facts.server_time if facts else PENDING),
             ("Database / user", f"{facts.database} / {facts.user}" if facts else PENDING),
             ("Schema", settings.schema if settings else PENDING),
@@ -151,3 +151,12 @@ def _optional(present: dict[str, bool]) -> Content:
     if not all(present.values()):
         parts.append(("The backup system needs these after the migration.", "dim italic"))
     return Content.assemble(*parts).rstrip()
+
+
+def _server(settings: "Settings | None", facts) -> str:
+    """The version; with a host list in DATABASE_URL, also the host that answered."""
+    from migration.connected import describe, lists_hosts
+
+    if settings is None or not facts.host or not lists_hosts(settings.masked_url):
+        return facts.version
+    return f"{facts.version} at {describe(facts.host, facts.port)} (the first listed host that answered)"
