@@ -16,6 +16,7 @@ transaction-mode poolers cannot keep them.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 
@@ -27,6 +28,9 @@ from . import connected
 from .settings import Settings
 
 APPLICATION_NAME = "migrate-tui"
+# psycopg warns on stderr when closing a connection the server already ended ("error ignored in rollback on
+# <...>"): the outcome is reported by the operation itself, read back from the catalog; no stray lines.
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
 PIN_SEARCH_PATH = "SET LOCAL search_path = pg_catalog, pg_temp"
 _MODE = re.compile(r"^(ISOLATION LEVEL (SERIALIZABLE|REPEATABLE READ|READ COMMITTED)( READ (ONLY|WRITE))?"
                    r"|READ (ONLY|WRITE))?$")

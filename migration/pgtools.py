@@ -189,8 +189,9 @@ def error_lines(stderr: str) -> list[str]:
 
 def explain_tool_failure(name: str, stderr: str, returncode: int, *, settings: Settings,
                          tool: PgTool | None = None, server_major: int | None = None,
-                         backup_dir: Path | None = None) -> OperatorError:
-    """Turn a failed pg_dump / pg_restore run into a message + fix hint (no secrets)."""
+                         backup_dir: Path | None = None, again: str = "run the backup again") -> OperatorError:
+    """Turn a failed pg_dump / pg_restore run into a message + fix hint (no secrets). ``again``: what to do once
+    the cause is fixed (the backup's "run the backup again", the rollback's "run the rollback again")."""
     lines = [redact(line, settings.secrets()) for line in error_lines(stderr)]
     text = " ".join(lines)
     low = text.lower()
@@ -218,7 +219,7 @@ def explain_tool_failure(name: str, stderr: str, returncode: int, *, settings: S
         what = match.group(0) if match else "permission denied"
         return OperatorError(
             f"{name} cannot read everything: {what}.",
-            f"Run the backup as a role that can read every table (the owner, or one granted pg_read_all_data): "
+            f"Run it as a role that can read every table (the owner, or one granted pg_read_all_data): "
             f"GRANT pg_read_all_data TO {user}; (PostgreSQL 14+), or GRANT SELECT on the table to {user}.",
             "42501", detail)
     if "password authentication failed" in low or "no password supplied" in low:
@@ -231,14 +232,14 @@ def explain_tool_failure(name: str, stderr: str, returncode: int, *, settings: S
     if "could not obtain lock" in low or "lock timeout" in low:
         return OperatorError(f"{name} could not lock a table within the lock wait timeout.",
                              "Another session holds an exclusive lock (see pg_stat_activity / pg_locks); wait for it "
-                             "to finish, then run the backup again.", "55P03", detail)
+                             f"to finish, then {again}.", "55P03", detail)
     if any(s in low for s in ("server closed the connection", "terminating connection", "connection to server",
                               "connection lost", "could not receive data", "could not send data", "eof detected")):
         return OperatorError(f"The connection to the server was lost while {name} was running.",
-                             "Check that the server is running and nobody terminated the session, then run the "
-                             "backup again. The partial file was deleted.", detail=detail)
+                             f"Check that the server is running and nobody terminated the session, then {again}. "
+                             "The partial file was deleted.", detail=detail)
     if returncode < 0:
         return OperatorError(f"{name} was stopped by signal {-returncode}.",
-                             "Run the backup again; the partial file was deleted.", detail=detail)
+                             f"{again[0].upper()}{again[1:]}; the partial file was deleted.", detail=detail)
     return OperatorError(f"{name} failed (exit code {returncode}): {lines[-1] if lines else 'no error message'}",
-                         "See the detail; fix the cause and run the backup again.", detail=detail)
+                         f"See the detail; fix the cause and {again}.", detail=detail)

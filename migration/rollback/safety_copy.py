@@ -263,7 +263,7 @@ def _run_pg_dump(settings: Settings, pg_dump: PgTool, pending: PendingFile, *, s
     if proc.returncode != 0:
         raise MigrateError(pgtools.explain_tool_failure(
             "pg_dump", err, proc.returncode, settings=settings, tool=pg_dump, server_major=server_major,
-            backup_dir=pending.dir.path))
+            backup_dir=pending.dir.path, again="run the rollback again (it takes a fresh safety copy)"))
 
 
 _CREATES = {"v": "VIEW", "m": "MATERIALIZED VIEW", "r": "TABLE", "p": "TABLE", "f": "FOREIGN TABLE"}

@@ -102,7 +102,7 @@ async def test_failed_backup_explains_and_skip_needs_confirmation(db18, settings
         assert screen.result.outcome is Outcome.FAILED
         text = flat(screen_text(app))
         assert "permission denied for table payroll" in text
-        assert "Fix: Run the backup as a role that can read every table" in text
+        assert "Fix: Run it as a role that can read every table" in text
         assert not screen.query_one("#continue").display
         await pilot.press("enter")  # Continue is not offered after a failure
         assert app.screen is screen
