@@ -166,6 +166,7 @@ class ServerFacts:
     database: str
     in_recovery: bool
     ssl: bool
+    backend_pid: int = 0  # pg_backend_pid(): the server process (behind a pooler, not conn.info.backend_pid)
 
     @property
     def major(self) -> int:
@@ -176,10 +177,10 @@ def server_facts(conn: psycopg.Connection) -> ServerFacts:
     row = conn.execute(
         "SELECT to_char(now(), 'YYYY-MM-DD HH24:MI:SS'), current_setting('server_version'), "
         "current_setting('server_version_num')::int, current_user, current_database(), pg_is_in_recovery(), "
-        "coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)"
+        "coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false), pg_backend_pid()"
     ).fetchone()
     assert row is not None
-    server_time, version, version_num, user, database, in_recovery, ssl = row
+    server_time, version, version_num, user, database, in_recovery, ssl, backend_pid = row
     return ServerFacts(
         version=f"PostgreSQL {str(version).split()[0]}",
         version_num=int(version_num),
@@ -188,4 +189,5 @@ def server_facts(conn: psycopg.Connection) -> ServerFacts:
         database=database,
         in_recovery=bool(in_recovery),
         ssl=bool(ssl),
+        backend_pid=int(backend_pid),
     )
