@@ -114,8 +114,8 @@ class PoolerReport:
         """e.g. "transaction pooling (PgBouncer 1.18.0)"."""
         what = {PoolMode.NONE: "a direct connection", PoolMode.SESSION: "session pooling",
                 PoolMode.TRANSACTION: "transaction pooling",
-                PoolMode.UNKNOWN: "a connection pooler whose mode could not be told (treated as transaction "
-                                  "pooling)"}[self.mode]
+                PoolMode.UNKNOWN: "a connection pooler in an unknown or unsupported mode (treated as "
+                                  "transaction pooling)"}[self.mode]
         return f"{what} ({self.product})" if self.product else what
 
     @property
@@ -167,9 +167,10 @@ def detect(conn, settings: Settings, server_pid: int | None = None, *,
                           f"server process is {server_pid}: something between them answers for the server")
     if not signals:
         return DIRECT
-    product, mode = console(settings) if keyed else ("", None)
+    product, configured = console(settings) if keyed else ("", None)
+    mode = _MODES.get(configured or "")
     if mode is not None:
-        signals.append(f"its admin console reports pool_mode = {mode.value}")
+        signals.append(f"its admin console reports pool_mode = {configured}")
     else:
         mode, why = probe(conn, settings, probe_timeout_s)
         signals.append(why)
@@ -187,9 +188,12 @@ def detect_for(settings: Settings) -> PoolerReport:
 # --- PgBouncer's admin console ------------------------------------------------------------------
 
 _NOT_ALLOWED = re.compile(r"FATAL:\s+not allowed\s*$", re.M)
+# PgBouncer's pool_mode values. Statement pooling refuses multi-statement transactions, which every command
+# uses: it is reported as it is configured, with the meaning of an unknown mode.
+_MODES = {"session": PoolMode.SESSION, "transaction": PoolMode.TRANSACTION, "statement": PoolMode.UNKNOWN}
 
 
-def console(settings: Settings) -> tuple[str, PoolMode | None]:
+def console(settings: Settings) -> tuple[str, str | None]:
     """PgBouncer's admin database ``pgbouncer``: ("PgBouncer <version>", its pool_mode) for its admin and
     stats users; ("PgBouncer", None) for others (it answers "not allowed"); ("", None) from anything else.
 
@@ -208,7 +212,7 @@ def console(settings: Settings) -> tuple[str, PoolMode | None]:
         return ("PgBouncer", None) if _NOT_ALLOWED.search(str(exc)) else ("", None)
 
 
-def _console_mode(admin, settings: Settings) -> PoolMode | None:
+def _console_mode(admin, settings: Settings) -> str | None:
     import psycopg
 
     target = settings.target
@@ -219,18 +223,13 @@ def _console_mode(admin, settings: Settings) -> PoolMode | None:
             for row in cur.fetchall():
                 values = dict(zip(names, row))
                 if values["database"] == target["dbname"] and values["user"] == target["user"]:
-                    return _mode(values["pool_mode"])
+                    return str(values["pool_mode"] or "").strip().lower() or None
         for name, value, *_ in admin.execute("SHOW CONFIG").fetchall():
             if name == "pool_mode":
-                return _mode(value)
+                return str(value or "").strip().lower() or None
     except psycopg.Error:
         return None
     return None
-
-
-def _mode(value) -> PoolMode | None:
-    return {"session": PoolMode.SESSION, "transaction": PoolMode.TRANSACTION,
-            "statement": PoolMode.TRANSACTION}.get(str(value or "").strip().lower())
 
 
 # --- the two-connection probe -------------------------------------------------------------------

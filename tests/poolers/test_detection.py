@@ -112,3 +112,16 @@ def test_a_full_session_pool_leaves_the_mode_unknown_within_the_bound(db18, boun
     assert report.mode is PoolMode.UNKNOWN and report.present and not report.dumps_safely
     assert "got no server connection within 1 s (a full pool" in report.reason
     assert not [t for t in threading.enumerate() if t.name == "migrate-tui-pooler-probe"]
+
+
+def test_statement_pooling_is_named_with_its_fix(db18, bouncers, tmp_path):
+    """Statement pooling refuses transactions, which every command uses (its first statement already fails):
+    the checklist says so and what to do, not "check the network"."""
+    from cli.cli_support import cli_env, run_cli
+
+    bouncer = bouncers(db18.server, "statement", pool_size=2)
+    result = run_cli("check", cwd=tmp_path, env=cli_env(bouncer.url(db18.name)))
+    assert result.returncode == 1
+    assert "it runs in statement pooling mode, which allows no transactions" in result.stdout
+    assert "Fix: Use the direct (non-pooled) URL" in result.stdout
+    assert not db18.table_exists()
