@@ -203,6 +203,7 @@ class ServerFacts:
     ssl: bool
     host: str = ""  # the host this connection reached (from a host list: the first that answered)
     port: str = ""
+    backend_pid: int = 0  # pg_backend_pid(): the server process (behind a pooler, not conn.info.backend_pid)
 
     @property
     def major(self) -> int:
@@ -213,10 +214,10 @@ def server_facts(conn: psycopg.Connection) -> ServerFacts:
     row = conn.execute(
         "SELECT to_char(now(), 'YYYY-MM-DD HH24:MI:SS'), current_setting('server_version'), "
         "current_setting('server_version_num')::int, current_user, current_database(), pg_is_in_recovery(), "
-        "coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)"
+        "coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false), pg_backend_pid()"
     ).fetchone()
     assert row is not None
-    server_time, version, version_num, user, database, in_recovery, ssl = row
+    server_time, version, version_num, user, database, in_recovery, ssl, backend_pid = row
     return ServerFacts(
         version=f"PostgreSQL {str(version).split()[0]}",
         version_num=int(version_num),
@@ -227,4 +228,5 @@ def server_facts(conn: psycopg.Connection) -> ServerFacts:
         ssl=bool(ssl),
         host=conn.info.host,
         port=str(conn.info.port),
+        backend_pid=int(backend_pid),
     )

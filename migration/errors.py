@@ -119,6 +119,11 @@ def explain(exc: BaseException, *, user: str | None = None, schema: str = "publi
         if "does not exist" in low and "database" in low:
             return OperatorError(f"Connection failed: {_last_line(text)}", "Check the database name at the end of "
                                  "DATABASE_URL.", sqlstate)
+        if "statement pooling mode" in low:  # PgBouncer pool_mode=statement refuses BEGIN
+            return OperatorError("Connection refused by the pooler: it runs in statement pooling mode, which allows "
+                                 "no transactions, and every migrate-tui command runs in transactions.",
+                                 "Use the direct (non-pooled) URL (usually port 5432, the host without 'pooler'), "
+                                 "or a pooler in session or transaction mode.", sqlstate)
         if "timeout expired" in low:
             return OperatorError("Connection failed: the server did not answer within the connect timeout.",
                                  CONNECTION_HINT, sqlstate)

@@ -116,6 +116,17 @@ class Operation:
         except Exception:  # noqa: BLE001 - explaining a failure must not fail
             return None
 
+    def note_pooler(self, conn, facts):
+        """Whether a connection pooler sits between us and the server (:mod:`migration.pooler`); when one
+        does, a :class:`~migration.events.PoolerDetected` says what it means for this operation."""
+        from .events import PoolerDetected
+        from .pooler import detect
+
+        report = detect(conn, self.settings, facts.backend_pid)
+        if report.present:
+            self.emit(PoolerDetected(self.name, report, report.describe(self.name)))
+        return report
+
     def check_cancel(self) -> None:
         if self._cancel.is_set():
             raise Cancelled()

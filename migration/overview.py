@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from .catalog import IndexFact, StructureReport
 from .db import ServerFacts
 from .errors import OperatorError
+from .pooler import PoolerReport
 from .schema import TABLE, Table
 from .settings import Settings
 
@@ -27,6 +28,7 @@ class TargetOverview:
     facts: ServerFacts | None = None
     report: StructureReport | None = None
     error: OperatorError | None = None
+    pooler: PoolerReport | None = None  # None: not looked at (the server could not be read)
 
     @property
     def state(self) -> str:
@@ -62,6 +64,8 @@ class TargetOverview:
             out.extend(_clash_note(ix) for ix in report.foreign_index_names)
         if self.facts is not None and self.facts.in_recovery:
             out.append("The server is a read-only standby (in recovery): point DATABASE_URL at the primary.")
+        if self.pooler is not None and self.pooler.present:
+            out.append(f"Connection pooler: {self.pooler.describe('check')}")
         return tuple(out)
 
 
@@ -75,6 +79,7 @@ def describe_target(settings: Settings, table: Table = TABLE) -> TargetOverview:
     from . import catalog
     from .db import connect, server_facts
     from .errors import explain
+    from .pooler import detect
 
     base = dict(masked_url=settings.masked_url, schema=settings.schema, table=table.name,
                 optional=settings.optional_present())
@@ -82,6 +87,7 @@ def describe_target(settings: Settings, table: Table = TABLE) -> TargetOverview:
     try:
         with connect(settings, connect_timeout=OVERVIEW_CONNECT_TIMEOUT_S) as conn:
             facts = server_facts(conn)
+            pooler = detect(conn, settings, facts.backend_pid)
             report = catalog.inspect(conn, settings.schema, table)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a message and a fix hint
         user = facts.user if facts else None
@@ -91,7 +97,7 @@ def describe_target(settings: Settings, table: Table = TABLE) -> TargetOverview:
             pass
         error = explain(exc, user=user, schema=settings.schema, secrets=settings.secrets())
         return TargetOverview(**base, facts=facts, error=error)
-    return TargetOverview(**base, facts=facts, report=report)
+    return TargetOverview(**base, facts=facts, report=report, pooler=pooler)
 
 
 def lock_waits(settings: Settings) -> tuple:

@@ -23,6 +23,7 @@ from .errors import explain
 from .events import CheckCompleted, Checklist, ChecklistFinished, CheckResult, Outcome, Status
 from .operation import Emit, Operation
 from .options import BackupOptions
+from .pooler import detect
 from .pgtools import Locator, PgTool
 from .redact import host_list
 from .safe_files import describe_dir
@@ -30,7 +31,6 @@ from .schema import TABLE, Table
 from .settings import Settings
 
 MIN_CRON_SECRET = 32
-POOLER_PORTS = {"6543", "6432"}  # Supabase / Neon transaction poolers, PgBouncer's default
 SLOW_ROUND_TRIP_MS = 250.0
 
 
@@ -75,22 +75,6 @@ def check_environment(settings: Settings) -> Iterator[CheckResult]:
 
 # --- connection ---------------------------------------------------------------------------------
 
-def pooler_signals(settings: Settings, facts: ServerFacts | None = None) -> list[str]:
-    """Why the URL looks like a connection pooler (empty when it looks direct); with ``facts``, judged on
-    the host and port actually connected (a URL may list several)."""
-    target = settings.target
-    host = (facts.host if facts and facts.host else target["host"])
-    port = facts.port if facts and facts.port else target["port"]
-    signals = []
-    if port in POOLER_PORTS:
-        signals.append(f"port {port} is a transaction-pooler port")
-    if "pooler" in host.lower() or "pgbouncer" in host.lower():
-        signals.append(f"host {host} is a pooler endpoint")
-    if "pgbouncer" in settings.database_url.lower():
-        signals.append("the URL mentions pgbouncer")
-    return signals
-
-
 def _is_local(host: str) -> bool:
     if host.startswith("/") or host in ("localhost", ""):
         return True
@@ -114,7 +98,8 @@ def _round_trip_ms(conn, samples: int = 5) -> float:
     return statistics.median(times)
 
 
-def check_connection(conn, settings: Settings, facts: ServerFacts) -> Iterator[CheckResult]:
+def check_connection(conn, settings: Settings, facts: ServerFacts, with_backup: bool = True
+                     ) -> Iterator[CheckResult]:
     g = "Connection"
     t = settings.target
     host, port = facts.host or t["host"], facts.port or t["port"]
@@ -136,18 +121,31 @@ def check_connection(conn, settings: Settings, facts: ServerFacts) -> Iterator[C
     else:
         yield _warn("ssl", g, "SSL", "not in use: the password and data cross the network unencrypted",
                     "Add sslmode=require to DATABASE_URL if the server supports SSL.")
-    signals = pooler_signals(settings, facts)
-    pids = {conn.info.backend_pid}
-    for _ in range(2):
-        pids.add(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
-    if len(pids) > 1:
-        signals.append("consecutive statements ran in different server sessions")
-    if signals:
-        yield _warn("pooler", g, "Direct connection", "looks like a connection pooler: " + "; ".join(signals),
-                    "Advisory locks and pg_dump need a direct connection: use the direct (session) URL, "
-                    "e.g. port 5432 and the host without 'pooler'.")
-    else:
-        yield _ok("pooler", g, "Direct connection", "no connection pooler detected")
+    yield check_pooler(conn, settings, facts, with_backup)
+
+
+def check_pooler(conn, settings: Settings, facts: ServerFacts, with_backup: bool = True) -> CheckResult:
+    """The "Direct connection" row: which pooler (if any), why we think so, and what it means for this run.
+
+    Session pooling is a warning (every command works as on a direct connection); transaction pooling (or a
+    pooler whose mode could not be told) is a failure when this run backs up — pg_dump must not run
+    through it (:mod:`migration.pooler`) — and a warning otherwise (the migration itself is safe)."""
+    g, name = "Connection", "Direct connection"
+    report = detect(conn, settings, facts.backend_pid)
+    if not report.present:
+        # (the cancel key is the server process's own, and the URL is not a pooler endpoint)
+        return _ok("pooler", g, name, "no connection pooler detected")
+    detail = f"{report.label}: {report.reason}. For this run: {report.meaning('check')}"
+    if report.dumps_safely:
+        return _warn("pooler", g, name, detail, "Nothing needs to change; the provider's direct URL (usually port "
+                     "5432, the host without 'pooler') avoids holding pooled server connections during the run.")
+    direct = ("Use the direct (non-pooled) URL for this run: your provider's direct connection, usually port "
+              "5432 and the host without 'pooler'")
+    if with_backup:
+        return _fail("pooler", g, name, detail + " — the backup would not be correct",
+                     direct + "; or back up through a direct connection yourself and run with --skip-backup (the "
+                     "migration itself is safe through transaction pooling).")
+    return _warn("pooler", g, name, detail, direct + " for the backup and for the rollback's safety copy.")
 
 
 # --- permissions --------------------------------------------------------------------------------
@@ -321,7 +319,7 @@ def run_checks(settings: Settings, checklist: Checklist | None = None, *, option
     with conn:
         try:
             cl.facts = facts = server_facts(conn)
-            for result in check_connection(conn, settings, facts):
+            for result in check_connection(conn, settings, facts, with_backup):
                 yield emit(result)
             for result in check_permissions(conn, settings, facts):
                 yield emit(result)

@@ -68,6 +68,7 @@ class Migration(Operation):
         s = self.settings
         self.emit(RunStarted(s.masked_url, s.schema, self.table.name))
         self._step_connect()
+        self.note_pooler(self._conn, self._facts)  # one transaction: safe through session and transaction pooling
         self._step = Step.EXISTENCE_CHECK
         report = self._step_existence()
         if report.exists:

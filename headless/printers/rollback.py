@@ -10,6 +10,7 @@ from migration.events import (
     LockAcquired,
     LockTimedOut,
     Outcome,
+    PoolerDetected,
     Preview,
     PreviewReady,
     RestoreFinished,
@@ -42,6 +43,8 @@ class RollbackPrinter:
         if isinstance(event, RollbackStarted):
             self.line(f"↩️  Manual rollback: drop table {event.schema}.{event.table}")
             self.line(f"Database: {event.masked_url}")
+        elif isinstance(event, PoolerDetected):
+            self.line(f"🔀 Connection pooler — {event.text}")
         elif isinstance(event, PreviewReady):
             self.preview(event.preview)
         elif isinstance(event, SafetyCopyStarted):
@@ -155,6 +158,8 @@ class RestorePrinter:
         if isinstance(event, RestoreStarted):
             self.line(f"↩️  Restoring {event.schema}.{event.table} from {event.path}")
             self.line(f"Database: {event.masked_url}")
+        elif isinstance(event, PoolerDetected):
+            self.line(f"🔀 Connection pooler — {event.text}")
         elif isinstance(event, RestoreFinished):
             for key in event.recreated:
                 self.line(f"✓ Recreated: {key}")

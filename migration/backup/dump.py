@@ -22,9 +22,10 @@ from pathlib import Path
 from ..children import child_env
 from ..errors import MigrateError, OperatorError
 from ..events import BackupFinished, BackupStarted, BackupVerifying, Outcome
-from ..operation import Emit, Operation
+from ..operation import Emit, Operation, Stop
 from ..options import FORMATS, BackupOptions
 from ..pgtools import Locator, PgTool, ToolSearch, explain_tool_failure, public_conninfo
+from ..pooler import DIRECT_URL_HINT, DUMP_REFUSED, PoolerReport
 from ..safe_files import CheckedDir, PendingFile, open_dir, remove_stale_partials, reserve
 from ..redact import redact
 from ..settings import Settings
@@ -92,16 +93,12 @@ class Backup(Operation):
 
     def _perform(self) -> BackupFinished:
         self.check_cancel()
-        # pg_dump starts first unless the server's version must pick it: the database driver then
-        # loads and connects (for the server facts, the sizes and the progress) while pg_dump runs.
-        search, tool, facts = None, self.tool, None
-        if tool is None:
-            search = self.locator.find("pg_dump")
-            if search.override is not None or len(search.found) == 1:
-                tool = search.chosen  # the only candidate: its version is checked once connected
-        if tool is None:
-            facts = self._inspect()
-            tool = self._choose_tool(facts.major, search)
+        # The connection comes first, pg_dump only after it: whether a pooler sits in between decides
+        # whether pg_dump may run at all. Through transaction pooling its session settings would stay on
+        # pooled server connections the moment it starts (migration.pooler), so it is refused before that.
+        facts = self._inspect()
+        self._refuse_unless_dump_is_safe(self.note_pooler(self._conn, facts))
+        tool = self.tool or self._choose_tool(facts.major)
         self.check_cancel()
         directory = self._dir = open_dir(self.backup_dir, create=True, own=True, trust=self.options.trust_dir)
         removed = tuple(remove_stale_partials(directory))
@@ -160,6 +157,14 @@ class Backup(Operation):
         self._conn = connect(self.settings, application_name="migrate-tui-backup-inspect")
         return server_facts(self._conn)
 
+    @staticmethod
+    def _refuse_unless_dump_is_safe(pooler: PoolerReport) -> None:
+        if not pooler.dumps_safely:
+            raise Stop(Outcome.FAILED, "Backup refused: pg_dump did not start and nothing was written.",
+                       OperatorError(f"pg_dump does not run through {pooler.label}: {DUMP_REFUSED}.",
+                                     f"{DIRECT_URL_HINT} (set DATABASE_URL to it), then run the "
+                                     "backup again."))
+
     def _choose_tool(self, server_major: int, search: ToolSearch | None = None) -> PgTool:
         search = self.locator.find("pg_dump", server_major) if search is None \
             else self.locator.decide(search, server_major)
@@ -213,10 +218,6 @@ class Backup(Operation):
                                        "migrate-tui-backup-stderr")
             monitor = None
             try:
-                if facts is None:  # pg_dump is running: now the driver loads and connects
-                    facts = self._inspect()
-                    if self.tool is None:  # found, not given: too old for this server means refused here
-                        self._choose_tool(facts.major, ToolSearch("pg_dump", tool, (tool,), str(tool.path)))
                 monitor = CopyMonitor(self._conn if facts.major >= 14 else None, self._app_name)
                 database_bytes, tables = table_sizes(self._conn)
                 progress.set_tables(tables)

@@ -18,6 +18,7 @@ from .migrate import (
     StepStarted,
 )
 from ..outcome import Finished, Notice, Outcome
+from .pooler import PoolerDetected
 from .rollback import (
     Blocker,
     Dependent,
@@ -46,8 +47,8 @@ __all__ = [
     "BackupEvent", "BackupFinished", "BackupProgress", "BackupStarted", "BackupVerifying", "Blocker",
     "CheckCompleted", "CheckResult", "Checklist", "ChecklistEvent", "ChecklistFinished", "Dependent", "Dropped",
     "Event", "Finished", "LockAcquired", "LockTimedOut", "MigrateEvent", "Notice", "Outcome", "Preview",
-    "PreviewReady", "RestoreEvent", "RestoreFinished", "RestoreStarted", "RollbackEvent", "RollbackFinished",
-    "RollbackStarted", "RunFinished", "RunStarted", "SafetyCopy", "SafetyCopyFinished", "SafetyCopySkipped",
-    "SafetyCopyStarted", "Status", "Step", "StepFailed", "StepFinished", "StepSkipped", "StepStarted", "Verified",
-    "WaitingForLock",
+    "PoolerDetected", "PreviewReady", "RestoreEvent", "RestoreFinished", "RestoreStarted", "RollbackEvent",
+    "RollbackFinished", "RollbackStarted", "RunFinished", "RunStarted", "SafetyCopy", "SafetyCopyFinished",
+    "SafetyCopySkipped", "SafetyCopyStarted", "Status", "Step", "StepFailed", "StepFinished", "StepSkipped",
+    "StepStarted", "Verified", "WaitingForLock",
 ]

@@ -44,6 +44,7 @@ from ..events import (
 from ..operation import Busy, Emit, Operation, Stop
 from ..options import DEFAULT_ROLLBACK_LOCK_TIMEOUT_MS, RollbackOptions
 from ..plan import try_lock
+from ..pooler import DIRECT_URL_HINT, DUMP_REFUSED
 from ..schema import TABLE, Table
 from ..settings import Settings
 from .. import locks
@@ -92,6 +93,7 @@ class Rollback(Operation):
         self._monitor: psycopg.Connection | None = None
         self._facts: ServerFacts | None = None
         self._attempts = 0
+        self._server_pid = 0  # pg_backend_pid() of the DROP's transaction
         self._preview: Preview | None = None
         self._copy: SafetyCopy | None = None
         self._states: dict[str, str] = {}  # what the copy holds of each dependent (dependents.state)
@@ -121,6 +123,7 @@ class Rollback(Operation):
         self.emit(RollbackStarted(s.masked_url, s.schema, self.table.name))
         self._conn = connect(s, application_name=APPLICATION_NAME)
         self._facts = server_facts(self._conn)
+        pooler = self.note_pooler(self._conn, self._facts)
         self.check_cancel()
         preview = self._preview = _preview_in_readonly_tx(self._conn, s, self.table, self.options.lock_timeout_ms)
         self.emit(PreviewReady(preview))
@@ -131,6 +134,13 @@ class Rollback(Operation):
         agreed = self._agreed_dependents(preview, self.confirmed, self.cascade)
         self.check_cancel()
         fingerprint = None
+        if self.options.table_backup and not pooler.dumps_safely:
+            raise Stop(Outcome.FAILED, "Rollback refused: no safety copy could be taken, so nothing was dropped.",
+                       OperatorError(f"The safety copy (pg_dump) does not run through {pooler.label}: "
+                                     f"{DUMP_REFUSED}.",
+                                     f"{DIRECT_URL_HINT} (set DATABASE_URL to it), then run the rollback again; or "
+                                     "pass --no-table-backup to drop the table without a copy (the DROP itself is "
+                                     "safe through transaction pooling)."))
         if self.options.table_backup:
             self._copy, fingerprint = self._safety_copy(preview)
         else:
@@ -154,6 +164,10 @@ class Rollback(Operation):
                                "with the preview (migrate-tui rollback) whether the table is still there.", error)
         if preview.qualified not in left:  # the DROP was committed after all: say so, whatever failed later
             gone = not left
+            # The error's own fix may assume a rollback ("nothing was committed"): it came after the commit.
+            undo = (f"restore the safety copy with migrate-tui rollback --restore {self._copy.path}" if self._copy
+                    else "no safety copy was taken; restore the table from your backup if it is needed")
+            error = replace(error, hint=f"The DROP was committed: nothing to run again. To undo it, {undo}.")
             return self._ended(Outcome.SUCCESS if gone else Outcome.FAILED,
                                f"Table {preview.qualified} was dropped: the catalog, read after the error, confirms "
                                "it is gone" + ("." if gone else f", but still shows {', '.join(left)}."), error)
@@ -315,8 +329,11 @@ class Rollback(Operation):
         if not self._execute(try_lock(s.schema, self.table)).fetchone()[0]:
             raise Busy(OperatorError("Another migration or rollback is running on this table.",
                                      "Wait for it to finish, then run again."))
+        # The server process this transaction runs on: behind a pooler conn.info.backend_pid is the pooler's
+        # cancel key, and through transaction pooling the process may change from one transaction to the next.
+        self._server_pid = int(self._execute("SELECT pg_backend_pid()").fetchone()[0])
         t_lock = time.perf_counter()
-        with self._watch(conn.info.backend_pid, attempt) as watch:
+        with self._watch(self._server_pid, attempt) as watch:
             try:
                 self._execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(qualified))
             except psycopg.errors.LockNotAvailable:
@@ -354,7 +371,7 @@ class Rollback(Operation):
         cascade = bool(agreed)
         statement = self.table.drop(s.schema, cascade=cascade)
         t_drop = time.perf_counter()
-        with self._watch(self._conn.info.backend_pid, attempt) as watch:  # CASCADE locks dependents too
+        with self._watch(self._server_pid, attempt) as watch:  # CASCADE locks dependents too
             try:
                 self._execute(statement)
             except psycopg.errors.LockNotAvailable:

@@ -40,6 +40,7 @@ from ..settings import Settings
 from .safety_copy import MANIFEST_SUFFIX, copy_rows, find_pg_dump, verify_sections
 
 APPLICATION_NAME = "migrate-tui restore"
+RESET_SESSION = b"\nRESET ALL;\n"  # after the verified copy, inside psql's --single-transaction
 _OWNER = re.compile(r"^ALTER (?:TABLE|SEQUENCE|VIEW|MATERIALIZED VIEW|FOREIGN TABLE|FUNCTION|PROCEDURE) .+ "
                     r"OWNER TO (.+);$", re.M)
 
@@ -74,6 +75,7 @@ class Restore(Operation):
             self._expected = copy_rows(data.decode("utf-8", errors="replace"), s.schema, self.table.name)
             with connect(s, application_name=APPLICATION_NAME) as conn:
                 facts = server_facts(conn)
+                self.note_pooler(conn, facts)
                 self._refuse_other_owners(data, facts.user)
                 existing = catalog.relation(conn, s.schema, self.table)
                 if existing is not None:
@@ -305,14 +307,18 @@ class Restore(Operation):
         return psql
 
     def _psql(self, psql: str, data: bytes) -> None:
-        """psql runs exactly these verified bytes (given on its stdin), in one transaction. The table's section
-        failing ends the restore (nothing restored); a dependent's raises :class:`_SectionFailed`."""
+        """psql runs exactly these verified bytes (given on its stdin), in one transaction, then ``RESET ALL``
+        before that transaction commits: the copy's own session settings (``set_config('search_path', '',
+        false)``, ``row_security = off``, ``statement_timeout = 0``, …) would otherwise stay on the server
+        connection, which a transaction-mode pooler hands to other clients next (verified with PgBouncer).
+        The table's section failing ends the restore (nothing restored); a dependent's raises
+        :class:`_SectionFailed`."""
         argv = [psql, "--no-password", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
                 "-f", "-", "-d", pgtools.public_conninfo(self.settings, APPLICATION_NAME)]
         with child_env(self.settings) as child:
             self._proc = subprocess.Popen(argv, env=child.env, pass_fds=child.pass_fds, stdin=subprocess.PIPE,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            _, err = self._proc.communicate(data)
+            _, err = self._proc.communicate(data + RESET_SESSION)
         self.check_cancel()
         if self._proc.returncode != 0:
             text = err.decode("utf-8", errors="replace")

@@ -9,7 +9,7 @@ import pytest
 from engine_support import catalog_snapshot, run
 
 from migration.options import BackupOptions
-from migration.preflight import Status, check_disk, pooler_signals, run_checklist
+from migration.preflight import Status, check_disk, run_checklist
 from migration.settings import load_settings
 
 pytestmark = pytest.mark.timeout(120)
@@ -128,16 +128,6 @@ def test_unreachable_server_is_one_failed_row_and_pg_dump_is_still_reported(tmp_
     assert row.status is Status.FAILURE and "Verify DATABASE_URL is correct" in row.hint
     assert checklist.by_key("pg_dump") is not None
     assert "Canary-unreach-pw" not in json.dumps([r.as_dict() for r in checklist.results])
-
-
-def test_pooler_endpoints_are_recognised():
-    def signals(url):
-        return pooler_signals(load_settings(database_url=url, environ={}))
-
-    assert signals("postgresql://u:p@aws-0-eu-west-1.pooler.supabase.com:6543/postgres")
-    assert signals("postgresql://u:p@ep-cool-1234-pooler.eu-central-1.aws.neon.tech/neondb")
-    assert signals("postgresql://u:p@db.example.com:6432/app")
-    assert signals("postgresql://u:p@db.example.com:5432/app") == []
 
 
 def test_a_table_pg_dump_cannot_read_fails_before_the_backup(db, tmp_path):

@@ -39,10 +39,14 @@ class WizardScreen(Screen):
                       audit: str | None = None) -> "Operation | None":
         """Start an engine operation; its events arrive as EngineEvent. ``audit``: the audit log's name for
         it (None: not recorded). None when the audit log cannot be written (an error dialog says why)."""
+        from migration.events import PoolerDetected
+
         self.run_count += 1
         run = self.run_count
 
         def emit(event) -> None:  # called by the engine in the worker thread (post_message is thread-safe)
+            if isinstance(event, PoolerDetected):  # what a pooler means for this operation, on every screen
+                self.app.notify(event.text, title="Connection pooler", severity="warning", timeout=30)
             self.post_message(EngineEvent(event, None if self.app.deterministic else datetime.now(), run))
 
         if audit is not None and settings is not None:
