@@ -4,8 +4,9 @@ The same thing the printed restore command does, for when the operator has no
 DATABASE_URL in a shell (the wizard, the demo database). Only the file migrate-tui wrote is
 run: opened without following links, a regular file of the operator's that nobody else can
 write, whose sha256 and size match the manifest recorded when the copy was taken; psql gets
-exactly those verified bytes on its stdin. The password goes to psql through a passfile of its
-own (:mod:`migration.children`), never argv or the environment.
+exactly those verified bytes, in a sealed memory file of its own (whole even if the tool dies).
+The password goes to psql through a passfile of its own (:mod:`migration.children`), never argv
+or the environment.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import subprocess
 from pathlib import Path
 
 from .. import catalog, pgtools
-from ..children import child_env
+from ..children import child_env, readable_copy
 from ..db import connect, server_facts
 from ..errors import MigrateError, OperatorError
 from ..events import Outcome, RestoreFinished, RestoreStarted
@@ -174,18 +175,20 @@ class Restore(Operation):
             directory.close()
 
     def _psql(self, server_major: int, data: bytes) -> None:
-        """psql runs exactly the verified bytes (given on its stdin), in one transaction."""
+        """psql runs exactly the verified bytes, in one transaction. It reads them from a sealed memory file
+        (``-f /dev/fd/N``), not a pipe: if the tool is killed meanwhile, psql still reads the whole copy and
+        restores all of it or nothing, never a prefix cut where the tool stopped writing."""
         dump = find_pg_dump(server_major)
         sibling = dump.path.resolve().parent / "psql"
         psql = str(sibling) if sibling.exists() else shutil.which("psql")
         if psql is None:
             raise MigrateError(OperatorError("psql was not found.", "Install the PostgreSQL client (psql)."))
-        argv = [psql, "--no-password", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
-                "-f", "-", "-d", pgtools.public_conninfo(self.settings, APPLICATION_NAME)]
-        with child_env(self.settings) as child:
-            self._proc = subprocess.Popen(argv, env=child.env, pass_fds=child.pass_fds, stdin=subprocess.PIPE,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            _, err = self._proc.communicate(data)
+        with child_env(self.settings) as child, readable_copy(data, "migrate-tui-restore") as script:
+            argv = [psql, "--no-password", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
+                    "-f", f"/dev/fd/{script}", "-d", pgtools.public_conninfo(self.settings, APPLICATION_NAME)]
+            self._proc = subprocess.Popen(argv, env=child.env, pass_fds=child.pass_fds + (script,),
+                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            _, err = self._proc.communicate()
         self.check_cancel()
         if self._proc.returncode != 0:
             text = err.decode("utf-8", errors="replace")
