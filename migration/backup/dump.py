@@ -58,7 +58,6 @@ class Backup(Operation):
         self._follower: Follower | None = None
         self._pending: PendingFile | None = None
         self._dir: CheckedDir | None = None
-        self._lock = threading.Lock()
         self._conn = None  # the backup's own connection: server facts, sizes, COPY progress
         self._app_name = f"migrate-tui-backup-{os.getpid()}-{id(self) & 0xffff:x}"
 
@@ -73,13 +72,8 @@ class Backup(Operation):
         return self._app_name
 
     # -- the lifecycle (migration.operation) -------------------------------------------------------
-    def _interrupt(self) -> None:
-        """Stop pg_dump; run() deletes the partial file and reports the cancel."""
-        with self._lock:
-            proc = self._proc
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-
+    # cancel() terminates pg_dump and the pg_restore that verifies (both are start_child children);
+    # run() deletes the partial file and reports the cancel.
     def _release(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
@@ -198,18 +192,16 @@ class Backup(Operation):
         lines: list[str] = []
         eof = threading.Event()
         with child_env(self.settings) as child:
-            with self._lock:
-                self.check_cancel()
-                # A plain dump: the file reserved (created, empty) becomes pg_dump's stdout, without
-                # O_TRUNC. With --file, pg_dump would truncate it, and ext4 flushes a truncated-and-rewritten
-                # file when it is closed (auto_da_alloc): pg_dump would wait for the whole write-back at its
-                # end instead of the follower starting it early.
-                plain = self.fmt == "plain"
-                self._proc = subprocess.Popen(
-                    self._argv(tool, pending), env=child.env, stdin=subprocess.DEVNULL,
-                    stdout=pending.fd if plain else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                    errors="replace", start_new_session=True,
-                    pass_fds=child.pass_fds + (() if plain else (pending.fd,)))
+            # A plain dump: the file reserved (created, empty) becomes pg_dump's stdout, without
+            # O_TRUNC. With --file, pg_dump would truncate it, and ext4 flushes a truncated-and-rewritten
+            # file when it is closed (auto_da_alloc): pg_dump would wait for the whole write-back at its
+            # end instead of the follower starting it early.
+            plain = self.fmt == "plain"
+            self._proc = self.start_child(
+                self._argv(tool, pending), env=child.env, stdin=subprocess.DEVNULL,
+                stdout=pending.fd if plain else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                errors="replace", start_new_session=True,
+                pass_fds=child.pass_fds + (() if plain else (pending.fd,)))
             proc = self._proc
             follower = self._follower = Follower(pending.reader()) if self.fmt == "plain" else None
             if follower:
@@ -280,12 +272,13 @@ class Backup(Operation):
                 box: dict[str, str] = {}
                 hasher = self.start_thread(lambda: box.setdefault("d", sha256_fd(reader)), "migrate-tui-backup-hash")
                 try:
-                    problem = verify_custom(reader, pg_restore)
+                    problem = verify_custom(reader, pg_restore, start=self.start_child)
                 finally:
                     hasher.join()
                 digest = box["d"]
         finally:
             os.close(reader)
+        self.check_cancel()  # a pg_restore stopped by a cancel is not a failed verification
         if problem:
             self._discard(pending)
             raise MigrateError(OperatorError(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ..children import child_environ
 
@@ -42,14 +42,18 @@ def verify_plain(fd: int) -> str | None:
     return None
 
 
-def verify_custom(fd: int, pg_restore: PgTool) -> str | None:
-    """None when ``pg_restore -f /dev/null`` reads the whole archive (given as its stdin); else its error."""
+def verify_custom(fd: int, pg_restore: PgTool,
+                  start: Callable[..., subprocess.Popen] = subprocess.Popen) -> str | None:
+    """None when ``pg_restore -f /dev/null`` reads the whole archive (given as its stdin); else its error.
+
+    ``start`` starts the child (an operation's ``start_child``, so that cancelling stops it)."""
     if os.pread(fd, len(CUSTOM_MAGIC), 0) != CUSTOM_MAGIC:
         return "it is not a pg_dump custom-format archive"
     os.lseek(fd, 0, os.SEEK_SET)
-    proc = subprocess.run([str(pg_restore.path), "--file=/dev/null"], capture_output=True, text=True,
-                          stdin=fd, errors="replace", env=child_environ())
+    proc = start([str(pg_restore.path), "--file=/dev/null"], stdin=fd, stdout=subprocess.PIPE,
+                 stderr=subprocess.PIPE, text=True, errors="replace", env=child_environ())
+    _, stderr = proc.communicate()
     if proc.returncode != 0:
-        lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+        lines = [line for line in stderr.strip().splitlines() if line.strip()]
         return "pg_restore could not read it: " + (lines[-1] if lines else f"exit code {proc.returncode}")
     return None

@@ -4,8 +4,9 @@ The same thing the printed restore command does, for when the operator has no
 DATABASE_URL in a shell (the wizard, the demo database). Only the file migrate-tui wrote is
 run: opened without following links, a regular file of the operator's that nobody else can
 write, whose sha256 and size match the manifest recorded when the copy was taken; psql gets
-exactly those verified bytes on its stdin. The password goes to psql through a passfile of its
-own (:mod:`migration.children`), never argv or the environment.
+exactly those verified bytes, in a sealed memory file of its own (whole even if the tool dies).
+The password goes to psql through a passfile of its own (:mod:`migration.children`), never argv
+or the environment.
 
 The copy is run section by section (the manifest lists them, :mod:`.safety_copy`), each by ``psql
 --single-transaction``: first the table, which must come back whole or not at all; then each dependent the
@@ -28,7 +29,7 @@ import subprocess
 from pathlib import Path
 
 from .. import catalog, pgtools
-from ..children import child_env
+from ..children import child_env, readable_copy
 from ..db import connect, server_facts
 from ..errors import MigrateError, OperatorError
 from ..events import Outcome, RestoreFinished, RestoreStarted
@@ -307,18 +308,20 @@ class Restore(Operation):
         return psql
 
     def _psql(self, psql: str, data: bytes) -> None:
-        """psql runs exactly these verified bytes (given on its stdin), in one transaction, then ``RESET ALL``
-        before that transaction commits: the copy's own session settings (``set_config('search_path', '',
-        false)``, ``row_security = off``, ``statement_timeout = 0``, …) would otherwise stay on the server
-        connection, which a transaction-mode pooler hands to other clients next (verified with PgBouncer).
+        """psql runs exactly these verified bytes, in one transaction, then ``RESET ALL`` before that transaction
+        commits. It reads them from a sealed memory file (``-f /dev/fd/N``), not a pipe: killed meanwhile, the
+        tool never leaves psql a prefix it would take for the whole script and commit. RESET ALL, because the
+        copy's own session settings (``set_config('search_path', '', false)``, ``row_security = off``, …)
+        would otherwise stay on the server connection, which a transaction-mode pooler hands to other clients
+        next (verified with PgBouncer).
         The table's section failing ends the restore (nothing restored); a dependent's raises
         :class:`_SectionFailed`."""
-        argv = [psql, "--no-password", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
-                "-f", "-", "-d", pgtools.public_conninfo(self.settings, APPLICATION_NAME)]
-        with child_env(self.settings) as child:
-            self._proc = subprocess.Popen(argv, env=child.env, pass_fds=child.pass_fds, stdin=subprocess.PIPE,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            _, err = self._proc.communicate(data + RESET_SESSION)
+        with child_env(self.settings) as child, readable_copy(data + RESET_SESSION, "migrate-tui-restore") as script:
+            argv = [psql, "--no-password", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
+                    "-f", f"/dev/fd/{script}", "-d", pgtools.public_conninfo(self.settings, APPLICATION_NAME)]
+            self._proc = subprocess.Popen(argv, env=child.env, pass_fds=child.pass_fds + (script,),
+                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            _, err = self._proc.communicate()
         self.check_cancel()
         if self._proc.returncode != 0:
             text = err.decode("utf-8", errors="replace")

@@ -1,35 +1,50 @@
-"""Secrets sweep: every headless command and every wizard screen, with the canary password.
+"""Secrets sweep: every headless command and every wizard screen, with canary secrets.
 
-Searched afterwards, with zero hits allowed: stdout and stderr of each command, SVG
-screenshots of each wizard screen, the audit logs, every file written (backups, their
-.sha256 and manifests, rollback safety copies), and the argv and environment of every
-child process seen while the commands ran (/proc, polled every few ms; the backups are
-held on a table lock until the watcher has seen pg_dump, so it is always caught; the restores
-run psql with the same passfile).
+The password (the harness's canary, also percent-encoded), CRON_SECRET and both CLOUDFLARE_* values
+are canaries; none may appear in:
 
-Found and asserted: pg_dump gets the password through PGPASSFILE (an anonymous 0600 memory
-file it inherits, nothing on disk), never through argv or PGPASSWORD, and the operator's
-DATABASE_URL (and the other secrets) are not passed on to it.
+- the output of any command (stdout and stderr) and the SVG screenshot of any wizard screen;
+- the argv or the environment of any process the tool starts. Every child is caught, however short
+  it lives: recording wrappers (:mod:`recorders`) for pg_dump, pg_restore, psql and a local server's
+  programs stand first on PATH and in PG_DUMP / PG_RESTORE, and record their own argv and
+  ``/proc/self/environ`` before becoming the real program; and each headless command runs under
+  ``strace -f`` (:mod:`exec_trace`), which sees every ``execve`` of every descendant: each must be a
+  wrapper or the program a wrapper became, so a child started any other way fails the sweep. The
+  command's own process (the operator's, with the operator's environment) is told apart by its pid;
+- any file the tool writes, wherever it writes it: every file any of its processes opened for writing
+  or gave a new name (from the trace), and everything in the working directory, the backup directory
+  elsewhere, the audit log's directory, a private HOME and TMPDIR, the system temp directory's
+  ``migrate-tui-*`` entries and ``/dev/shm``.
+
+Commands: check, check --json, backup --format custom (pg_restore verifies it), backup, run --yes,
+rollback, rollback --yes, rollback --restore (psql), rollback --yes --no-table-backup, a failing
+restore, sql, log, log --json; then the wizard through every screen (Pilot), the same way.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import stat
-import sys
+import subprocess
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
-from fault_support import CANARY, RUN, cli_env, finish, start_cli, table_state, wait_until, waiting_on_lock
-from proc_watch import ProcessWatcher, ProcWatcher
+import exec_trace
+from cli.cli_support import COMMAND, CliResult, assert_clean, assert_explained
+from fault_support import CANARY, cli_env, table_state, waiting_on_lock
+from recorders import Call, Recorders
 
-FORMS = (CANARY.encode(), quote(CANARY, safe="").encode())
-CRON = "Cron-secret-canary-5e1f-DO-NOT-LEAK"  # the optional secrets must not leak either
-SECRETS = (*FORMS, CRON.encode())
-CLI_ARGV = [sys.executable.encode(), b"-m", b"headless.entry"]
+CRON = "Cron-secret-canary-5e1f-DO-NOT-LEAK"
+R2_ID = "R2-key-id-canary-2b7c-DO-NOT-LEAK"
+R2_SECRET = "R2-secret-canary-9d04-DO-NOT-LEAK"
+OPTIONAL = {"CRON_SECRET": CRON, "CLOUDFLARE_ACCESS_KEY_ID": R2_ID, "CLOUDFLARE_SECRET_ACCESS_KEY": R2_SECRET}
+SECRETS = (CANARY.encode(), quote(CANARY, safe="").encode(), CRON.encode(), R2_ID.encode(), R2_SECRET.encode())
+SECRET_VARS = (b"PGPASSWORD", b"DATABASE_URL", b"CRON_SECRET", b"CLOUDFLARE_ACCESS_KEY_ID",
+               b"CLOUDFLARE_SECRET_ACCESS_KEY", b"MIGRATE_AUDIT_LOG")
 
 
 def hits(blob: bytes) -> list[bytes]:
@@ -37,29 +52,119 @@ def hits(blob: bytes) -> list[bytes]:
 
 
 def files_under(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.is_file()]
+    return [p for p in root.rglob("*") if p.is_file() and not p.is_symlink()] if root.exists() else []
 
 
-def real_dumps(watcher: "ProcWatcher | ProcessWatcher") -> list:
-    """pg_dump processes that dump (not the `pg_dump --version` probes of the tool search)."""
-    return [s for s in watcher.named("pg_dump") if b"--version" not in s.argv]
+class SharedPlaces:
+    """What appears, while the sweep runs, where the tool could leave files outside its private places: the
+    system temp directory's ``migrate-tui-*`` entries and ``/dev/shm`` (not the servers' own: the test
+    servers' data directories, made before, and PostgreSQL's ``PostgreSQL.*`` memory segments)."""
+
+    def __init__(self) -> None:
+        self.before = self._entries()
+
+    @staticmethod
+    def _entries() -> set[Path]:
+        return set(Path("/tmp").glob("migrate-tui-*")) | {
+            p for p in Path("/dev/shm").iterdir() if not p.name.startswith("PostgreSQL.")}
+
+    def new_files(self) -> list[Path]:
+        found: list[Path] = []
+        for entry in self._entries() - self.before:
+            found += [entry] if entry.is_file() else files_under(entry)
+        return found
 
 
-def assert_children_clean(watcher: "ProcWatcher | ProcessWatcher", what: str) -> list:
-    """Every child's argv and environment is free of the secrets; returns the pg_dump children seen."""
-    for seen in watcher.snapshot():
-        argv = b"\0".join(seen.argv)
-        if seen.argv[:3] == CLI_ARGV:
-            continue  # the CLI itself between fork and exec of a child: the operator's own environment
-        assert not hits(argv), f"{what}: a secret in the argv of {seen.name} (pid {seen.pid})"
-        for key, value in seen.environ.items():
-            assert not hits(value), f"{what}: a secret in {key.decode()} in the environment of {seen.name}"
-    dumps = real_dumps(watcher)
-    for seen in dumps:
-        assert b"PGPASSWORD" not in seen.environ, "pg_dump got PGPASSWORD; the passfile is preferred"
-        assert b"DATABASE_URL" not in seen.environ
-        assert b"--no-password" in seen.argv
-    return dumps
+def check_call(call: Call, what: str) -> None:
+    """A recorded child: no secret, no secret-bearing variable; a connecting one reads the password from
+    an inherited memory file and is told never to ask for one."""
+    for name in SECRET_VARS:
+        assert name not in call.environ, f"{what}: {call.program} got {name.decode()}"
+    assert not hits(call.raw_environ), f"{what}: a secret in the environment of {call.program}"
+    assert not hits(b"\0".join(call.argv)), f"{what}: a secret in the argv of {call.program}"
+    if call.connects:
+        assert re.fullmatch(rb"/dev/fd/\d+", call.environ.get(b"PGPASSFILE", b"")), (call.argv, call.environ)
+        assert b"--no-password" in call.argv, call.argv
+    else:
+        assert b"PGPASSFILE" not in call.environ, call.argv
+
+
+def kinds(calls: list[Call]) -> set[str]:
+    """What the children did: 'pg_dump --version', 'pg_dump custom', 'pg_dump table', 'psql restore', ..."""
+    found = set()
+    for call in calls:
+        argv = b" ".join(call.argv)
+        if b"--version" in call.argv:
+            found.add(f"{call.program} --version")
+        elif call.program == "pg_dump":
+            found.add("pg_dump table" if b"--table=" in argv else
+                      "pg_dump custom" if b"--format=custom" in argv else "pg_dump plain")
+        elif call.program == "psql":
+            found.add("psql restore" if b"--single-transaction" in call.argv else "psql")
+        else:
+            found.add(call.program)
+    return found
+
+
+class Sweep:
+    """The headless commands of one sweep: private HOME and TMPDIR, backups elsewhere, the audit log in a
+    directory of its own, the wrappers first; each command under strace."""
+
+    def __init__(self, db, root: Path) -> None:
+        self.root = root
+        self.work, self.home, self.tmp = root / "work", root / "home", root / "tmp"
+        self.elsewhere, self.logs, self.traces = root / "elsewhere" / "backups", root / "logs", root / "traces"
+        for directory in (self.work, self.home, self.tmp, self.logs, self.traces):
+            directory.mkdir(mode=0o700, parents=True)
+        self.recorders = Recorders(root / "wrappers", db.server.bin_dir)
+        self.audit = self.logs / "audit.log"
+        self.env = cli_env(db.url, MIGRATE_AUDIT_LOG=str(self.audit), HOME=str(self.home), TMPDIR=str(self.tmp),
+                           **OPTIONAL)
+        self.env.update(self.recorders.env(self.env.get("PATH", "/usr/bin:/bin")))
+        self.outputs: dict[str, str] = {}
+        self.traces_seen: list[exec_trace.Trace] = []
+
+    def run(self, *args: str, expect: int = 0) -> CliResult:
+        name = " ".join(args)
+        out = self.traces / f"{len(self.outputs):02d}.trace"
+        proc = subprocess.run(exec_trace.command(out, [*COMMAND, *args]), cwd=self.work, env=self.env,
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180)
+        result = CliResult(proc.returncode, proc.stdout, proc.stderr)
+        assert result.returncode == expect, (name, result.output)
+        assert_clean(result, (CRON, R2_ID, R2_SECRET, quote(CANARY, safe="")))
+        if result.returncode:
+            assert_explained(result)
+        self.outputs[name] = result.output
+        trace = exec_trace.parse(out)
+        assert trace.execs and trace.execs[0].name == Path(COMMAND[0]).name, f"{name}: the trace is empty"
+        self.traces_seen.append(trace)
+        return result
+
+    def check_children(self) -> set[str]:
+        """Every process any command started was a wrapper, then the real program; none got a secret.
+        Returns what the recorded children did."""
+        wrapper_execs = 0
+        for trace in self.traces_seen:
+            per_pid: dict[int, list[exec_trace.Exec]] = {}
+            for execd in trace.children():
+                per_pid.setdefault(execd.pid, []).append(execd)
+            for pid, execs in per_pid.items():
+                paths = [e.path.decode(errors="replace") for e in execs]
+                assert pid != trace.command_pid, f"the command re-executed itself: {paths}"
+                assert paths[0] in self.recorders.real, f"a child the sweep's wrappers did not catch: {paths}"
+                assert paths[1:] in ([], [self.recorders.real[paths[0]]]), f"a wrapper ran something else: {paths}"
+                wrapper_execs += 1
+                for execd in execs:
+                    blob = b"\0".join(execd.argv + execd.environ)
+                    assert not hits(blob), f"a secret in the argv or environment of {execd.name} ({paths})"
+        calls = self.recorders.calls()
+        assert len(calls) == wrapper_execs, "every wrapper that ran left its record"
+        for call in calls:
+            check_call(call, "headless")
+        return kinds(calls)
+
+    def written(self) -> set[str]:
+        return set().union(*(t.written for t in self.traces_seen))
 
 
 @pytest.fixture
@@ -70,81 +175,53 @@ def shop(db18):
     return db18
 
 
-def _run_blocking_pg_dump(db, tmp_path, env, watcher, args) -> tuple:
-    """Run a command whose pg_dump waits on a locked table until the watcher has seen pg_dump."""
-    before = len(real_dumps(watcher))
-    with db.admin() as holder:
-        holder.execute("BEGIN")
-        holder.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
-        proc = start_cli(*args, cwd=tmp_path, env=env)
-        watcher.add_root(proc.pid)
-        try:
-            wait_until(lambda: waiting_on_lock(db, f"migrate-tui-backup-{proc.pid}-%"), 60, "pg_dump to start")
-            wait_until(lambda: len(real_dumps(watcher)) > before, 10, "the watcher to see pg_dump")
-        finally:
-            holder.execute("ROLLBACK")
-        result = finish(proc, 120)
-    return result, real_dumps(watcher)[before:]
-
-
-@pytest.mark.timeout(240)
-def test_headless_commands_never_show_the_password(shop, tmp_path):
+@pytest.mark.timeout(300)
+def test_headless_commands_never_show_a_secret(shop, tmp_path):
+    if exec_trace.available() is None:
+        pytest.skip("strace is not installed (tests/run.sh installs it as root)")
     db = shop
-    audit = tmp_path / "audit.log"
-    env = cli_env(db.url, MIGRATE_AUDIT_LOG=str(audit), CRON_SECRET=CRON)
-    outputs: dict[str, str] = {}
-    passfiles: list[Path] = []
-    with ProcWatcher(set()) as watcher:
-        def run(name: str, *args: str):
-            proc = start_cli(*args, cwd=tmp_path, env=env)
-            watcher.add_root(proc.pid)
-            result = finish(proc, 120, secrets=(CRON,))
-            outputs[name] = result.output
-            return result
+    shared = SharedPlaces()
+    sweep = Sweep(db, tmp_path)
+    sweep.run("check")
+    assert json.loads(sweep.run("check", "--json").stdout)["passed"] is True
+    custom = sweep.run("backup", "--format", "custom", "--backup-dir", str(sweep.elsewhere))
+    assert "Verifying: pg_restore reads the whole archive" in custom.stdout
+    sweep.run("backup")
+    assert "Migration completed successfully!" in sweep.run("run", "--yes").stdout
+    with db.app() as conn:
+        conn.execute("INSERT INTO database_backups (filename, s3_key, file_size) VALUES ('a.sql', 'k/a', 1)")
+    sweep.run("rollback")
+    copy = re.search(r"✓ Safety copy written and verified: (\S+)", sweep.run("rollback", "--yes").stdout).group(1)
+    assert table_state(db) == "absent"
+    sweep.run("rollback", "--restore", copy)
+    assert table_state(db) == "valid" and db.scalar("SELECT count(*) FROM database_backups") == 1
+    sweep.run("rollback", "--yes", "--no-table-backup")
+    sweep.run("rollback", "--restore", str(sweep.work / "backups" / "gone.sql"), expect=1)
+    sweep.run("sql")
+    sweep.run("log")
+    sweep.run("log", "--json")
 
-        assert run("check", "check").returncode == 0
-        document = json.loads(run("check --json", "check", "--json").stdout)
-        assert document["passed"] is True
-        backup, dumps = _run_blocking_pg_dump(db, tmp_path, env, watcher, ("backup",))
-        outputs["backup"] = backup.output
-        assert backup.returncode == 0, backup.output
-        migrate, dumps2 = _run_blocking_pg_dump(db, tmp_path, env, watcher, RUN)
-        outputs["run --yes"] = migrate.output
-        assert migrate.returncode == 0 and "Migration completed successfully!" in migrate.output, migrate.output
-        assert run("rollback", "rollback").returncode == 0
-        result = run("rollback --yes", "rollback", "--yes")
-        assert result.returncode == 0, result.output
-        assert table_state(db) == "absent"
-        copies = sorted((tmp_path / "backups").glob("public.database_backups-before-rollback-*.sql"))
-        assert copies, "the rollback took a safety copy"
-        result = run("rollback --restore", "rollback", "--restore", str(copies[-1]))  # psql gets the passfile
-        assert result.returncode == 0, result.output
-        assert table_state(db) == "valid"
-        assert run("rollback --yes (again)", "rollback", "--yes", "--no-table-backup").returncode == 0
-        assert run("sql", "sql").returncode == 0
-        assert run("log", "log").returncode == 0
-        assert run("log --json", "log", "--json").returncode == 0
-        seen_dumps = assert_children_clean(watcher, "headless")
-        assert watcher.named("psql"), "psql (the restore) was seen"
-        passfiles = [Path(s.environ[b"PGPASSFILE"].decode()) for s in seen_dumps if b"PGPASSFILE" in s.environ]
+    seen = sweep.check_children()
+    assert {"pg_dump --version", "pg_dump plain", "pg_dump custom", "pg_dump table", "pg_restore",
+            "psql --version", "psql restore"} <= seen, seen
 
-    assert len(dumps) >= 1 and len(dumps2) >= 1, "pg_dump was seen during both backups"
-    assert len(seen_dumps) >= 3, "pg_dump was seen for the backup, run --yes and the rollback's safety copy"
-    assert passfiles, "pg_dump got its password from a passfile"
-    for path in passfiles:  # an anonymous memory file the child inherited: nothing on any disk to leave behind
-        assert str(path).startswith("/dev/fd/"), f"the passfile {path} is a file on disk"
-
-    for name, text in outputs.items():
+    written = sweep.written()
+    copy_path = str((sweep.work / copy).resolve()) if not copy.startswith("/") else copy
+    for expected in (str(sweep.audit), copy_path):
+        assert expected in written, f"the trace did not see {expected} written: {sorted(written)}"
+    assert any(p.startswith(str(sweep.elsewhere)) and p.endswith(".dump") for p in written), sorted(written)
+    places = [sweep.work, sweep.home, sweep.tmp, sweep.elsewhere, sweep.logs]
+    scanned = {p for place in places for p in files_under(place)}
+    scanned |= {Path(p) for p in written if os.path.isfile(p) and not p.startswith(("/proc/", "/dev/"))}
+    scanned |= {Path(p) for p in written if p.startswith("/dev/shm/") and os.path.isfile(p)}
+    scanned |= set(shared.new_files())
+    assert Path(sweep.audit) in scanned and len([p for p in scanned if p.suffix == ".dump"]) == 1
+    for path in scanned:
+        assert not hits(path.read_bytes()), f"a secret in {path}"
+    for path in files_under(sweep.work / "backups") + files_under(sweep.elsewhere) + [sweep.audit]:
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, f"{path} is readable by others"
+    for name, text in sweep.outputs.items():
         assert not hits(text.encode()), f"a secret in the output of {name}"
-        assert "Traceback" not in text, name
-    written = files_under(tmp_path)
-    assert audit in written
-    assert any(p.name.endswith(".manifest.json") for p in written), written
-    assert any(p.suffix == ".sql" for p in written), written
-    for path in written:
-        assert not hits(path.read_bytes()), f"a secret in {path.relative_to(tmp_path)}"
-        if path.parent.name == "backups" or path == audit:
-            assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, f"{path} is readable by others"
 
 
 # -- the wizard ------------------------------------------------------------------------------------
@@ -180,7 +257,7 @@ class Shots:
 
 
 @pytest.mark.timeout(240)
-async def test_wizard_screens_never_show_the_password(shop, tmp_path, monkeypatch):
+async def test_wizard_screens_never_show_a_secret(shop, tmp_path, monkeypatch):
     from migration.errors import explain
     from migration.settings import load_settings
     from tui.app import MigrateApp
@@ -188,110 +265,117 @@ async def test_wizard_screens_never_show_the_password(shop, tmp_path, monkeypatc
     from tui.target_source import SettingsSource
 
     db = shop
-    monkeypatch.chdir(tmp_path)  # the wizard writes ./backups
-    settings = load_settings(database_url=db.url, environ={"CRON_SECRET": CRON})
-    audit = tmp_path / "audit-wizard.log"
+    shared = SharedPlaces()
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)  # the wizard writes ./backups
+    recorders = Recorders(tmp_path / "wrappers", db.server.bin_dir)
+    for key, value in recorders.env(os.environ.get("PATH", "/usr/bin:/bin")).items():
+        monkeypatch.setenv(key, value)  # the wizard runs in this process: its children are found there
+    settings = load_settings(database_url=db.url, environ=dict(OPTIONAL))
+    audit = tmp_path / "logs" / "audit-wizard.log"
+    audit.parent.mkdir(mode=0o700)
     app = MigrateApp(settings=settings, preflight=True, audit_log=audit)
     shots = Shots(app, tmp_path / "screenshots")
-    with ProcessWatcher(os.getpid()) as watcher:  # its own process: polls /proc without slowing the app
-        async with app.run_test(size=(100, 30)) as pilot:
-            await _settle(app, pilot)
-            await _until(pilot, lambda: app.target_screen.overview is not None, "the target overview")
-            shots.take("target")
-            await pilot.press("f1")
-            await pilot.pause()
-            shots.take("help")
-            await pilot.press("escape")
-            app.action_show_sql()
-            await _settle(app, pilot)
-            shots.take("sql")
-            await pilot.press("escape")
-            await pilot.pause()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _settle(app, pilot)
+        await _until(pilot, lambda: app.target_screen.overview is not None, "the target overview")
+        shots.take("target")
+        await pilot.press("f1")
+        await pilot.pause()
+        shots.take("help")
+        await pilot.press("escape")
+        app.action_show_sql()
+        await _settle(app, pilot)
+        shots.take("sql")
+        await pilot.press("escape")
+        await pilot.pause()
 
-            await pilot.press("m")  # Checklist -> Backup -> Migrate
-            await _settle(app, pilot)
-            shots.take("checklist")
-            await pilot.press("a")
-            await pilot.pause()
-            with db.admin() as holder:  # pg_dump waits on this lock while the screen and /proc are read
-                holder.execute("BEGIN")
-                holder.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
-                await pilot.press("c")
-                await _until(pilot, lambda: real_dumps(watcher), "pg_dump to run")
-                await pilot.pause(0.3)
-                shots.take("backup-running")
-                await pilot.press("k")  # skip? -> the confirmation dialog (answered no)
-                await pilot.pause()
-                shots.take("confirm-skip-backup")
-                await pilot.press("n")
-                await pilot.pause()
-                holder.execute("ROLLBACK")
-            await _settle(app, pilot)
-            shots.take("backup-done")
+        await pilot.press("m")  # Checklist -> Backup -> Migrate
+        await _settle(app, pilot)
+        shots.take("checklist")
+        await pilot.press("a")
+        await pilot.pause()
+        with db.admin() as holder:  # pg_dump waits on this lock while the running backup screen is taken
+            holder.execute("BEGIN")
+            holder.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
             await pilot.press("c")
-            await _settle(app, pilot)
-            shots.take("migrate")
-            await pilot.press("enter")
-            await _settle(app, pilot)
-            shots.take("result")
-            assert table_state(db) == "valid"
-
-            await pilot.press("d")  # Rollback: preview, typed confirmation, safety copy, drop
-            await _settle(app, pilot)
-            shots.take("rollback-preview")
-            await pilot.press("d")
+            await _until(pilot, lambda: waiting_on_lock(db, "migrate-tui-backup-%"), "pg_dump to wait")
+            await pilot.pause(0.3)
+            shots.take("backup-running")
+            await pilot.press("k")  # skip? -> the confirmation dialog (answered no)
             await pilot.pause()
-            shots.take("confirm-drop")
-            await pilot.press(*"database_backups", "enter")
-            await _settle(app, pilot)
-            shots.take("rollback-done")
-            assert table_state(db) == "absent"
-            await pilot.press("u")  # undo: restore the safety copy (psql, with the passfile)
+            shots.take("confirm-skip-backup")
+            await pilot.press("n")
             await pilot.pause()
-            shots.take("confirm-restore")
-            await pilot.press("y")
-            await _settle(app, pilot)
-            shots.take("restored")
-            assert table_state(db) == "valid"
-            await pilot.press("l")
-            await _settle(app, pilot)
-            shots.take("audit-log")
+            holder.execute("ROLLBACK")
+        await _settle(app, pilot)
+        shots.take("backup-done")
+        await pilot.press("c")
+        await _settle(app, pilot)
+        shots.take("migrate")
+        await pilot.press("enter")
+        await _settle(app, pilot)
+        shots.take("result")
+        assert table_state(db) == "valid"
 
-            # An unexpected failure whose text carries the URL: the error dialog redacts it.
-            leak = RuntimeError(f"could not use {db.url}")
-            app.push_screen(ErrorDialog("Something went wrong in the background",
-                                        explain(leak, secrets=settings.secrets())))
-            await pilot.pause()
-            shots.take("error-dialog")
-            await pilot.press("escape")
-            app.action_quit()
+        await pilot.press("d")  # Rollback: preview, typed confirmation, safety copy, drop
+        await _settle(app, pilot)
+        shots.take("rollback-preview")
+        await pilot.press("d")
+        await pilot.pause()
+        shots.take("confirm-drop")
+        await pilot.press(*"database_backups", "enter")
+        await _settle(app, pilot)
+        shots.take("rollback-done")
+        assert table_state(db) == "absent"
+        await pilot.press("u")  # undo: restore the safety copy (psql, with the passfile)
+        await pilot.pause()
+        shots.take("confirm-restore")
+        await pilot.press("y")
+        await _settle(app, pilot)
+        shots.take("restored")
+        assert table_state(db) == "valid"
+        await pilot.press("l")
+        await _settle(app, pilot)
+        shots.take("audit-log")
 
-        # A configuration error (the URL carries the password) and a server that refuses the connection.
-        bad = f"postgresql://app_user:{CANARY}@127.0.0.1:1/shop?schema=oops"
-        config_app = MigrateApp(SettingsSource(lambda database_url=None: load_settings(database_url=bad, environ={})))
-        config_shots = Shots(config_app, tmp_path / "screenshots")
-        async with config_app.run_test(size=(100, 30)) as pilot:
-            await _settle(config_app, pilot)
-            config_shots.take("config-error")
-        refused = load_settings(database_url=f"postgresql://app_user:{CANARY}@127.0.0.1:1/shop", environ={})
-        down_app = MigrateApp(settings=refused)
-        down_shots = Shots(down_app, tmp_path / "screenshots")
-        async with down_app.run_test(size=(100, 30)) as pilot:
-            await _settle(down_app, pilot)
-            down_shots.take("target-connection-failed")
-        dumps = assert_children_clean(watcher, "wizard")
-        assert watcher.named("psql"), "psql was seen while the wizard restored the copy"
+        # An unexpected failure whose text carries the URL: the error dialog redacts it.
+        leak = RuntimeError(f"could not use {db.url}")
+        app.push_screen(ErrorDialog("Something went wrong in the background",
+                                    explain(leak, secrets=settings.secrets())))
+        await pilot.pause()
+        shots.take("error-dialog")
+        await pilot.press("escape")
+        app.action_quit()
 
-    assert dumps, "pg_dump was seen while the wizard backed up"
+    # A configuration error (the URL carries the password) and a server that refuses the connection.
+    bad = f"postgresql://app_user:{CANARY}@127.0.0.1:1/shop?schema=oops"
+    config_app = MigrateApp(SettingsSource(lambda database_url=None: load_settings(database_url=bad, environ={})))
+    config_shots = Shots(config_app, tmp_path / "screenshots")
+    async with config_app.run_test(size=(100, 30)) as pilot:
+        await _settle(config_app, pilot)
+        config_shots.take("config-error")
+    refused = load_settings(database_url=f"postgresql://app_user:{CANARY}@127.0.0.1:1/shop", environ={})
+    down_app = MigrateApp(settings=refused)
+    down_shots = Shots(down_app, tmp_path / "screenshots")
+    async with down_app.run_test(size=(100, 30)) as pilot:
+        await _settle(down_app, pilot)
+        down_shots.take("target-connection-failed")
+
+    calls = recorders.calls()
+    for call in calls:
+        check_call(call, "wizard")
+    assert {"pg_dump --version", "pg_dump plain", "pg_dump table", "psql restore"} <= kinds(calls), kinds(calls)
     visited = set(shots.screens.values()) | set(config_shots.screens.values())
     for screen in ("TargetScreen", "HelpScreen", "SqlScreen", "ChecklistScreen", "BackupScreen", "ConfirmDialog",
                    "MigrateScreen", "ResultScreen", "RollbackScreen", "ConfirmDropDialog", "AuditLogScreen",
                    "ErrorDialog", "ConfigErrorScreen"):
         assert screen in visited, f"the sweep never showed {screen}: {shots.screens}"
-    written = files_under(tmp_path)
+    written = files_under(work) + files_under(audit.parent) + shared.new_files()
     assert audit in written and any(p.name.endswith(".manifest.json") for p in written)
     for path in written:
-        assert not hits(path.read_bytes()), f"a secret in {path.relative_to(tmp_path)}"
+        assert not hits(path.read_bytes()), f"a secret in {path}"
 
 
 def test_committed_snapshots_hold_no_secret():

@@ -207,7 +207,7 @@ def test_restore_runs_only_the_copy_migrate_tui_wrote(scene, shared):
         assert scene.psql_runs() == 0, f"{attack.__name__}: psql was started"
         shared.victim.assert_untouched()
 
-    # The copy as it was written restores, through psql reading it on its stdin.
+    # The copy as it was written restores, psql reading the verified bytes from a memory file (never the path).
     scene.reset_files()
     result = restore(scene)
     assert result.returncode == exit_codes.OK, result.output
@@ -216,7 +216,8 @@ def test_restore_runs_only_the_copy_migrate_tui_wrote(scene, shared):
     assert scene.db.scalar("SELECT count(*) FROM database_backups") == 2
     assert not scene.role_is_superuser()
     (psql,) = [c for c in recorded_calls(scene.calls_dir) if c.program == "psql"]
-    assert psql.argv[psql.argv.index("-f") + 1] == "-" and str(scene.copy) not in " ".join(psql.argv)
+    assert re.fullmatch(r"/dev/fd/\d+", psql.argv[psql.argv.index("-f") + 1]), psql.argv
+    assert str(scene.copy) not in " ".join(psql.argv)
 
     # The control: the attacker's dump does what it says when psql runs it (in a scratch database).
     scratch = scene.db.server.create_database()
