@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
-MARKS = {"ok": "✓", "warning": "⚠️ ", "failure": "✗"}
+MARKS = {"ok": "✓", "info": "ℹ", "warning": "⚠️ ", "failure": "✗"}
 
 
 def print_row(result, out: TextIO) -> None:
