@@ -40,6 +40,8 @@ from .rollback import (
     WaitingForLock,
 )
 
+from .verify import TableDescribed, TableListed, VerifyEvent, VerifyFinished, VerifyStarted
+
 Event = MigrateEvent  # the migration's events (the name most screens and printers mean)
 
 __all__ = [
@@ -48,6 +50,6 @@ __all__ = [
     "Event", "Finished", "LockAcquired", "LockTimedOut", "MigrateEvent", "Notice", "Outcome", "Preview",
     "PreviewReady", "RestoreEvent", "RestoreFinished", "RestoreStarted", "RollbackEvent", "RollbackFinished",
     "RollbackStarted", "RunFinished", "RunStarted", "SafetyCopy", "SafetyCopyFinished", "SafetyCopySkipped",
-    "SafetyCopyStarted", "Status", "Step", "StepFailed", "StepFinished", "StepSkipped", "StepStarted", "Verified",
-    "WaitingForLock",
+    "SafetyCopyStarted", "Status", "Step", "StepFailed", "StepFinished", "StepSkipped", "StepStarted",
+    "TableDescribed", "TableListed", "Verified", "VerifyEvent", "VerifyFinished", "VerifyStarted", "WaitingForLock",
 ]
