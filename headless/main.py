@@ -23,7 +23,7 @@ Wizard = Callable[[argparse.Namespace], int]
 
 
 def _module(name: str):
-    return importlib.import_module(f"{__package__}.commands.{name}")
+    return importlib.import_module(f"{__package__}.commands.{name.replace('-', '_')}")
 
 
 def build_parser() -> argparse.ArgumentParser:
