@@ -75,6 +75,11 @@ def _wizard_args(argv: list[str]) -> argparse.Namespace | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv in (["--version"], ["-V"]):
+        from migration.version import version
+
+        print(f"migrate-tui {version()}")
+        return 0
     args = _wizard_args(argv)
     if args is not None:
         for stream in (sys.stdout, sys.stderr):

@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Safely add the database_backups table to a PostgreSQL database. "
                     "Without a command, opens the interactive wizard.",
     )
+    from migration.version import version
+
+    parser.add_argument("--version", "-V", action="version", version=f"migrate-tui {version()}")
     add_target_options(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:

@@ -33,7 +33,7 @@ from .settings import Settings
 
 DEFAULT_PATH = "migrate-tui.log"
 ENV_VAR = "MIGRATE_AUDIT_LOG"
-OPERATIONS = ("check", "backup", "migrate", "rollback", "restore")
+OPERATIONS = ("check", "backup", "migrate", "rollback", "restore", "verify", "cron-secret")
 
 
 def default_path(environ: dict[str, str] | None = None) -> Path:
@@ -207,8 +207,11 @@ class AuditLog:
 
     @staticmethod
     def _base(settings: Settings | None, operation: str, run_id: str) -> dict[str, Any]:
+        from .version import version
+
         return {
             "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            "version": version(),  # of migrate-tui: which code did this
             "operator": operator(),
             "target": settings.masked_url if settings else None,
             "schema": settings.schema if settings else None,
