@@ -39,12 +39,16 @@ def launch_wizard(args: argparse.Namespace) -> int:
     global _wizard_started
     _wizard_started = True
     source = DemoSource(load) if getattr(args, "demo", False) else SettingsSource(load)
-    return run_app(source, _operator_options(args))
+    return run_app(source, _operator_options(args), audit_log=getattr(args, "audit_log", None))
+
+
+# What reaches the wizard's operations as OperatorOptions (the audit log goes to the app itself).
+_OPERATION_OPTIONS = ("lock_timeout", "backup_dir", "format", "trust_backup_dir", "retries", "no_table_backup")
 
 
 def _operator_options(args: argparse.Namespace):
     """The options every operation of the wizard uses, from the same command line as the headless ones."""
-    if not any(getattr(args, name, None) for name in ("lock_timeout",)):
+    if not any(getattr(args, name, None) not in (None, False) for name in _OPERATION_OPTIONS):
         return None  # the defaults: nothing to import before the first frame
     from .options import backup_options, rollback_options
     from migration.options import OperatorOptions
@@ -58,10 +62,11 @@ def _wizard_args(argv: list[str]) -> argparse.Namespace | None:
         # The everyday launches need no parser (settings_from_args defaults every other option);
         # the engine's modules then load in the settings worker, after the first frame.
         return argparse.Namespace(demo=bool(argv), command=None)
-    from .options import add_target_options
+    from .options import add_target_options, add_wizard_options
 
     parser = argparse.ArgumentParser(prog="migrate-tui", add_help=False)
     add_target_options(parser, suppress=False)
+    add_wizard_options(parser)
     try:
         with contextlib.redirect_stderr(io.StringIO()):
             args, extra = parser.parse_known_args(argv)

@@ -183,21 +183,23 @@ async def test_full_rollback_from_the_wizard(db18, settings_for, workdir, canary
         result = widget_text(screen, "#rollback-result")
         assert "To restore the table:" in result
         copy = screen.result.copy
-        lines = result.splitlines()  # the command on lines of its own, the file path never cut
-        assert '  psql "$DATABASE_URL" -v ON_ERROR_STOP=1 \\' in lines and f"    -f {copy.path}" in lines
-        psql = copy.restore_command.partition(' "$DATABASE_URL"')[0]
-        assert psql == "psql" or ("where psql is:" in lines and f"  {psql}" in lines)
-        assert "Demo:" not in result
+        # the command on a line of its own, never wrapped; c copies it whole
+        command = screen.query_one("#rollback-restore-command")
+        assert command.display and command.text == copy.restore_command
+        assert copy.path.rsplit("/", 1)[-1][-12:] in screen_text(app)  # the file name's end is in view
+        await pilot.press("c")
+        assert app.clipboard == copy.restore_command
+        notes = widget_text(screen, "#rollback-result-notes")
+        assert "Demo:" not in notes
         # nothing left to roll back: d is neither shown nor a silent no-op
         assert not screen.query_one("#rollback-drop").display
         assert "Roll back" not in screen_text(app)
         await pilot.press("d")
         await pilot.pause()
         assert app.screen is screen
-        assert "migrate-tui.log" in result
+        assert "migrate-tui.log" in notes
         assert "was dropped and the catalog confirms it is gone" in widget_text(screen, "#rollback-status")
         assert_no_secret(app, canary)
-        assert screen.query_one("#rollback-drop", Button).disabled
 
         await pilot.press("l")
         await settle(app, pilot)
@@ -252,9 +254,12 @@ async def test_blockers_are_listed_while_waiting_then_it_succeeds(db18, settings
             await app.push_screen(screen)
             await settle(app, pilot)
             await confirm_drop(pilot)
-            await wait_until(pilot, lambda: "report-job" in widget_text(screen, "#rollback-blockers"),
+            await wait_until(pilot, lambda: "report-job" in widget_text(screen, "#rollback-progress"),
                              "the blocker to be listed")
-            assert "idle in transaction" in widget_text(screen, "#rollback-blockers")
+            progress = widget_text(screen, "#rollback-progress").splitlines()
+            lock = next(i for i, line in enumerate(progress) if "Lock" in line)
+            assert "report-job" in progress[lock + 1] and "idle in transaction" in progress[lock + 1]  # under Lock
+            assert "holds AccessShareLock" in progress[lock + 1]
             await wait_until(pilot, lambda: "not granted within the lock timeout" in widget_text(
                 screen, "#rollback-progress"), "a lock timeout")
             threading.Thread(target=holder.execute, args=("COMMIT",), daemon=True).start()
@@ -262,7 +267,7 @@ async def test_blockers_are_listed_while_waiting_then_it_succeeds(db18, settings
             await settle(app, pilot)
             assert screen.result.outcome is Outcome.SUCCESS
             assert "✓ Lock" in widget_text(screen, "#rollback-progress")
-            assert widget_text(screen, "#rollback-blockers") == ""
+            assert "report-job" not in widget_text(screen, "#rollback-progress")
     finally:
         holder.close()
     assert not db18.table_exists()
@@ -284,7 +289,7 @@ async def test_cancel_while_waiting_for_the_lock(db18, settings_for, workdir, ke
             await app.push_screen(screen)
             await settle(app, pilot)
             await confirm_drop(pilot)
-            await wait_until(pilot, lambda: "report-job" in widget_text(screen, "#rollback-blockers"),
+            await wait_until(pilot, lambda: "report-job" in widget_text(screen, "#rollback-progress"),
                              "the DROP to wait")
             await pilot.press(key)
             if key == "q":  # quitting while it runs asks first, then cancels and leaves
@@ -305,7 +310,7 @@ async def test_nothing_to_roll_back(db18, settings_for, workdir):
         screen = await open_rollback(app, pilot)
         assert "Nothing to roll back: table public.database_backups does not exist." in widget_text(
             screen, "#rollback-status")
-        assert screen.query_one("#rollback-drop", Button).disabled
+        assert not screen.query_one("#rollback-drop").display
         assert "Roll back" not in screen_text(app)  # not offered
         assert "q Quit" in flat(screen_text(app))
         await pilot.press("d")
@@ -371,7 +376,7 @@ async def test_restore_the_copy_from_the_wizard(db18, settings_for, workdir):
         assert not db18.table_exists()
         assert screen.query_one("#rollback-restore").display
         assert "the demo database disappears when you quit, so restore with u here" in flat(
-            widget_text(screen, "#rollback-result"))
+            widget_text(screen, "#rollback-result-notes"))
         await pilot.press("u")
         await pilot.pause()
         await pilot.press("n")  # "Not now" changes nothing
@@ -383,9 +388,11 @@ async def test_restore_the_copy_from_the_wizard(db18, settings_for, workdir):
         await wait_until(pilot, lambda: getattr(screen, "restored", False), "the restore")
         await settle(app, pilot)
         assert "restored from the safety copy: 2 rows, structure verified" in widget_text(screen, "#rollback-status")
-        result = widget_text(screen, "#rollback-result")  # the drop's result is gone, the restore's is shown
-        assert "restored from the safety copy" in result
+        # said once (finding 9: it was printed twice); the drop's result and its restore command are gone
+        assert flat(screen_text(app)).count("restored from the safety copy") == 1
+        result = widget_text(screen, "#rollback-result") + widget_text(screen, "#rollback-result-notes")
         assert "was dropped" not in result and "To restore the table" not in result
+        assert not screen.query_one("#rollback-restore-command").display
         assert "Table public.database_backups — 2 rows" in widget_text(screen, "#rollback-preview")
         assert not screen.query_one("#rollback-progress").display
         assert not screen.query_one("#rollback-restore", Button).display or screen.query_one(

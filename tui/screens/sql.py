@@ -54,6 +54,9 @@ class SqlScreen(WizardScreen):
     def _rehighlight(self) -> None:
         self.query_one("#sql-text", Static).update(self._highlighted())
 
+    def can_copy(self) -> bool:
+        return True
+
     def action_copy(self) -> None:
         self.app.copy_to_clipboard(self.sql)
         self.notify(f"Copied {len(self.sql.splitlines())} lines of SQL to the clipboard.", title="SQL copied")
