@@ -205,7 +205,10 @@ async def test_full_rollback_from_the_wizard(db18, settings_for, workdir, canary
         await settle(app, pilot)
         assert isinstance(app.screen, AuditLogScreen)
         text = screen_text(app)
-        assert "RollbackFinished" in text and "success" in text
+        assert "rollback" in text and "success" in text  # one row per operation
+        await pilot.press("enter")  # its events
+        await settle(app, pilot)
+        assert "RollbackFinished" in widget_text(app.screen, "#audit-log-events")
         assert_no_secret(app, canary)
         await pilot.press("escape")
         await pilot.press("escape")  # back to the Target, which reads the server again
@@ -446,4 +449,80 @@ async def test_the_wizard_keeps_responding_after_a_failed_rollback(db18, setting
             await pilot.press("q")
             await wait_until(pilot, lambda: app.return_code is not None, "the wizard to quit")
         holder.execute("ROLLBACK")
+    assert db18.table_exists()
+
+
+async def test_after_a_failed_rollback_d_is_offered_at_once_and_no_restore_is(db18, settings_for, workdir):
+    """Finding 5: after 'Rollback failed; nothing was dropped' the screen offered 'press u' (u did nothing) and a
+    Roll back button that did nothing until r. Now: no restore (nothing was dropped), and d works at once."""
+    settings = settings_for(db18)
+    _migrate(db18, settings)
+    holder = psycopg.connect(db18.url, autocommit=True, application_name="report-job")
+    holder.execute("BEGIN")
+    holder.execute("LOCK TABLE public.database_backups IN ACCESS SHARE MODE")
+    app = make_app(settings)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await target_ready(app, pilot)
+            screen = RollbackScreen(settings, options=RollbackOptions(lock_timeout_ms=200, retries=0,
+                                                                       backup_dir=workdir / "backups"))
+            await app.push_screen(screen)
+            await settle(app, pilot)
+            await confirm_drop(pilot)
+            await wait_until(pilot, lambda: screen.result is not None and screen.preview_after_result,
+                             "the rollback to give up and the preview to be read again")
+            await settle(app, pilot)
+            assert screen.result.outcome is Outcome.FAILED and screen.result.copy is not None
+            everything = flat(widget_text(screen, "#rollback-status") + widget_text(screen, "#rollback-result")
+                              + widget_text(screen, "#rollback-result-notes"))
+            assert "nothing was dropped" in everything.lower()
+            assert "press u" not in everything and "To restore the table" not in everything
+            assert "was kept; the table was not dropped, so there is nothing to restore" in everything
+            assert not screen.query_one("#rollback-restore").display
+            assert not screen.query_one("#rollback-restore-command").display
+            await pilot.press("u")
+            await pilot.pause()
+            assert app.screen is screen  # u is not offered, and does nothing
+            assert screen.query_one("#rollback-drop").display  # the table is still there: d again, at once
+            assert "d Roll back" in screen_text(app).splitlines()[-1]
+            holder.execute("ROLLBACK")
+            await confirm_drop(pilot)
+            await wait_until(pilot, lambda: screen.result is not None and screen.result.outcome is Outcome.SUCCESS,
+                             "the second rollback")
+            assert not db18.table_exists()
+    finally:
+        holder.close()
+
+
+async def test_a_blocker_the_role_may_not_see_is_listed_under_the_lock_row_saying_why(db18, settings_for, workdir):
+    """Finding 6: the blocker was listed below '· Drop' and '· Verify' as 'user postgres ?, no transaction:
+    <insufficient privilege>' although that session was idle in transaction."""
+    settings = settings_for(db18)
+    _migrate(db18, settings)
+    admin = db18.admin()  # a superuser session: the operator's role may not see its state
+    admin.execute("SET application_name = 'ops-psql'")
+    admin.execute("BEGIN")
+    admin.execute("SELECT count(*) FROM public.database_backups")
+    app = make_app(settings)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await target_ready(app, pilot)
+            screen = RollbackScreen(settings, options=RollbackOptions(lock_timeout_ms=60_000, watch_interval_s=0.1,
+                                                                       table_backup=False))
+            await app.push_screen(screen)
+            await settle(app, pilot)
+            await confirm_drop(pilot)
+            await wait_until(pilot, lambda: "ops-psql" in widget_text(screen, "#rollback-progress"), "the blocker")
+            lines = flat(widget_text(screen, "#rollback-progress").replace("\n", " | ")).split(" | ")
+            lock = next(i for i, line in enumerate(lines) if "Lock" in line)
+            assert "ops-psql" in lines[lock + 1] and "Drop" in lines[lock + 2]  # under the row it blocks
+            assert "holds AccessShareLock" in lines[lock + 1]
+            assert "hidden from your role: grant it pg_read_all_stats" in lines[lock + 1]
+            assert "no transaction" not in lines[lock + 1] and "insufficient privilege" not in lines[lock + 1]
+            await pilot.press("escape")  # cancel the waiting DROP
+            await wait_until(pilot, lambda: screen.result is not None, "the cancel")
+            assert screen.result.outcome is Outcome.CANCELLED
+    finally:
+        admin.execute("ROLLBACK")
+        admin.close()
     assert db18.table_exists()

@@ -57,11 +57,13 @@ class PostMigrationScreen(WizardScreen):
     step = "after"
     BODY = "#post-body"
 
-    def __init__(self, settings: "Settings") -> None:
+    def __init__(self, settings: "Settings", *, verify_factory=None) -> None:
+        """``verify_factory(settings, emit)`` replaces the engine's Verify (snapshot tests: replayed events)."""
         super().__init__(id="post-migration")
         from migration.cron_secret import env_path
 
         self.settings = settings
+        self._factory = verify_factory
         self.env_path: Path = env_path(None, settings.env_file)
         self.verified = None  # the last VerifyFinished
         self.secret: tuple[bool, int] | None = None  # (set, line) in the .env, once read
@@ -119,6 +121,8 @@ class PostMigrationScreen(WizardScreen):
         self.refresh_bindings()
 
     def _build(self, emit):
+        if self._factory is not None:
+            return self._factory(self.settings, emit)
         from migration.verify import Verify
 
         return Verify(self.settings, emit)

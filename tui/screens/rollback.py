@@ -60,11 +60,13 @@ class RollbackScreen(WizardScreen):
     BODY = "#rollback-body"
 
     def __init__(self, settings: "Settings", *, options: "RollbackOptions | None" = None,
-                 audit_log: Path | None = None, reader=None) -> None:
-        """``reader(settings) -> Preview`` replaces the catalog read (snapshot tests only)."""
+                 audit_log: Path | None = None, reader=None, rollback_factory=None) -> None:
+        """``reader(settings) -> Preview`` replaces the catalog read, ``rollback_factory(settings, emit, options,
+        confirmed)`` the engine's Rollback (snapshot tests only: replayed events)."""
         super().__init__(id="rollback")
         self.settings = settings
         self.reader = reader
+        self._factory = rollback_factory
         self.options = options
         self.audit_log = audit_log
         self.preview: Preview | None = None
@@ -225,8 +227,9 @@ class RollbackScreen(WizardScreen):
         from migration.rollback import Rollback
 
         options = replace(self.rollback_options, table_backup=safety)
-        started = self.run_operation(lambda emit: Rollback(self.settings, emit, options, confirmed=confirmed),
-                                     self.settings, audit="rollback")
+        factory = self._factory or (lambda settings, emit, opts, deps: Rollback(settings, emit, opts, confirmed=deps))
+        started = self.run_operation(lambda emit: factory(self.settings, emit, options, confirmed), self.settings,
+                                     audit="rollback")
         if started is None:  # the audit log cannot be written: an error dialog says why
             self._status("The rollback did not start: the audit log cannot be written.", "error")
             return

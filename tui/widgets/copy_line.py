@@ -14,6 +14,7 @@ from textual.widget import Widget
 
 ELLIPSIS = "…"
 KEEP_HEAD = 6  # characters a shortened path keeps at its start (at least)
+KEEP_TAIL = 12  # and at its end: the file name's end
 
 
 def fit_middle(text: str, width: int) -> str:
@@ -27,20 +28,20 @@ def fit_middle(text: str, width: int) -> str:
     for i in order:
         word = words[i]
         room = len(word) - excess - 1  # what the word keeps, besides the ellipsis
-        if room >= KEEP_HEAD + 8:
-            tail = max(8, room * 3 // 5)  # the file name matters most
+        if room >= KEEP_HEAD + KEEP_TAIL:
+            tail = max(KEEP_TAIL, room * 3 // 5)  # the file name matters most
             words[i] = word[: room - tail] + ELLIPSIS + word[len(word) - tail:]
             return " ".join(words)
-        if len(word) > KEEP_HEAD + 9:  # shorten it as far as it goes, then the next one
-            tail = 8
-            short = word[:KEEP_HEAD] + ELLIPSIS + word[len(word) - tail:]
+        if len(word) > KEEP_HEAD + KEEP_TAIL + 1:  # shorten it as far as it goes, then the next one
+            short = word[:KEEP_HEAD] + ELLIPSIS + word[len(word) - KEEP_TAIL:]
             excess -= len(word) - len(short)
             words[i] = short
     text = " ".join(words)
     if len(text) <= width:
         return text
     keep = max(1, width - 1)
-    return text[: keep - keep // 2] + ELLIPSIS + text[len(text) - keep // 2:]
+    head = keep // 3  # the end (a file name) matters more than the start
+    return text[:head] + ELLIPSIS + text[len(text) - (keep - head):]
 
 
 class CopyLine(Widget, can_focus=True):

@@ -39,6 +39,11 @@ class FactList(Widget):
         value_width = max(12, width - label_width)
         lines: list[Content] = []
         for label, value in self._facts:
+            if any(len(word) > value_width for word in value.plain.split()):
+                # A word (a URL, a path) wider than the value column: on lines of its own, whole where it fits.
+                lines.append(Content.assemble((label, "bold")))
+                lines.extend(Content("  ") + line for line in wrap(value, max(12, width - 2)))
+                continue
             for i, line in enumerate(wrap(value, value_width) or [Content("")]):
                 head = "" if i else label
                 lines.append(Content.assemble((head.ljust(label_width), "bold"), line))

@@ -43,6 +43,26 @@ def _release(content: Content) -> Content:
                                                      content.cell_length)
 
 
+def _shorten_long_words(content: Content, room: int) -> Content:
+    """A word (a path, a URL) longer than a whole line loses its middle instead of being cut across lines."""
+    text = content.plain
+    if len(text) <= room:
+        return content
+    pieces: list[Content] = []
+    last = 0
+    for match in re.finditer(r"[^ ]+", text):
+        start, end = match.span()
+        if end - start > room:
+            keep = max(2, room - 1)
+            head = keep // 3  # a file name's end says more than its directory
+            pieces += [content[last:start + head], Content("…"), content[end - (keep - head):end]]
+            last = end
+    if not pieces:
+        return content
+    pieces.append(content[last:])
+    return Content("").join(pieces)
+
+
 def wrap_line(content: Content, width: int, hang: int | None = None) -> list[Content]:
     """One line of text (no newline) wrapped to ``width``. Wrapped lines are indented like the line, plus
     ``hang`` (default: the width of the list marker the line starts with, if any)."""
@@ -54,7 +74,7 @@ def wrap_line(content: Content, width: int, hang: int | None = None) -> list[Con
         hang = len(marker.group(0)) if marker else 0
     room = max(8, width - indent - hang)
     head_room = room + hang
-    held = _hold(body)
+    held = _shorten_long_words(_hold(body), room)
     if held.cell_length <= head_room:
         return [_release(content[:indent] + held if indent else held)]
     first, *rest = held.wrap(head_room) or [Content("")]
