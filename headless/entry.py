@@ -28,6 +28,14 @@ def launch_wizard(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return CONFIG_EXIT
     from tui.app import run_app
+
+    global _wizard_started
+    _wizard_started = True
+    return run_app(*wizard_setup(args))
+
+
+def wizard_setup(args: argparse.Namespace):
+    """What the wizard gets from the command line: its settings source, the operations' options, the audit log."""
     from tui.target_source import DemoSource, SettingsSource
 
     def load(database_url: str | None = None):
@@ -36,19 +44,22 @@ def launch_wizard(args: argparse.Namespace) -> int:
 
         return settings_from_args(args, database_url=database_url)
 
-    global _wizard_started
-    _wizard_started = True
     source = DemoSource(load) if getattr(args, "demo", False) else SettingsSource(load)
-    return run_app(source, _operator_options(args), audit_log=getattr(args, "audit_log", None))
+    return source, _operator_options(args), getattr(args, "audit_log", None)
 
 
 # What reaches the wizard's operations as OperatorOptions (the audit log goes to the app itself).
 _OPERATION_OPTIONS = ("lock_timeout", "backup_dir", "format", "trust_backup_dir", "retries", "no_table_backup")
 
 
+def _given(value) -> bool:
+    """An option on the command line: anything but its absence (None) or an unset flag (False); 0 counts."""
+    return value is not None and value is not False
+
+
 def _operator_options(args: argparse.Namespace):
     """The options every operation of the wizard uses, from the same command line as the headless ones."""
-    if not any(getattr(args, name, None) not in (None, False) for name in _OPERATION_OPTIONS):
+    if not any(_given(getattr(args, name, None)) for name in _OPERATION_OPTIONS):
         return None  # the defaults: nothing to import before the first frame
     from .options import backup_options, rollback_options
     from migration.options import OperatorOptions

@@ -49,7 +49,8 @@ def main(argv: Sequence[str] | None = None, wizard: Wizard | None = None) -> int
             stream.reconfigure(errors="replace")  # type: ignore[union-attr]
     parser = build_parser()
     args = parser.parse_args(argv)
-    given = [name for name in WIZARD_OPTIONS if getattr(args, f"wizard_{name}") not in (None, False)]
+    given = [name for name in WIZARD_OPTIONS if getattr(args, f"wizard_{name}") is not None
+             and getattr(args, f"wizard_{name}") is not False]  # (--retries 0 is given)
     if args.command is not None and given:  # before the command they would be silently ignored
         parser.error(f"--{given[0].replace('_', '-')} goes after the command (migrate-tui {args.command} "
                      f"--{given[0].replace('_', '-')} ...)")

@@ -425,13 +425,19 @@ class MigrateApp(App):
             "The database is as the engine leaves it after any failure: uncommitted work is rolled back."))
 
 
+def wizard_app(source: SettingsSource, options: "OperatorOptions | None" = None,
+               audit_log: "Path | str | None" = None, **kwargs) -> MigrateApp:
+    """The wizard as ``migrate-tui [--demo] [options]`` builds it (tests build it the same way)."""
+    from pathlib import Path
+
+    return MigrateApp(source, preflight=True, options=options, audit_log=Path(audit_log) if audit_log else None,
+                      **kwargs)
+
+
 def run_app(source: SettingsSource, options: "OperatorOptions | None" = None,
             audit_log: "Path | str | None" = None) -> int:
     """The wizard for ``migrate-tui [--demo] [options]``: returns an exit code from migration.exit_codes."""
-    from pathlib import Path
-
-    app = MigrateApp(source, handle_signals=True, preflight=True, options=options,
-                     audit_log=Path(audit_log) if audit_log else None)
+    app = wizard_app(source, options, audit_log, handle_signals=True)
     try:
         app.run()
     except KeyboardInterrupt:
