@@ -26,9 +26,9 @@ _LISTED = ("SELECT table_name::text FROM information_schema.tables "
 
 
 def guide_query(schema: str, table: Table = TABLE) -> str:
-    """The guide's query as it writes it (for the operator to read and copy), with this schema."""
-    return (f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{schema}' "
-            f"AND table_name = '{table.name}';")
+    """The guide's query as it writes it, on its two lines (for the operator to read and copy), with this schema."""
+    return (f"SELECT table_name FROM information_schema.tables\n"
+            f"WHERE table_schema = '{schema}' AND table_name = '{table.name}';")
 
 
 class Verify(Operation):

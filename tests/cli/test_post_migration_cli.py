@@ -29,8 +29,8 @@ def test_verify_is_read_only_and_exits_0_only_when_everything_matches(db, tmp_pa
     lines_in_order(ok.stdout, [
         "🔎 Verify Migration Success: public.database_backups",
         "-- Check table exists",
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_name = "
-        "'database_backups';",
+        "SELECT table_name FROM information_schema.tables",
+        "WHERE table_schema = 'public' AND table_name = 'database_backups';",
         " database_backups", "(1 row)",
         "-- Check table structure (\\d database_backups)",
         "Columns:", "  ✓ id ", "  ✓ filename ", "  ✓ backup_type ",

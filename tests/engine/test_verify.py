@@ -24,8 +24,8 @@ def test_after_the_migration_every_line_matches_and_nothing_changes(db, settings
     assert isinstance(result, VerifyFinished) and result.outcome is Outcome.SUCCESS, result
     listed = next(e for e in events if isinstance(e, TableListed))
     assert listed.rows == ("database_backups",) and listed.ok
-    assert listed.query == ("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
-                            "AND table_name = 'database_backups';")
+    assert listed.query == ("SELECT table_name FROM information_schema.tables\n"
+                            "WHERE table_schema = 'public' AND table_name = 'database_backups';")  # the guide's
     lines = next(e for e in events if isinstance(e, TableDescribed)).lines
     sections = [line.section for line in lines]
     assert sections.count("Column") == len(TABLE.columns) and sections.count("Index") == 3

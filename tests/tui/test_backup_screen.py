@@ -160,7 +160,7 @@ class ReplayedBackup:
 
 
 def backup_app(finish: bool, press: tuple[str, ...] = ()):
-    app = MigrateApp(settings=fixed_settings(), describe=describe_with(), deterministic=True)
+    app = MigrateApp(settings=fixed_settings(), describe=describe_with(), deterministic=True, preflight=True)
     replays: list[ReplayedBackup] = []
 
     def factory(settings, emit):
@@ -169,6 +169,8 @@ def backup_app(finish: bool, press: tuple[str, ...] = ()):
 
     async def run_before(pilot):
         await settle(pilot.app, pilot)
+        for step in ("target", "checklist"):
+            pilot.app.journey.mark(step, "done")
         screen = BackupScreen(fixed_settings(), backup_factory=factory)
         await pilot.app.push_screen(screen)
         if finish:
@@ -189,7 +191,7 @@ def backup_app(finish: bool, press: tuple[str, ...] = ()):
 def test_backup_snapshot(snap_compare, finish, press):
     app, run_before, replays = backup_app(finish, press)
     try:
-        assert snap_compare(app, run_before=run_before, terminal_size=(100, 30))
+        assert snap_compare(app, run_before=run_before, terminal_size=(80, 24))
     finally:
         for replay in replays:
             replay.cancel()

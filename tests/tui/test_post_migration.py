@@ -51,8 +51,9 @@ async def test_verify_then_cron_secret_into_the_env_in_use_then_ticks(db18, tmp_
             assert line in describe, describe
         assert "✗" not in describe and "✅ Migration verified" in widget_text(screen, "#post-verdict")
         await pilot.press("c")  # the guide's query, whole
-        assert app.clipboard.startswith("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
-        assert f"the .env in use, {env_file.resolve()}" in flat(widget_text(screen, "#post-env"))
+        assert app.clipboard == ("SELECT table_name FROM information_schema.tables\n"
+                                 "WHERE table_schema = 'public' AND table_name = 'database_backups';")
+        assert "the .env in use, shop.env" in flat(widget_text(screen, "#post-env"))  # relative to the cwd
         assert "CRON_SECRET is not set there" in flat(widget_text(screen, "#post-env"))
 
         await pilot.press("g")

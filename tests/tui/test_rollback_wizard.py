@@ -341,17 +341,26 @@ def test_snapshot_confirm_drop_without_dependents_or_copy(snap_compare):
     assert snap_compare(DialogHarness(plain, safety_copy=False), terminal_size=(80, 24))
 
 
-def test_snapshot_audit_log_screen(snap_compare, tmp_path, monkeypatch):
+@pytest.mark.parametrize("press", [(), ("down", "enter")], ids=["operations", "events"])
+def test_snapshot_audit_log_screen(snap_compare, tmp_path, monkeypatch, press):
     monkeypatch.chdir(tmp_path)  # the screen shows the path: keep it the same on every run
     path = Path("fixed.log")
+    target = "postgresql://shop_app:****@db.internal:5432/shop"
+    common = {"operator": "deploy", "target": target, "schema": "public", "version": "0.1.0"}
     rows = [
-        {"time": "2026-11-25T10:30:25.000+00:00", "operator": "deploy", "operation": "migrate",
-         "target": "postgresql://shop_app:****@db.internal:5432/shop", "event": "RunFinished",
-         "outcome": "success", "duration_ms": 182.4, "data": {"message": "Migration completed successfully!"}},
-        {"time": "2026-11-25T10:41:02.000+00:00", "operator": "deploy", "operation": "rollback",
-         "target": "postgresql://shop_app:****@db.internal:5432/shop", "event": "RollbackFinished",
-         "outcome": "success", "duration_ms": 311.0, "backup_path": "backups/public.database_backups-before-"
-         "rollback-20261125T104102Z.sql", "sha256": "2ecebe70d397edddce600f05b0f61db315b492b6",
+        {**common, "time": "2026-11-25T10:30:24.000+00:00", "operation": "migrate", "run": "5d95a1", "event":
+         "RunStarted", "data": {}},
+        *({**common, "time": f"2026-11-25T10:30:24.{n}00+00:00", "operation": "migrate", "run": "5d95a1",
+           "event": "StepFinished", "duration_ms": 10.0 + n, "data": {"step": n, "message": message}}
+          for n, message in ((4, "Table database_backups created successfully"),
+                             (5, "Indexes created successfully"))),
+        {**common, "time": "2026-11-25T10:30:25.000+00:00", "operation": "migrate", "run": "5d95a1",
+         "event": "RunFinished", "outcome": "success", "duration_ms": 182.4,
+         "data": {"message": "Migration completed successfully!"}},
+        {**common, "time": "2026-11-25T10:41:02.000+00:00", "operation": "rollback", "run": "ce4b52",
+         "event": "RollbackFinished", "outcome": "success", "duration_ms": 311.0,
+         "backup_path": "backups/public.database_backups-before-rollback-20261125T104102Z.sql",
+         "sha256": "2ecebe70d397edddce600f05b0f61db315b492b6",
          "data": {"message": "Table public.database_backups was dropped and the catalog confirms it is gone."}},
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -360,7 +369,7 @@ def test_snapshot_audit_log_screen(snap_compare, tmp_path, monkeypatch):
         def on_mount(self) -> None:
             self.push_screen(AuditLogScreen(path))
 
-    assert snap_compare(LogHarness(), terminal_size=(100, 30))
+    assert snap_compare(LogHarness(), press=press, terminal_size=(80, 24))
 
 
 async def test_restore_the_copy_from_the_wizard(db18, settings_for, workdir):

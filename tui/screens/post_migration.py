@@ -142,8 +142,8 @@ class PostMigrationScreen(WizardScreen):
             self.query_one("#post-describe", Prose).update(described(event.lines))
         elif isinstance(event, VerifyFinished):
             self.verified = event
-            verdict = [Content.assemble(("✅ " if event.ok else "❌ ") + event.message,
-                                        "bold $success" if event.ok else "bold $error")]
+            verdict = [Content.assemble((("✅ " if event.ok else "❌ ") + event.message,
+                                         "bold $success" if event.ok else "bold $error"))]
             if event.error is not None and not event.ok:
                 verdict.append(error_content(event.error))
             self.query_one("#post-verdict", Prose).update(Content("\n\n").join(verdict))
@@ -157,8 +157,8 @@ class PostMigrationScreen(WizardScreen):
 
     # -- 2. CRON_SECRET ----------------------------------------------------------------------------
     def _env_text(self) -> None:
-        where = (f"the .env in use, {self.env_path}" if self.settings.env_file is not None
-                 else f"{self.env_path} in the working directory (no .env file is in use"
+        where = (f"the .env in use, {shown(self.env_path)}" if self.settings.env_file is not None
+                 else f"{shown(self.env_path)} in the working directory (no .env file is in use"
                       + (": the demo configures itself)" if self.settings.demo else ")"))
         state = self.secret
         if state is None:
@@ -194,7 +194,7 @@ class PostMigrationScreen(WizardScreen):
             verb = "written to a new file" if w.created else ("replaced in" if w.replaced else "added to")
             result.update(Content.from_markup(
                 "[b $success]✓ CRON_SECRET $v $p[/] (line $l): $m, mode 0600. Deploy the application with it.",
-                v=verb, p=str(w.path), l=str(w.line), m=w.masked))
+                v=verb, p=shown(w.path), l=str(w.line), m=w.masked))
             self.secret = (True, w.line)
         elif message.state is not None:
             self.secret = message.state
@@ -211,13 +211,14 @@ class PostMigrationScreen(WizardScreen):
         if replace:
             dialog = ConfirmDialog(
                 "Replace the existing CRON_SECRET?",
-                f"{self.env_path} already sets CRON_SECRET (line {self.secret[1]}). A new random value replaces it; "
+                f"{shown(self.env_path)} already sets CRON_SECRET (line {self.secret[1]}). A new random value "
+                "replaces it; "
                 "the application's cron jobs keep using the old one until you deploy the new one.",
                 yes="Replace", no="Keep it")
         else:
             dialog = ConfirmDialog(
                 "Add CRON_SECRET?",
-                f"A random CRON_SECRET (32 random bytes) is added to {self.env_path}; every other line stays as it "
+                f"A random CRON_SECRET (32 random bytes) is added to {shown(self.env_path)}; every other line stays as it "
                 "is, and the file is written 0600. The value is not shown here.",
                 yes="Add it", no="Not now", yes_variant="success")
 
@@ -282,14 +283,23 @@ class PostMigrationScreen(WizardScreen):
         event.stop()  # the button's own action= already ran
 
 
+def shown(path: Path) -> str:
+    """A path as the operator reads it best: relative to the working directory when it is inside it."""
+    import os
+
+    absolute = os.path.abspath(path)
+    here = os.getcwd()
+    return os.path.relpath(absolute, here) if absolute.startswith(here + os.sep) else str(path)
+
+
 def described(lines) -> Content:
     """``\\d database_backups`` as lines with ✓/✗; a mismatch says what the guide expects."""
-    width = max((len(line.name) for line in lines), default=10) + 2
     out: list[Content] = []
     for section, title in SECTIONS:
         rows = [line for line in lines if line.section == section]
         if not rows:
             continue
+        width = max(len(line.name) for line in rows) + 2
         out.append(Content.from_markup("[b]$t[/b]", t=title))
         for line in rows:
             style = "$success" if line.ok else "$error"

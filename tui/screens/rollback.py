@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from migration.settings import Settings
 
 STEPS = (("copy", "Safety copy"), ("lock", "Lock"), ("drop", "Drop"), ("verify", "Verify"))
+TITLE_WIDTH = 12
 MARKS = {"pending": ("·", "dim"), "running": ("…", "$accent"), "done": ("✓", "$success"),
          "warning": ("⚠", "$warning"), "skipped": ("-", "dim"), "failed": ("✗", "$error")}
 
@@ -91,7 +92,7 @@ class RollbackScreen(WizardScreen):
             yield Prose("", id="rollback-sql")
             yield Tick("Take a safety copy of the table first (pg_dump, verified)",
                        self.rollback_options.table_backup, id="rollback-copy", compact=True)
-            yield Prose("", id="rollback-progress")
+            yield Prose("", id="rollback-progress", hang=_step_hang)
             yield Prose("", id="rollback-result")
             yield CopyLine("", what="restore command", id="rollback-restore-command")
             yield Prose("", id="rollback-result-notes")
@@ -336,11 +337,11 @@ class RollbackScreen(WizardScreen):
         if isinstance(e, ev.SafetyCopyStarted):
             for path in e.removed:
                 self.app.notify(f"Removed a temporary file left by a killed run: {path}", timeout=10)
-            self._step("copy", "running", f"pg_dump → {e.path}")
+            self._step("copy", "running", f"pg_dump →\n{e.path}")
         elif isinstance(e, ev.SafetyCopyFinished):
             c = e.copy
-            self._step("copy", "done", f"{c.path} — {c.rows} rows, {c.size_bytes:,} bytes, verified; "
-                       f"sha256 {c.sha256[:16]}…")
+            self._step("copy", "done", f"{c.rows} rows, {c.size_bytes:,} bytes, verified; sha256 {c.sha256[:16]}…"
+                       f"\n{c.path}")
         elif isinstance(e, ev.SafetyCopySkipped):
             self._step("copy", "skipped", "no safety copy (turned off)")
         elif isinstance(e, ev.WaitingForLock):
@@ -433,7 +434,9 @@ class RollbackScreen(WizardScreen):
         for key, title in STEPS:
             state, text = self._steps.get(key, ("pending", ""))
             mark, style = MARKS[state]
-            lines.append(Content.assemble((f"{mark} ", style), (f"{title:<12}", "bold"), text))
+            first, *more = text.split("\n")  # more: a path, on a line of its own under the step
+            lines.append(Content.assemble((f"{mark} ", style), (f"{title:<{TITLE_WIDTH}}", "bold"), first))
+            lines.extend(Content(f"    {extra}") for extra in more)
             if key == "lock":  # who is in the way: under the step it blocks
                 lines.extend(_blocker_lines(self._waiting, det))
         self.query_one("#rollback-progress", Static).update(Content("\n").join(lines))
@@ -475,6 +478,11 @@ class RollbackScreen(WizardScreen):
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
         event.stop()  # the button's own action= already ran
+
+
+def _step_hang(line: str) -> int | None:
+    """A step's row wraps under its text (past the mark and the title); other lines by their list marker."""
+    return 2 + TITLE_WIDTH if line[:1] in {mark for mark, _ in MARKS.values()} else None
 
 
 def _blocker_lines(blockers, deterministic: bool) -> list[Content]:

@@ -45,10 +45,11 @@ def fit_middle(text: str, width: int) -> str:
 
 
 class CopyLine(Widget, can_focus=True):
-    """``CopyLine(text, label="Backup")``: one line, ``label`` dim before the text; ``c`` copies ``text``."""
+    """``CopyLine(text, label="Backup")``: ``label`` dim before the text; ``c`` copies ``text``. A text of several
+    lines (a statement as the guide writes it) shows each on a line of its own, none wrapped."""
 
     DEFAULT_CSS = """
-    CopyLine { height: 1; width: 1fr; padding: 0 1; background: $boost; }
+    CopyLine { height: auto; width: 1fr; padding: 0 1; background: $boost; }
     CopyLine:focus { background: $accent 30%; text-style: bold; }
     """
     BINDINGS = [Binding("c", "copy", "Copy", show=False)]
@@ -67,7 +68,10 @@ class CopyLine(Widget, can_focus=True):
     @property
     def shown(self) -> str:
         """What the line shows at its current width (the text, perhaps shortened in the middle)."""
-        return fit_middle(self.text, self._room())
+        return "\n".join(fit_middle(line, self._room()) for line in self.text.split("\n"))
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return max(1, self.text.count("\n") + 1)
 
     def _room(self) -> int:
         width = self.content_region.width or self.size.width or 80
@@ -75,7 +79,8 @@ class CopyLine(Widget, can_focus=True):
 
     def render(self) -> Content:
         parts = [(f"{self.label} ", "dim")] if self.label else []
-        return Content.assemble(*parts, self.shown)
+        pad = " " * (len(self.label) + 1) if self.label else ""
+        return Content.assemble(*parts, self.shown.replace("\n", "\n" + pad))
 
     def action_copy(self) -> None:
         self.app.copy_to_clipboard(self.text)

@@ -86,13 +86,15 @@ def wrap_line(content: Content, width: int, hang: int | None = None) -> list[Con
     return [_release(line) for line in lines]
 
 
-def wrap(content: Content | str, width: int, hang: int | None = None) -> list[Content]:
-    """Text (newlines allowed) as screen lines of at most ``width`` cells."""
+def wrap(content: Content | str, width: int, hang=None) -> list[Content]:
+    """Text (newlines allowed) as screen lines of at most ``width`` cells. ``hang``: a number of columns, None
+    (the list marker's width), or a function of each line's text giving either."""
     if isinstance(content, str):
         content = Content(content)
     lines: list[Content] = []
     for part in content.split("\n", allow_blank=True):
-        lines.extend(wrap_line(part, width, hang) if part.plain.strip() else [Content("")])
+        line_hang = hang(part.plain) if callable(hang) else hang
+        lines.extend(wrap_line(part, width, line_hang) if part.plain.strip() else [Content("")])
     return lines
 
 
@@ -117,7 +119,7 @@ def as_content(value, markup: bool = True) -> Content:
 class Prose(Static):
     """A Static that wraps the wizard's way (units kept, hanging indents)."""
 
-    def __init__(self, content="", *, hang: int | None = None, markup: bool = True, **kwargs) -> None:
+    def __init__(self, content="", *, hang=None, markup: bool = True, **kwargs) -> None:
         super().__init__(content, markup=markup, **kwargs)
         self.hang = hang
 
