@@ -263,6 +263,9 @@ def details(entry: dict[str, Any]) -> list[str]:
             parts.append(f"step {step}/8 {Step(step).title}")
     if entry.get("backup_path"):
         parts.append(f"{entry['backup_path']} (sha256 {str(entry.get('sha256', ''))[:12]}…)")
+    if entry.get("operation") == "cron-secret" and data.get("path") and data.get("line"):
+        how = "created" if data.get("created") else ("replaced" if data.get("replaced") else "added")
+        parts.append(f"CRON_SECRET {how} in {data['path']}, line {data['line']} (the value is never recorded)")
     if data.get("message"):
         parts.append(str(data["message"]))
     error = data.get("error")
