@@ -389,7 +389,7 @@ class RollbackScreen(WizardScreen):
         if result.copy is not None and result.outcome is O.SUCCESS:
             parts.append(Content.from_markup("[b]To restore the table:[/b] press u here, or run this in a shell "
                                              "(c copies it):"))
-            self.query_one("#rollback-restore-command", CopyLine).set_text(result.copy.restore_command)
+            self.query_one("#rollback-restore-command", CopyLine).set_text(shell_lines(result.copy.restore_command))
             if self.settings.demo:
                 notes.append(Content.from_markup("[b $warning]Demo:[/] the demo database disappears when you quit, "
                                                  "so restore with u here."))
@@ -478,6 +478,16 @@ class RollbackScreen(WizardScreen):
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
         event.stop()  # the button's own action= already ran
+
+
+def shell_lines(command: str) -> str:
+    """The restore command as shell lines joined by backslash-newline, each short enough to stay whole at
+    80 columns (the psql binary, the connection, the file); copied as it is shown, it runs as one command."""
+    psql, marker, rest = command.partition(' "$DATABASE_URL"')
+    options, flag, path = rest.partition(" -f ")
+    if not marker or not flag:
+        return command
+    return " \\\n".join([psql, '"$DATABASE_URL"' + options, f"-f {path}"])
 
 
 def _step_hang(line: str) -> int | None:
