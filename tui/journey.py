@@ -8,7 +8,6 @@ screens need from earlier ones travels here too (the backup that was made, the r
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 STEPS = ("target", "checklist", "backup", "migrate", "result", "after")
@@ -20,14 +19,16 @@ MARKS = {"done": ("✓", "$success"), "failed": ("✗", "$error"), "skipped": ("
          "current": ("●", "$accent"), None: ("○", "dim")}
 
 
-@dataclass
 class Journey:
-    steps: tuple[str, ...] = STEPS
-    current: str = "target"
-    ended: dict[str, str] = field(default_factory=dict)  # step -> done / failed / skipped
-    backup: Any = None  # the BackupFinished of this path's backup (None: none was made yet)
-    backup_skipped: bool = False
-    result: Any = None  # the migration's RunFinished
+    """(A plain class: it is built before the first frame.)"""
+
+    def __init__(self, steps: tuple[str, ...] = STEPS) -> None:
+        self.steps = steps
+        self.current = "target"
+        self.ended: dict[str, str] = {}  # step -> done / failed / skipped
+        self.backup: Any = None  # the BackupFinished of this path's backup (None: none was made yet)
+        self.backup_skipped = False
+        self.result: Any = None  # the migration's RunFinished
 
     def at(self, step: str) -> None:
         """``step``'s screen is shown: it is the current step (an earlier end of it is forgotten)."""

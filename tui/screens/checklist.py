@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 
 MARKS = {"ok": "✓", "info": "ℹ", "warning": "⚠", "failure": "✗"}
 STYLES = {"ok": "green", "info": "blue", "warning": "yellow", "failure": "bold red"}
-# The box says its state ([✓] / [ ]) and so does the label, in words.
-ACK_LABELS = {False: "Warnings read (a)", True: "Warnings read (a)"}
+# The box says its state itself ([✓] / [ ]): the label can be short enough for the button row at 80 columns.
+ACK_LABEL = "Warnings read (a)"
 
 
 class CheckRows(VerticalScroll):
@@ -119,7 +119,7 @@ class ChecklistScreen(WizardScreen):
         with Horizontal(id="checklist-actions"):
             yield Button("Continue (Enter)", id="continue", variant="primary", action="screen.continue",
                          compact=True, disabled=True)
-            yield Tick(ACK_LABELS[False], id="acknowledge", compact=True)
+            yield Tick(ACK_LABEL, id="acknowledge", compact=True)
             yield Button("Re-run (r)", id="rerun", action="screen.rerun", compact=True)
             yield Button("Back (Esc)", id="back", action="app.back_to_target", compact=True)
         yield Footer(compact=True)
@@ -220,7 +220,6 @@ class ChecklistScreen(WizardScreen):
 
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         self.acknowledged = event.value
-        event.checkbox.label = ACK_LABELS[event.value]
         self._update_summary()
         self._update_continue()
 

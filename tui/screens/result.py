@@ -82,6 +82,9 @@ class ResultScreen(WizardScreen):
         elif journey.backup_skipped:
             yield Prose(Content.from_markup("[b $warning]Backup skipped:[/] no copy of the database was made "
                                             "before this run."), id="result-backup")
+        elif journey.ended.get("backup") == "skipped":  # the table was already there: nothing was to change
+            yield Prose("No backup was made: the checklist found the table already there, so nothing was going "
+                        "to change.", id="result-backup", markup=False)
 
     def on_mount(self) -> None:
         self.sub_title = "Result"

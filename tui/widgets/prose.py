@@ -13,23 +13,28 @@ their own lines (the step panels, the checklist rows).
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Iterable
 
-from rich.text import Text
 from textual.content import Content
 from textual.widgets import Static
 
 GLUE = "\u00a0"  # written by callers between words that must stay on one line
 _HOLD = "\ue000"  # stands for a kept space while wrapping: one cell wide, and not whitespace to the wrapper
 UNITS = r"(?:ms|s|kB|MB|GB|TB|KiB|MiB|GiB|B|bytes?|rows?|%|characters|chars|seconds?|minutes?|hours?|tables?)"
-_UNIT_SPACE = re.compile(rf"(?<=\d) (?={UNITS}(?![\w]))")
-_MARKER = re.compile(r"(?:\d{1,2}[.)]|[•·\-*✓✗⚠○–]|\[[ x✓]\]) ")
+
+
+@functools.lru_cache(maxsize=None)
+def _patterns() -> tuple[re.Pattern, re.Pattern]:
+    """(a space between a number and its unit, a list marker); compiled on first use, not before the first frame."""
+    return (re.compile(rf"(?<=\d) (?={UNITS}(?![\w]))"),
+            re.compile(r"(?:\d{1,2}[.)]|[•·\-*✓✗⚠○–]|\[[ x✓]\]) "))
 
 
 def keep_units(text: str) -> str:
     """``text`` with every number glued to the unit after it."""
-    return _UNIT_SPACE.sub(GLUE, text)
+    return _patterns()[0].sub(GLUE, text)
 
 
 def _hold(content: Content) -> Content:
@@ -70,7 +75,7 @@ def wrap_line(content: Content, width: int, hang: int | None = None) -> list[Con
     indent = len(plain) - len(plain.lstrip(" "))
     body = content[indent:]
     if hang is None:
-        marker = _MARKER.match(body.plain)
+        marker = _patterns()[1].match(body.plain)
         hang = len(marker.group(0)) if marker else 0
     room = max(8, width - indent - hang)
     head_room = room + hang
@@ -111,7 +116,7 @@ def hanging_lines(parts: Iterable[tuple[int, Content]], width: int) -> list[Cont
 def as_content(value, markup: bool = True) -> Content:
     if isinstance(value, Content):
         return value
-    if isinstance(value, Text):
+    if type(value).__name__ == "Text":  # a Rich Text (rich.text is not imported before the first frame)
         return Content.from_rich_text(value)
     return Content.from_markup(str(value)) if markup else Content(str(value))
 
@@ -142,10 +147,12 @@ class RichLine:
     """A Rich renderable for a RichLog line that wraps the wizard's way: numbers keep their units, and wrapped
     lines hang ``hang`` columns in (under the text after a timestamp)."""
 
-    def __init__(self, text: Text, hang: int = 0) -> None:
+    def __init__(self, text, hang: int = 0) -> None:
         self.text, self.hang = text, hang
 
     def __rich_console__(self, console, options):
+        from rich.text import Text
+
         width = max(12, options.max_width)
         held = self.text.copy()
         held.plain = keep_units(held.plain).replace(GLUE, _HOLD)
