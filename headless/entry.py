@@ -28,6 +28,14 @@ def launch_wizard(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return CONFIG_EXIT
     from tui.app import run_app
+
+    global _wizard_started
+    _wizard_started = True
+    return run_app(*wizard_setup(args))
+
+
+def wizard_setup(args: argparse.Namespace):
+    """What the wizard gets from the command line: its settings source, the operations' options, the audit log."""
     from tui.target_source import DemoSource, SettingsSource
 
     def load(database_url: str | None = None):
@@ -36,15 +44,22 @@ def launch_wizard(args: argparse.Namespace) -> int:
 
         return settings_from_args(args, database_url=database_url)
 
-    global _wizard_started
-    _wizard_started = True
     source = DemoSource(load) if getattr(args, "demo", False) else SettingsSource(load)
-    return run_app(source, _operator_options(args))
+    return source, _operator_options(args), getattr(args, "audit_log", None)
+
+
+# What reaches the wizard's operations as OperatorOptions (the audit log goes to the app itself).
+_OPERATION_OPTIONS = ("lock_timeout", "backup_dir", "format", "trust_backup_dir", "retries", "no_table_backup")
+
+
+def _given(value) -> bool:
+    """An option on the command line: anything but its absence (None) or an unset flag (False); 0 counts."""
+    return value is not None and value is not False
 
 
 def _operator_options(args: argparse.Namespace):
     """The options every operation of the wizard uses, from the same command line as the headless ones."""
-    if not any(getattr(args, name, None) for name in ("lock_timeout",)):
+    if not any(_given(getattr(args, name, None)) for name in _OPERATION_OPTIONS):
         return None  # the defaults: nothing to import before the first frame
     from .options import backup_options, rollback_options
     from migration.options import OperatorOptions
@@ -58,10 +73,11 @@ def _wizard_args(argv: list[str]) -> argparse.Namespace | None:
         # The everyday launches need no parser (settings_from_args defaults every other option);
         # the engine's modules then load in the settings worker, after the first frame.
         return argparse.Namespace(demo=bool(argv), command=None)
-    from .options import add_target_options
+    from .options import add_target_options, add_wizard_options
 
     parser = argparse.ArgumentParser(prog="migrate-tui", add_help=False)
     add_target_options(parser, suppress=False)
+    add_wizard_options(parser)
     try:
         with contextlib.redirect_stderr(io.StringIO()):
             args, extra = parser.parse_known_args(argv)
@@ -75,6 +91,11 @@ def _wizard_args(argv: list[str]) -> argparse.Namespace | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv in (["--version"], ["-V"]):
+        from migration.version import version
+
+        print(f"migrate-tui {version()}")
+        return 0
     args = _wizard_args(argv)
     if args is not None:
         for stream in (sys.stdout, sys.stderr):

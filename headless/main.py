@@ -16,14 +16,14 @@ from migration import exit_codes
 from migration.errors import ConfigError, MigrateError, explain
 
 from .commands import COMMANDS
-from .options import add_target_options
+from .options import WIZARD_OPTIONS, add_target_options, add_wizard_options
 from .running import print_error
 
 Wizard = Callable[[argparse.Namespace], int]
 
 
 def _module(name: str):
-    return importlib.import_module(f"{__package__}.commands.{name}")
+    return importlib.import_module(f"{__package__}.commands.{name.replace('-', '_')}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Safely add the database_backups table to a PostgreSQL database. "
                     "Without a command, opens the interactive wizard.",
     )
+    from migration.version import version
+
+    parser.add_argument("--version", "-V", action="version", version=f"migrate-tui {version()}")
     add_target_options(parser, suppress=False)
+    add_wizard_options(parser, dest_prefix="wizard_")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         _module(name).add_parser(sub)
@@ -45,6 +49,14 @@ def main(argv: Sequence[str] | None = None, wizard: Wizard | None = None) -> int
             stream.reconfigure(errors="replace")  # type: ignore[union-attr]
     parser = build_parser()
     args = parser.parse_args(argv)
+    given = [name for name in WIZARD_OPTIONS if getattr(args, f"wizard_{name}") is not None
+             and getattr(args, f"wizard_{name}") is not False]  # (--retries 0 is given)
+    if args.command is not None and given:  # before the command they would be silently ignored
+        parser.error(f"--{given[0].replace('_', '-')} goes after the command (migrate-tui {args.command} "
+                     f"--{given[0].replace('_', '-')} ...)")
+    if args.command is None:  # the wizard's options under their own names
+        for name in WIZARD_OPTIONS:
+            setattr(args, name, getattr(args, f"wizard_{name}"))
     try:
         if args.command is None:
             if wizard is None:

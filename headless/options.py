@@ -31,6 +31,38 @@ def add_target_options(parser: argparse.ArgumentParser, suppress: bool = True) -
                         help="how long to wait for another running migration (default: 10)")
 
 
+# The options of the headless commands that the wizard's operations take too (without a command).
+WIZARD_OPTIONS = ("backup_dir", "format", "trust_backup_dir", "retries", "no_table_backup", "audit_log")
+
+
+def non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def add_wizard_options(parser: argparse.ArgumentParser, dest_prefix: str = "") -> None:
+    """The headless commands' options, for the wizard's same operations (checklist, backup, rollback, audit).
+    ``dest_prefix``: the top-level parser keeps them apart from a command's own options of the same name."""
+    group = parser.add_argument_group("wizard options (without a command; each command takes its own)")
+    group.add_argument("--backup-dir", dest=dest_prefix + "backup_dir", metavar="DIR", type=Path, default=None,
+                       help="where the backup and the rollback's safety copy are written (default: ./backups)")
+    group.add_argument("--format", dest=dest_prefix + "format", choices=tuple(FORMATS), default=None,
+                       help="the backup's format: plain SQL (.sql, the guide's) or pg_dump custom (.dump)")
+    group.add_argument("--trust-backup-dir", dest=dest_prefix + "trust_backup_dir", action="store_true",
+                       help="accept a backup directory that is a system directory or another user's (RISK)")
+    group.add_argument("--retries", dest=dest_prefix + "retries", type=non_negative, metavar="N", default=None,
+                       help=f"the rollback's further attempts after a lock timeout (default: {DEFAULT_RETRIES})")
+    group.add_argument("--no-table-backup", dest=dest_prefix + "no_table_backup", action="store_true",
+                       help="the rollback's safety copy starts switched off")
+    group.add_argument("--audit-log", dest=dest_prefix + "audit_log", metavar="PATH", default=None,
+                       help=f"append the audit log here (default: ${ENV_VAR} or ./{DEFAULT_PATH})")
+
+
 def add_audit_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--audit-log", metavar="PATH", default=None,
                         help=f"append the audit log here (default: ${ENV_VAR} or ./{DEFAULT_PATH}; "
@@ -64,7 +96,7 @@ def settings_from_args(args: argparse.Namespace, *, database_url: str | None = N
     )
 
 
-def backup_options(args: argparse.Namespace) -> BackupOptions:
+def backup_options(args: argparse.Namespace) -> BackupOptions:  # (the wizard's too: WIZARD_OPTIONS)
     return BackupOptions(backup_dir=Path(getattr(args, "backup_dir", None) or DEFAULT_BACKUP_DIR),
                          fmt=getattr(args, "format", None) or "plain",
                          trust_dir=bool(getattr(args, "trust_backup_dir", False)))

@@ -33,7 +33,7 @@ from .settings import Settings
 
 DEFAULT_PATH = "migrate-tui.log"
 ENV_VAR = "MIGRATE_AUDIT_LOG"
-OPERATIONS = ("check", "backup", "migrate", "rollback", "restore")
+OPERATIONS = ("check", "backup", "migrate", "rollback", "restore", "verify", "cron-secret")
 
 
 def default_path(environ: dict[str, str] | None = None) -> Path:
@@ -208,9 +208,11 @@ class AuditLog:
     @staticmethod
     def _base(settings: Settings | None, operation: str, run_id: str) -> dict[str, Any]:
         from . import connected
+        from .version import version
 
         entry = {
             "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            "version": version(),  # of migrate-tui: which code did this
             "operator": operator(),
             # a host list names the host that answered, once the operation has connected
             "target": connected.masked_target(settings.masked_url, settings.database_url) if settings else None,
@@ -267,6 +269,9 @@ def details(entry: dict[str, Any]) -> list[str]:
             parts.append(f"step {step}/8 {Step(step).title}")
     if entry.get("backup_path"):
         parts.append(f"{entry['backup_path']} (sha256 {str(entry.get('sha256', ''))[:12]}…)")
+    if entry.get("operation") == "cron-secret" and data.get("path") and data.get("line"):
+        how = "created" if data.get("created") else ("replaced" if data.get("replaced") else "added")
+        parts.append(f"CRON_SECRET {how} in {data['path']}, line {data['line']} (the value is never recorded)")
     if data.get("message"):
         parts.append(str(data["message"]))
     error = data.get("error")

@@ -7,6 +7,7 @@ so no traceback and no secret reaches a screen or the headless output.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -130,7 +131,8 @@ def explain(exc: BaseException, *, user: str | None = None, schema: str = "publi
         if "server closed the connection" in low or "terminating connection" in low or "consuming input" in low:
             return OperatorError("The connection to the server was lost.", "Check that the server is running and "
                                  "nobody terminated the session; nothing was committed. Run again.", sqlstate)
-        return OperatorError(f"Connection to server failed: {_last_line(text)}", CONNECTION_HINT, sqlstate)
+        message, libpq_hint = connection_failure(text)
+        return OperatorError(message, f"{libpq_hint} {CONNECTION_HINT}" if libpq_hint else CONNECTION_HINT, sqlstate)
     if psycopg is not None and isinstance(exc, psycopg.Error):
         return OperatorError(primary or type(exc).__name__, "See the detail above; nothing was committed.",
                              sqlstate, detail)
@@ -143,6 +145,55 @@ def explain(exc: BaseException, *, user: str | None = None, schema: str = "publi
                              "Check the file system path and permissions.")
     return OperatorError(f"Unexpected error: {type(exc).__name__}: {redact(str(exc), secrets)}",
                          "This is a bug in migrate-tui; nothing was committed. Please report it with the audit log.")
+
+
+_ATTEMPT = re.compile(r'connection to server (?:at "(?P<host>[^"]*)"(?: \((?P<addr>[^)]*)\))?, port (?P<port>\d+)'
+                      r'|on socket "(?P<socket>[^"]*)") failed: (?:FATAL:\s+)?(?P<reason>.+)')
+_RESOLVE = re.compile(r"failed to resolve host '(?P<host>[^']*)': (?:\[Errno -?\d+\] )?(?P<reason>.+)")
+_WRAPPERS = ("connection failed:", "connection is bad:")
+
+
+def connection_failure(text: str) -> tuple[str, str]:
+    """libpq's (and psycopg's) connection failure as one sentence, and libpq's own hint line (may be empty).
+
+    ``connection failed: connection to server at "h", port 1 failed: Connection refused`` + ``\tIs the server
+    running…?`` becomes ``Connection to server failed at h, port 1: connection refused.`` and that question."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    attempts, hints, other = [], [], []
+    for line in lines:
+        for prefix in _WRAPPERS:
+            if line.lower().startswith(prefix):
+                line = line[len(prefix):].strip()
+        match = _ATTEMPT.match(line)
+        if match:
+            attempts.append(match)
+        elif line.endswith("?") and line[:1].isupper():
+            if line not in hints:
+                hints.append(line)
+        else:
+            other.append(line)
+    hint = " ".join(hints)
+    if attempts:
+        first = attempts[0]
+        reason = _sentence_part(first["reason"])
+        if first["socket"]:
+            return f"Connection to server failed on socket {first['socket']}: {reason}.", hint
+        addrs = [m["addr"] for m in attempts if m["addr"] and m["host"] == first["host"]]
+        shown = first["host"] + (f" ({', '.join(dict.fromkeys(addrs))})" if addrs else "")
+        return f"Connection to server failed at {shown}, port {first['port']}: {reason}.", hint
+    resolve = _RESOLVE.match(other[0]) if other else None
+    if resolve:
+        return (f"Connection to server failed: the host name {resolve['host']} could not be resolved "
+                f"({_sentence_part(resolve['reason'])}).", hint or "Check the host name in DATABASE_URL.")
+    return f"Connection to server failed: {_sentence_part(' '.join(other) or 'unknown error')}.", hint
+
+
+def _sentence_part(text: str) -> str:
+    """A libpq fragment inside a sentence: lower-case start (unless an acronym), no final period."""
+    text = " ".join(text.split()).rstrip(".")
+    if len(text) > 1 and text[0].isupper() and not text[1].isupper():
+        text = text[0].lower() + text[1:]
+    return text
 
 
 def _last_line(text: str) -> str:

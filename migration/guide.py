@@ -5,8 +5,16 @@ SUCCESS_LINES = (
     "You can now use the backup system in your admin panel.",
 )
 NEXT_STEPS = (
-    "Next steps:",
-    "  1. Add CRON_SECRET (a long random string) to your .env file",
-    "  2. Deploy your updated application with the backup system code",
-    "  3. Test it: open /admin/backups, create a manual backup, and check it appears in your S3/R2 storage",
+    "Next steps (the guide's Post-Migration Steps):",
+    "  1. Verify the migration: migrate-tui verify",
+    "  2. Add CRON_SECRET to your .env file: migrate-tui cron-secret",
+    "  3. Deploy your updated application with the backup system code",
+    "  4. Test it: open /admin/backups, create a manual backup, and check it appears in your S3/R2 storage",
 )
+# The guide's "Test Backup System", step by step (the wizard's Post-migration screen ticks them off).
+TEST_STEPS = (
+    "Navigate to /admin/backups in your admin panel",
+    "Create a manual backup to test functionality",
+    "Verify backup appears in your S3/R2 storage",
+)
+DEPLOY_STEP = "Deploy your updated application with the backup system code"

@@ -38,6 +38,10 @@ def _ok(key, group, name, detail) -> CheckResult:
     return CheckResult(key, group, name, Status.OK, detail)
 
 
+def _info(key, group, name, detail, hint) -> CheckResult:
+    return CheckResult(key, group, name, Status.INFO, detail, hint)
+
+
 def _warn(key, group, name, detail, hint) -> CheckResult:
     return CheckResult(key, group, name, Status.WARNING, detail, hint)
 
@@ -57,18 +61,20 @@ def check_environment(settings: Settings) -> Iterator[CheckResult]:
     else:
         yield _ok("env_file", g, ".env file", "none found; using the process environment")
     yield _ok("database_url", g, "DATABASE_URL", f"valid: {settings.masked_url}")
+    # Needed by the backup system after the migration, not by the migration: for later, never blocking
+    # (the guide adds them after the migration; the wizard's Post-migration screen can generate CRON_SECRET).
     after = "needed by the backup system after the migration (not by the migration itself)"
     for name in ("CRON_SECRET", "CLOUDFLARE_ACCESS_KEY_ID", "CLOUDFLARE_SECRET_ACCESS_KEY"):
         value = settings.optional.get(name) or ""
         key = name.lower()
         if not value:
-            hint = (f"Add {name}=<a random string of {MIN_CRON_SECRET}+ characters> to .env "
-                    "(e.g. from `openssl rand -hex 32`)." if name == "CRON_SECRET"
+            hint = (f"After the migration: `migrate-tui cron-secret` (or the wizard's Post-migration screen) adds a "
+                    f"random CRON_SECRET of {MIN_CRON_SECRET} bytes to .env." if name == "CRON_SECRET"
                     else f"Add {name}=<your R2 key> to .env before deploying the backup system.")
-            yield _warn(key, g, name, f"not set — {after}", hint)
+            yield _info(key, g, name, f"not set — {after}", hint)
         elif name == "CRON_SECRET" and len(value) < MIN_CRON_SECRET:
-            yield _warn(key, g, name, f"set, but only {len(value)} characters long (use at least {MIN_CRON_SECRET})",
-                        "Replace it with a long random string, e.g. from `openssl rand -hex 32`.")
+            yield _info(key, g, name, f"set, but only {len(value)} characters long (use at least {MIN_CRON_SECRET})",
+                        "After the migration: `migrate-tui cron-secret --force` replaces it with a random one.")
         else:
             yield _ok(key, g, name, "set")
 

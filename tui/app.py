@@ -115,6 +115,9 @@ class MigrateApp(App):
         self.theme = theme
         self.preflight = preflight  # Migrate goes Checklist -> Backup -> Migrate (the real app; tests opt in)
         self._options = options
+        from .journey import STEPS, Journey
+
+        self.journey = Journey(STEPS if preflight else tuple(s for s in STEPS if s not in ("checklist", "backup")))
         self.running_operations: list = []  # engine operations whose workers have not ended
         self._leaving: int | None = None  # set once quitting: -1 (exit code from the outcome) or the code
 
@@ -280,6 +283,7 @@ class MigrateApp(App):
         from .screens.migrate import MigrateScreen
 
         await self._pop_to_target()
+        self.journey.mark("target", "done")
         if self.preflight:
             from .screens.checklist import ChecklistScreen
 
@@ -346,6 +350,9 @@ class MigrateApp(App):
     def action_toggle_theme(self) -> None:
         self.theme = LIGHT if self.current_theme.dark else DARK
 
+    # Textual's own palette entries that the wizard has its own of: Help (not "Keys"), Toggle theme (not "Theme").
+    REPLACED_COMMANDS = {"Keys", "Theme"}
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         for action in PALETTE_ACTIONS:
             if self.check_action(action.name, ()) is True:
@@ -355,7 +362,9 @@ class MigrateApp(App):
                                 lambda: self.run_action("back_to_target"))
         yield SystemCommand("Help", "Show the keys and what the wizard does", self.action_help)
         yield SystemCommand("Toggle theme", "Switch between the dark and the light theme", self.action_toggle_theme)
-        yield from super().get_system_commands(screen)
+        for command in super().get_system_commands(screen):
+            if command.title not in self.REPLACED_COMMANDS:
+                yield command
 
     # -- results, errors and leaving --------------------------------------------------
     def record_result(self, result) -> None:
@@ -416,9 +425,19 @@ class MigrateApp(App):
             "The database is as the engine leaves it after any failure: uncommitted work is rolled back."))
 
 
-def run_app(source: SettingsSource, options: "OperatorOptions | None" = None) -> int:
+def wizard_app(source: SettingsSource, options: "OperatorOptions | None" = None,
+               audit_log: "Path | str | None" = None, **kwargs) -> MigrateApp:
+    """The wizard as ``migrate-tui [--demo] [options]`` builds it (tests build it the same way)."""
+    from pathlib import Path
+
+    return MigrateApp(source, preflight=True, options=options, audit_log=Path(audit_log) if audit_log else None,
+                      **kwargs)
+
+
+def run_app(source: SettingsSource, options: "OperatorOptions | None" = None,
+            audit_log: "Path | str | None" = None) -> int:
     """The wizard for ``migrate-tui [--demo] [options]``: returns an exit code from migration.exit_codes."""
-    app = MigrateApp(source, handle_signals=True, preflight=True, options=options)
+    app = wizard_app(source, options, audit_log, handle_signals=True)
     try:
         app.run()
     except KeyboardInterrupt:

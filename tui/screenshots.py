@@ -4,11 +4,15 @@
 
 It starts the embedded demo database (like ``migrate-tui --demo``), drives the
 real app with Textual's Pilot — Target, SQL preview, help, checklist, backup,
-migrate, result, rollback preview, audit log, light theme — then a second demo
-database with a clashing index name for the failure screens, and a missing
-DATABASE_URL for the configuration screen. Every file is checked for the demo
-password before it is written. Runs in a temporary directory, so backups and the
-audit log do not land in the working tree.
+migrate, result, post-migration (verify, CRON_SECRET), rollback preview, audit log
+(and an operation's events), light theme — then a second demo database with a
+clashing index name for the failure screens, and a missing DATABASE_URL for the
+configuration screen. Every file is checked for the demo password (and the
+CRON_SECRET it wrote) before it is written. Runs in a temporary directory, so
+backups, the audit log and the .env do not land in the working tree.
+
+The README shows the 100x30 set (``screenshots/``) and the key screens at 80x24
+(``python -m tui.screenshots --size 80x24 --out screenshots/80x24``).
 """
 
 from __future__ import annotations
@@ -72,11 +76,18 @@ async def press_until(app, pilot, key: str, screen: str) -> None:
     await settle(app, pilot)
 
 
+def demo_load(database_url: str | None = None):
+    """The demo's settings, as ``migrate-tui --demo`` reads them."""
+    from migration.settings import load_settings
+
+    return load_settings(database_url=database_url, demo=True)
+
+
 async def happy_path(shoot: Shooter, size, audit_log: Path) -> None:
     from tui.app import MigrateApp
     from tui.target_source import DemoSource
 
-    source = DemoSource(argparse.Namespace(demo=True))
+    source = DemoSource(demo_load)
     app = MigrateApp(source, preflight=True, audit_log=audit_log)
     try:
         async with app.run_test(size=size) as pilot:
@@ -103,6 +114,24 @@ async def happy_path(shoot: Shooter, size, audit_log: Path) -> None:
             shoot(app, "migrate")
             await press_until(app, pilot, "enter", "ResultScreen")
             shoot(app, "result")
+            await press_until(app, pilot, "p", "PostMigrationScreen")
+            post = app.screen
+            await until(pilot, lambda: post.verified is not None and post.secret is not None, "the verification")
+            await settle(app, pilot)
+            shoot(app, "post-migration")
+            await pilot.press("g")
+            await until(pilot, lambda: screen_is(app, "ConfirmDialog"), "the CRON_SECRET question")
+            await pilot.press("y")
+            await until(pilot, lambda: post.secret is not None and post.secret[0], "CRON_SECRET")
+            shoot.secrets.append(Path(".env").read_text().strip().partition("=")[2])
+            for tick in post.query("Tick"):
+                tick.value = True
+            await settle(app, pilot)
+            await pilot.press("end")
+            await pilot.pause(0.6)
+            shoot(app, "post-migration-done")
+            Path(".env").unlink()  # the next demo runs as the first did
+            await press_until(app, pilot, "escape", "ResultScreen")
             await press_until(app, pilot, "d", "RollbackScreen")
             await until(pilot, lambda: app.screen.preview is not None, "the rollback preview")
             await settle(app, pilot)
@@ -118,6 +147,10 @@ async def happy_path(shoot: Shooter, size, audit_log: Path) -> None:
             shoot(app, "rollback-done")
             await press_until(app, pilot, "l", "AuditLogScreen")
             shoot(app, "audit-log")
+            await pilot.press("down", "down", "down")  # the migration's row (rollback, CRON_SECRET, verify above)
+            await pilot.press("enter")
+            await settle(app, pilot)
+            shoot(app, "audit-log-events")
             await pilot.press("escape")
             await settle(app, pilot)
             await app.run_action("back_to_target")
@@ -143,7 +176,7 @@ async def failure_path(shoot: Shooter, size, audit_log: Path) -> None:
             index_name_clash(settings.database_url)
             return settings
 
-    source = ClashingDemo(argparse.Namespace(demo=True))
+    source = ClashingDemo(demo_load)
     app = MigrateApp(source, audit_log=audit_log)
     try:
         async with app.run_test(size=size) as pilot:
@@ -165,7 +198,7 @@ async def config_error(shoot: Shooter, size) -> None:
     from tui.app import MigrateApp
     from tui.target_source import SettingsSource
 
-    app = MigrateApp(SettingsSource(factory=lambda: load_settings(environ={})))
+    app = MigrateApp(SettingsSource(lambda database_url=None: load_settings(environ={})))
     async with app.run_test(size=size) as pilot:
         await settle(app, pilot)
         await until(pilot, lambda: screen_is(app, "ConfigErrorScreen"), "the configuration screen")

@@ -58,7 +58,8 @@ def handle(args: argparse.Namespace) -> int:
             result = preflight.run()
             checklist = preflight.checklist
             if args.json:
-                statuses = (("ok", Status.OK), ("warning", Status.WARNING), ("failure", Status.FAILURE))
+                statuses = (("ok", Status.OK), ("info", Status.INFO), ("warning", Status.WARNING),
+                            ("failure", Status.FAILURE))
                 document = {
                     "target": settings.masked_url,
                     "schema": settings.schema,

@@ -41,6 +41,8 @@ from .rollback import (
     WaitingForLock,
 )
 
+from .verify import TableDescribed, TableListed, VerifyEvent, VerifyFinished, VerifyStarted
+
 Event = MigrateEvent  # the migration's events (the name most screens and printers mean)
 
 __all__ = [
@@ -50,5 +52,6 @@ __all__ = [
     "PoolerDetected", "PreviewReady", "RestoreEvent", "RestoreFinished", "RestoreStarted", "RollbackEvent",
     "RollbackFinished", "RollbackStarted", "RunFinished", "RunStarted", "SafetyCopy", "SafetyCopyFinished",
     "SafetyCopySkipped", "SafetyCopyStarted", "Status", "Step", "StepFailed", "StepFinished", "StepSkipped",
-    "StepStarted", "Verified", "WaitingForLock",
+    "StepStarted", "TableDescribed", "TableListed", "Verified", "VerifyEvent", "VerifyFinished", "VerifyStarted",
+    "WaitingForLock",
 ]

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 class Status(str, enum.Enum):
     OK = "ok"
-    WARNING = "warning"
+    INFO = "info"  # for the operator to know, never blocking, nothing to acknowledge (e.g. variables needed later)
+    WARNING = "warning"  # a real risk for this migration: the wizard asks to acknowledge it
     FAILURE = "failure"
 
 
@@ -61,6 +62,10 @@ class Checklist:
         return [r for r in self.results if r.status is Status.WARNING]
 
     @property
+    def notes(self) -> list[CheckResult]:
+        return [r for r in self.results if r.status is Status.INFO]
+
+    @property
     def passed(self) -> bool:
         return not self.failures
 
@@ -69,8 +74,10 @@ class Checklist:
 
     def summary(self) -> str:
         ok, warn, fail = self.count(Status.OK), self.count(Status.WARNING), self.count(Status.FAILURE)
+        info = self.count(Status.INFO)
         verdict = "ready to migrate" if not fail else "fix the failures before migrating"
-        return (f"{ok} ok, {warn} warning{'s' if warn != 1 else ''}, {fail} failure{'s' if fail != 1 else ''}"
+        notes = f", {info} for later" if info else ""
+        return (f"{ok} ok{notes}, {warn} warning{'s' if warn != 1 else ''}, {fail} failure{'s' if fail != 1 else ''}"
                 f" — {verdict}")
 
     @property

@@ -117,11 +117,25 @@ class Blocker:
     state: str
     xact_age_s: float | None
     query: str  # truncated and redacted
+    hidden: bool = False  # the operator's role may not see its state, transaction or query (pg_stat_activity)
+    holds: str = ""  # the lock modes it holds on what we wait for (pg_locks: visible to every role)
+
+    @property
+    def privilege_note(self) -> str:
+        """What the operator's role cannot see, and what would show it (empty when nothing is hidden)."""
+        if not self.hidden:
+            return ""
+        return (f"its state, transaction and query are hidden from your role: grant it pg_read_all_stats, or look "
+                f"as {self.user or 'its user'} or a superuser, to see them")
 
     def describe(self) -> str:
-        age = f"transaction open {self.xact_age_s:.1f} s" if self.xact_age_s is not None else "no transaction"
         app = self.application_name or "(no application_name)"
-        return f"pid {self.pid} {app} user {self.user or '?'} {self.state or '?'}, {age}: {self.query or '(no query)'}"
+        holds = f", holds {self.holds}" if self.holds else ""
+        head = f"pid {self.pid} {app} user {self.user or '?'}{holds}"
+        if self.hidden:
+            return f"{head}; {self.privilege_note}"
+        age = f"transaction open {self.xact_age_s:.1f} s" if self.xact_age_s is not None else "no transaction"
+        return f"{head}, {self.state or '?'}, {age}: {self.query or '(no query)'}"
 
 
 @dataclass(frozen=True)

@@ -86,3 +86,14 @@ def test_demo_option_before_the_command(private_tmp):
     assert result.returncode == exit_codes.OK, result.output
     assert "🎉 Migration completed successfully!" in result.stdout
     assert_nothing_left(private_tmp)
+
+
+def test_run_without_yes_and_without_a_terminal_refuses_before_starting_the_demo(private_tmp):
+    """``run --demo </dev/null``: refused (exit 78) before anything starts — not even the demo database."""
+    env = cli_env(TMPDIR=str(private_tmp))
+    result = run_cli("run", "--demo", cwd=private_tmp, env=env, timeout=60)
+    assert result.returncode == exit_codes.CONFIG, result.output
+    assert "Refusing to change the database without confirmation." in result.output
+    assert "Fix: Pass --yes to run non-interactively" in result.output
+    assert "Starting the demo database" not in result.output
+    assert_nothing_left(private_tmp)

@@ -94,7 +94,7 @@ def test_lock_timeout_exhausted_exits_1_naming_the_blocker(db18, tmp_path):
         holder.execute("ROLLBACK")
     assert result.returncode == exit_codes.FAILURE, result.output
     assert "Lock not granted within the lock timeout (attempt 1/2)" in result.stdout
-    assert "busy-app user app_user idle in transaction" in result.stdout
+    assert "busy-app user app_user, holds AccessShareLock, idle in transaction" in result.stdout
     assert "SQLSTATE 55P03" in result.stdout
     assert db18.table_exists()
 

@@ -140,3 +140,39 @@ def test_the_drop_session_killed_while_waiting_fails_cleanly(db, settings_for, t
     assert result.message == "Rollback failed; nothing was dropped (the catalog still shows public.database_backups)."
     assert "connection" in result.error.message.lower() or result.error.sqlstate == "57P01", result.error
     assert db.table_exists() and not rec.of(Dropped)
+
+
+def test_a_blocker_the_role_may_not_see_is_named_with_what_hides_it(db, settings_for, tmp_path):
+    """Another role's session shows no state, transaction or query to a role without pg_read_all_stats:
+    say so and say what would show it — never "no transaction" for a session idle in a transaction."""
+    settings = settings_for(db)
+    migrate_with_rows(db, settings)
+    admin = db.admin()
+    try:
+        admin.execute("SET application_name = 'ops-psql'")
+        admin.execute("BEGIN")
+        admin.execute("SELECT count(*) FROM public.database_backups")
+        engine, rec = rollback(settings, tmp_path, lock_timeout_ms=200, retries=0, table_backup=False)
+        result = engine.run()
+        admin.execute("ROLLBACK")
+        blocker = next(b for t in rec.of(LockTimedOut) for b in t.blockers if b.application_name == "ops-psql")
+        assert blocker.hidden and blocker.state == "" and blocker.xact_age_s is None and blocker.query == ""
+        assert blocker.holds == "AccessShareLock"
+        text = blocker.describe()
+        assert "no transaction" not in text and "insufficient privilege" not in text
+        assert "holds AccessShareLock" in text and "hidden from your role: grant it pg_read_all_stats" in text
+        assert result.outcome is Outcome.FAILED and "pg_read_all_stats" in result.error.detail
+
+        admin.execute("GRANT pg_read_all_stats TO app_user")
+        admin.execute("BEGIN")
+        admin.execute("SELECT count(*) FROM public.database_backups")
+        engine, rec = rollback(settings, tmp_path, lock_timeout_ms=200, retries=0, table_backup=False)
+        engine.run()
+        admin.execute("ROLLBACK")
+        seen = next(b for t in rec.of(LockTimedOut) for b in t.blockers if b.application_name == "ops-psql")
+        assert not seen.hidden and seen.state == "idle in transaction" and seen.xact_age_s is not None
+        assert "transaction open" in seen.describe() and "pg_read_all_stats" not in seen.describe()
+    finally:
+        admin.execute("ROLLBACK")
+        admin.execute("REVOKE pg_read_all_stats FROM app_user")
+        admin.close()

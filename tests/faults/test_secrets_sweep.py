@@ -299,7 +299,7 @@ async def test_wizard_screens_never_show_a_secret(shop, tmp_path, monkeypatch):
         with db.admin() as holder:  # pg_dump waits on this lock while the running backup screen is taken
             holder.execute("BEGIN")
             holder.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
-            await pilot.press("c")
+            await pilot.press("enter")  # Continue (c copies, where there is something to copy)
             await _until(pilot, lambda: waiting_on_lock(db, "migrate-tui-backup-%"), "pg_dump to wait")
             await pilot.pause(0.3)
             shots.take("backup-running")
@@ -311,13 +311,27 @@ async def test_wizard_screens_never_show_a_secret(shop, tmp_path, monkeypatch):
             holder.execute("ROLLBACK")
         await _settle(app, pilot)
         shots.take("backup-done")
-        await pilot.press("c")
+        await pilot.press("enter")
         await _settle(app, pilot)
         shots.take("migrate")
         await pilot.press("enter")
         await _settle(app, pilot)
         shots.take("result")
         assert table_state(db) == "valid"
+        await pilot.press("p")  # Post-migration: verify, CRON_SECRET into ./.env (its value never shown)
+        await _settle(app, pilot)
+        await _until(pilot, lambda: getattr(app.screen, "secret", None) is not None, "the .env read")
+        shots.take("post-migration")
+        await pilot.press("g")
+        await pilot.pause()
+        await pilot.press("y")
+        await _until(pilot, lambda: (app.screen.secret or (False,))[0], "CRON_SECRET written")
+        await _settle(app, pilot)
+        shots.take("post-migration-secret")
+        written = (work / ".env").read_text().strip().partition("=")[2]
+        assert len(written) == 64 and written not in app.export_screenshot()
+        await pilot.press("escape")
+        await _settle(app, pilot)
 
         await pilot.press("d")  # Rollback: preview, typed confirmation, safety copy, drop
         await _settle(app, pilot)
@@ -370,7 +384,7 @@ async def test_wizard_screens_never_show_a_secret(shop, tmp_path, monkeypatch):
     visited = set(shots.screens.values()) | set(config_shots.screens.values())
     for screen in ("TargetScreen", "HelpScreen", "SqlScreen", "ChecklistScreen", "BackupScreen", "ConfirmDialog",
                    "MigrateScreen", "ResultScreen", "RollbackScreen", "ConfirmDropDialog", "AuditLogScreen",
-                   "ErrorDialog", "ConfigErrorScreen"):
+                   "ErrorDialog", "ConfigErrorScreen", "PostMigrationScreen"):
         assert screen in visited, f"the sweep never showed {screen}: {shots.screens}"
     written = files_under(work) + files_under(audit.parent) + shared.new_files()
     assert audit in written and any(p.name.endswith(".manifest.json") for p in written)

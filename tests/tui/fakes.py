@@ -46,17 +46,21 @@ def _columns() -> tuple[ColumnFact, ...]:
     for c in TABLE.columns:
         default = c.catalog_default
         if default == "nextval":
-            default = "nextval('database_backups_id_seq'::regclass)"
+            default = "nextval('public.database_backups_id_seq'::regclass)"
         out.append(ColumnFact(c.name, c.catalog_type, c.not_null or c.primary_key, default))
     return tuple(out)
 
 
 def _indexes() -> tuple[IndexFact, ...]:
-    names = ["database_backups_filename_key", "database_backups_pkey", *(ix.name for ix in TABLE.indexes)]
-    return tuple(IndexFact(n, f"CREATE INDEX {n} ...", "public.database_backups") for n in sorted(names))
+    columns = {"database_backups_filename_key": "filename", "database_backups_pkey": "id",
+               **{ix.name: ix.column for ix in TABLE.indexes}}
+    return tuple(IndexFact(n, f"CREATE INDEX {n} ON public.database_backups USING btree ({c})",
+                           "public.database_backups") for n, c in sorted(columns.items()))
 
 
-VALID = StructureReport(exists=True, columns=_columns(), indexes=_indexes())
+VALID = StructureReport(exists=True, columns=_columns(), indexes=_indexes(),
+                        constraints=("p:PRIMARY KEY (id)", "u:UNIQUE (filename)"),
+                        sequence="public.database_backups_id_seq")
 ABSENT = StructureReport(exists=False)
 INVALID = StructureReport(exists=True, columns=tuple(c for c in _columns() if c.name != "metadata"),
                           indexes=_indexes(), problems=(MISSING,))
@@ -184,6 +188,88 @@ class Replay:
             self.emit(event)
             last = event
         return last
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+
+# -- the Post-migration screen's verification and the Rollback screen's drop, replayed ---------------------------
+def verify_events(masked: str, broken: bool = False) -> list:
+    """What Verify emits after a migration (``broken``: the status column lost its default)."""
+    from migration.describe import described
+    from migration.events import TableDescribed, TableListed, VerifyFinished, VerifyStarted
+    from migration.verify import guide_query
+
+    report = VALID
+    if broken:
+        columns = tuple(ColumnFact(c.name, c.type, c.not_null, None if c.name == "status" else c.default)
+                        for c in VALID.columns)
+        report = StructureReport(exists=True, columns=columns, indexes=VALID.indexes, constraints=VALID.constraints,
+                                 sequence=VALID.sequence)
+    lines = described(report, "public")
+    bad = [line for line in lines if not line.ok]
+    message = (f"{len(bad)} of {len(lines)} lines do not match the guide's definition." if bad
+               else f"Migration verified: All {len(lines)} lines match the guide's definition.")
+    error = OperatorError(f"{message} (column status)", GUIDE_FIX_INVALID.format(table='"public"."database_backups"')
+                          ) if bad else None
+    return [VerifyStarted(masked, "public", "database_backups"),
+            TableListed(guide_query("public"), ("database_backups",)), TableDescribed(lines),
+            VerifyFinished(Outcome.FAILED if bad else Outcome.SUCCESS, message, error, found=True, lines=lines)]
+
+
+def broken_verify_events(masked: str) -> list:
+    return verify_events(masked, broken=True)
+
+
+HIDDEN = "ops-psql"
+
+
+def rollback_failed_events(masked: str) -> list:
+    """A rollback whose DROP waited behind a session the role may not see, then gave up (nothing dropped)."""
+    from migration.events import (Blocker, LockTimedOut, RollbackFinished, RollbackStarted, SafetyCopy,
+                                  SafetyCopyFinished, SafetyCopyStarted, WaitingForLock)
+
+    copy = SafetyCopy("backups/public.database_backups-before-rollback-20260115T103025Z.sql", 3412, "ae36" * 16, 3,
+                      'psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -f '
+                      "backups/public.database_backups-before-rollback-20260115T103025Z.sql", "pg_dump 18.6")
+    blockers = (Blocker(7831, HIDDEN, "postgres", "", None, "", hidden=True, holds="AccessShareLock"),
+                Blocker(7840, "report-job", "shop_app", "idle in transaction", 69.0,
+                        "SELECT count(*) FROM database_backups", holds="AccessShareLock"))
+    error = OperatorError("Could not get a lock within the lock timeout: 1 attempt(s) of 300 ms", "Another session "
+                          "holds a conflicting lock. Wait for it to finish (see pg_stat_activity) or raise "
+                          "--lock-timeout, then run again.", "55P03")
+    return [RollbackStarted(masked, "public", "database_backups"),
+            SafetyCopyStarted(copy.path, "pg_dump 18.6"), SafetyCopyFinished(copy),
+            WaitingForLock(1, 1, 300.0, blockers), BLOCK_UNLESS_FINISHING,
+            LockTimedOut(1, 1, blockers, None),
+            RollbackFinished(Outcome.FAILED, "Rollback failed; nothing was dropped (the catalog still shows "
+                             "public.database_backups)", error, 0.0, copy=copy, attempts=1)]
+
+
+BLOCK_UNLESS_FINISHING = object()  # a waiting replay stops here; a finishing one goes on
+
+
+class ReplayedRollback:
+    """A rollback_factory for RollbackScreen: ``finish=False`` stays waiting for the lock until cancelled."""
+
+    def __init__(self, settings, emit, events, finish: bool = True) -> None:
+        self.emit, self.finish = emit, finish
+        self.events = events(settings.masked_url)
+        self._cancel = threading.Event()
+
+    @classmethod
+    def of(cls, events, finish: bool = True):
+        return lambda settings, emit, options, confirmed: cls(settings, emit, events, finish)
+
+    def run(self):
+        for event in self.events:
+            if event is BLOCK_UNLESS_FINISHING:
+                if not self.finish:
+                    self._cancel.wait(60)
+                    return None
+                continue
+            self.emit(event)
+        return self.events[-1]
 
     def cancel(self) -> None:
         self._cancel.set()

@@ -160,7 +160,7 @@ class ReplayedBackup:
 
 
 def backup_app(finish: bool, press: tuple[str, ...] = ()):
-    app = MigrateApp(settings=fixed_settings(), describe=describe_with(), deterministic=True)
+    app = MigrateApp(settings=fixed_settings(), describe=describe_with(), deterministic=True, preflight=True)
     replays: list[ReplayedBackup] = []
 
     def factory(settings, emit):
@@ -169,6 +169,8 @@ def backup_app(finish: bool, press: tuple[str, ...] = ()):
 
     async def run_before(pilot):
         await settle(pilot.app, pilot)
+        for step in ("target", "checklist"):
+            pilot.app.journey.mark(step, "done")
         screen = BackupScreen(fixed_settings(), backup_factory=factory)
         await pilot.app.push_screen(screen)
         if finish:
@@ -189,21 +191,26 @@ def backup_app(finish: bool, press: tuple[str, ...] = ()):
 def test_backup_snapshot(snap_compare, finish, press):
     app, run_before, replays = backup_app(finish, press)
     try:
-        assert snap_compare(app, run_before=run_before, terminal_size=(100, 30))
+        assert snap_compare(app, run_before=run_before, terminal_size=(80, 24))
     finally:
         for replay in replays:
             replay.cancel()
 
 
-async def test_continue_button_and_footer_name_the_same_key_and_c_still_works():
+async def test_continue_button_and_footer_name_the_same_key_and_c_copies_the_backup_path():
     app, run_before, replays = backup_app(finish=True)
-    async with app.run_test(size=(100, 30)) as pilot:
+    async with app.run_test(size=(80, 24)) as pilot:
         await run_before(pilot)
         screen = app.screen
         assert isinstance(screen, BackupScreen) and screen.result.ok
         footer = screen_text(app).splitlines()[-1]
         assert "Continue to migrate (Enter)" in flat(screen_text(app))
         assert "Enter Continue" in footer and "c Continue" not in footer, footer
-        await pilot.press("c")  # the old key keeps working
+        lines = screen_text(app).splitlines()
+        assert any(line.rstrip().endswith(f" File     {FILE}") for line in lines), lines  # whole, on its own line
+        assert any(line.rstrip().endswith(f" SHA-256  {SHA}") for line in lines), lines
+        await pilot.press("c")  # copies the backup's path
+        assert app.clipboard == FILE and app.screen is screen
+        await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, MigrateScreen)

@@ -183,27 +183,32 @@ async def test_full_rollback_from_the_wizard(db18, settings_for, workdir, canary
         result = widget_text(screen, "#rollback-result")
         assert "To restore the table:" in result
         copy = screen.result.copy
-        lines = result.splitlines()  # the command on lines of its own, the file path never cut
-        assert '  psql "$DATABASE_URL" -v ON_ERROR_STOP=1 \\' in lines and f"    -f {copy.path}" in lines
-        psql = copy.restore_command.partition(' "$DATABASE_URL"')[0]
-        assert psql == "psql" or ("where psql is:" in lines and f"  {psql}" in lines)
-        assert "Demo:" not in result
+        # the command on lines of its own (shell continuations), never wrapped; c copies it whole
+        command = screen.query_one("#rollback-restore-command")
+        assert command.display and command.text.replace(" \\\n", " ") == copy.restore_command
+        assert f"-f {copy.path}" in screen_text(app)  # the file, whole, on its own line
+        await pilot.press("c")
+        assert app.clipboard == command.text
+        notes = widget_text(screen, "#rollback-result-notes")
+        assert "Demo:" not in notes
         # nothing left to roll back: d is neither shown nor a silent no-op
         assert not screen.query_one("#rollback-drop").display
         assert "Roll back" not in screen_text(app)
         await pilot.press("d")
         await pilot.pause()
         assert app.screen is screen
-        assert "migrate-tui.log" in result
+        assert "migrate-tui.log" in notes
         assert "was dropped and the catalog confirms it is gone" in widget_text(screen, "#rollback-status")
         assert_no_secret(app, canary)
-        assert screen.query_one("#rollback-drop", Button).disabled
 
         await pilot.press("l")
         await settle(app, pilot)
         assert isinstance(app.screen, AuditLogScreen)
         text = screen_text(app)
-        assert "RollbackFinished" in text and "success" in text
+        assert "rollback" in text and "success" in text  # one row per operation
+        await pilot.press("enter")  # its events
+        await settle(app, pilot)
+        assert "RollbackFinished" in widget_text(app.screen, "#audit-log-events")
         assert_no_secret(app, canary)
         await pilot.press("escape")
         await pilot.press("escape")  # back to the Target, which reads the server again
@@ -252,9 +257,12 @@ async def test_blockers_are_listed_while_waiting_then_it_succeeds(db18, settings
             await app.push_screen(screen)
             await settle(app, pilot)
             await confirm_drop(pilot)
-            await wait_until(pilot, lambda: "report-job" in widget_text(screen, "#rollback-blockers"),
+            await wait_until(pilot, lambda: "report-job" in widget_text(screen, "#rollback-progress"),
                              "the blocker to be listed")
-            assert "idle in transaction" in widget_text(screen, "#rollback-blockers")
+            progress = widget_text(screen, "#rollback-progress").splitlines()
+            lock = next(i for i, line in enumerate(progress) if "Lock" in line)
+            assert "report-job" in progress[lock + 1] and "idle in transaction" in progress[lock + 1]  # under Lock
+            assert "holds AccessShareLock" in progress[lock + 1]
             await wait_until(pilot, lambda: "not granted within the lock timeout" in widget_text(
                 screen, "#rollback-progress"), "a lock timeout")
             threading.Thread(target=holder.execute, args=("COMMIT",), daemon=True).start()
@@ -262,7 +270,7 @@ async def test_blockers_are_listed_while_waiting_then_it_succeeds(db18, settings
             await settle(app, pilot)
             assert screen.result.outcome is Outcome.SUCCESS
             assert "✓ Lock" in widget_text(screen, "#rollback-progress")
-            assert widget_text(screen, "#rollback-blockers") == ""
+            assert "report-job" not in widget_text(screen, "#rollback-progress")
     finally:
         holder.close()
     assert not db18.table_exists()
@@ -284,7 +292,7 @@ async def test_cancel_while_waiting_for_the_lock(db18, settings_for, workdir, ke
             await app.push_screen(screen)
             await settle(app, pilot)
             await confirm_drop(pilot)
-            await wait_until(pilot, lambda: "report-job" in widget_text(screen, "#rollback-blockers"),
+            await wait_until(pilot, lambda: "report-job" in widget_text(screen, "#rollback-progress"),
                              "the DROP to wait")
             await pilot.press(key)
             if key == "q":  # quitting while it runs asks first, then cancels and leaves
@@ -305,7 +313,7 @@ async def test_nothing_to_roll_back(db18, settings_for, workdir):
         screen = await open_rollback(app, pilot)
         assert "Nothing to roll back: table public.database_backups does not exist." in widget_text(
             screen, "#rollback-status")
-        assert screen.query_one("#rollback-drop", Button).disabled
+        assert not screen.query_one("#rollback-drop").display
         assert "Roll back" not in screen_text(app)  # not offered
         assert "q Quit" in flat(screen_text(app))
         await pilot.press("d")
@@ -333,17 +341,26 @@ def test_snapshot_confirm_drop_without_dependents_or_copy(snap_compare):
     assert snap_compare(DialogHarness(plain, safety_copy=False), terminal_size=(80, 24))
 
 
-def test_snapshot_audit_log_screen(snap_compare, tmp_path, monkeypatch):
+@pytest.mark.parametrize("press", [(), ("down", "enter")], ids=["operations", "events"])
+def test_snapshot_audit_log_screen(snap_compare, tmp_path, monkeypatch, press):
     monkeypatch.chdir(tmp_path)  # the screen shows the path: keep it the same on every run
     path = Path("fixed.log")
+    target = "postgresql://shop_app:****@db.internal:5432/shop"
+    common = {"operator": "deploy", "target": target, "schema": "public", "version": "0.1.0"}
     rows = [
-        {"time": "2026-11-25T10:30:25.000+00:00", "operator": "deploy", "operation": "migrate",
-         "target": "postgresql://shop_app:****@db.internal:5432/shop", "event": "RunFinished",
-         "outcome": "success", "duration_ms": 182.4, "data": {"message": "Migration completed successfully!"}},
-        {"time": "2026-11-25T10:41:02.000+00:00", "operator": "deploy", "operation": "rollback",
-         "target": "postgresql://shop_app:****@db.internal:5432/shop", "event": "RollbackFinished",
-         "outcome": "success", "duration_ms": 311.0, "backup_path": "backups/public.database_backups-before-"
-         "rollback-20261125T104102Z.sql", "sha256": "2ecebe70d397edddce600f05b0f61db315b492b6",
+        {**common, "time": "2026-11-25T10:30:24.000+00:00", "operation": "migrate", "run": "5d95a1", "event":
+         "RunStarted", "data": {}},
+        *({**common, "time": f"2026-11-25T10:30:24.{n}00+00:00", "operation": "migrate", "run": "5d95a1",
+           "event": "StepFinished", "duration_ms": 10.0 + n, "data": {"step": n, "message": message}}
+          for n, message in ((4, "Table database_backups created successfully"),
+                             (5, "Indexes created successfully"))),
+        {**common, "time": "2026-11-25T10:30:25.000+00:00", "operation": "migrate", "run": "5d95a1",
+         "event": "RunFinished", "outcome": "success", "duration_ms": 182.4,
+         "data": {"message": "Migration completed successfully!"}},
+        {**common, "time": "2026-11-25T10:41:02.000+00:00", "operation": "rollback", "run": "ce4b52",
+         "event": "RollbackFinished", "outcome": "success", "duration_ms": 311.0,
+         "backup_path": "backups/public.database_backups-before-rollback-20261125T104102Z.sql",
+         "sha256": "2ecebe70d397edddce600f05b0f61db315b492b6",
          "data": {"message": "Table public.database_backups was dropped and the catalog confirms it is gone."}},
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -352,7 +369,7 @@ def test_snapshot_audit_log_screen(snap_compare, tmp_path, monkeypatch):
         def on_mount(self) -> None:
             self.push_screen(AuditLogScreen(path))
 
-    assert snap_compare(LogHarness(), terminal_size=(100, 30))
+    assert snap_compare(LogHarness(), press=press, terminal_size=(80, 24))
 
 
 async def test_restore_the_copy_from_the_wizard(db18, settings_for, workdir):
@@ -371,7 +388,7 @@ async def test_restore_the_copy_from_the_wizard(db18, settings_for, workdir):
         assert not db18.table_exists()
         assert screen.query_one("#rollback-restore").display
         assert "the demo database disappears when you quit, so restore with u here" in flat(
-            widget_text(screen, "#rollback-result"))
+            widget_text(screen, "#rollback-result-notes"))
         await pilot.press("u")
         await pilot.pause()
         await pilot.press("n")  # "Not now" changes nothing
@@ -383,9 +400,11 @@ async def test_restore_the_copy_from_the_wizard(db18, settings_for, workdir):
         await wait_until(pilot, lambda: getattr(screen, "restored", False), "the restore")
         await settle(app, pilot)
         assert "restored from the safety copy: 2 rows, structure verified" in widget_text(screen, "#rollback-status")
-        result = widget_text(screen, "#rollback-result")  # the drop's result is gone, the restore's is shown
-        assert "restored from the safety copy" in result
+        # said once (finding 9: it was printed twice); the drop's result and its restore command are gone
+        assert flat(screen_text(app)).count("restored from the safety copy") == 1
+        result = widget_text(screen, "#rollback-result") + widget_text(screen, "#rollback-result-notes")
         assert "was dropped" not in result and "To restore the table" not in result
+        assert not screen.query_one("#rollback-restore-command").display
         assert "Table public.database_backups — 2 rows" in widget_text(screen, "#rollback-preview")
         assert not screen.query_one("#rollback-progress").display
         assert not screen.query_one("#rollback-restore", Button).display or screen.query_one(
@@ -439,4 +458,80 @@ async def test_the_wizard_keeps_responding_after_a_failed_rollback(db18, setting
             await pilot.press("q")
             await wait_until(pilot, lambda: app.return_code is not None, "the wizard to quit")
         holder.execute("ROLLBACK")
+    assert db18.table_exists()
+
+
+async def test_after_a_failed_rollback_d_is_offered_at_once_and_no_restore_is(db18, settings_for, workdir):
+    """Finding 5: after 'Rollback failed; nothing was dropped' the screen offered 'press u' (u did nothing) and a
+    Roll back button that did nothing until r. Now: no restore (nothing was dropped), and d works at once."""
+    settings = settings_for(db18)
+    _migrate(db18, settings)
+    holder = psycopg.connect(db18.url, autocommit=True, application_name="report-job")
+    holder.execute("BEGIN")
+    holder.execute("LOCK TABLE public.database_backups IN ACCESS SHARE MODE")
+    app = make_app(settings)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await target_ready(app, pilot)
+            screen = RollbackScreen(settings, options=RollbackOptions(lock_timeout_ms=200, retries=0,
+                                                                       backup_dir=workdir / "backups"))
+            await app.push_screen(screen)
+            await settle(app, pilot)
+            await confirm_drop(pilot)
+            await wait_until(pilot, lambda: screen.result is not None and screen.preview_after_result,
+                             "the rollback to give up and the preview to be read again")
+            await settle(app, pilot)
+            assert screen.result.outcome is Outcome.FAILED and screen.result.copy is not None
+            everything = flat(widget_text(screen, "#rollback-status") + widget_text(screen, "#rollback-result")
+                              + widget_text(screen, "#rollback-result-notes"))
+            assert "nothing was dropped" in everything.lower()
+            assert "press u" not in everything and "To restore the table" not in everything
+            assert "was kept; the table was not dropped, so there is nothing to restore" in everything
+            assert not screen.query_one("#rollback-restore").display
+            assert not screen.query_one("#rollback-restore-command").display
+            await pilot.press("u")
+            await pilot.pause()
+            assert app.screen is screen  # u is not offered, and does nothing
+            assert screen.query_one("#rollback-drop").display  # the table is still there: d again, at once
+            assert "d Roll back" in screen_text(app).splitlines()[-1]
+            holder.execute("ROLLBACK")
+            await confirm_drop(pilot)
+            await wait_until(pilot, lambda: screen.result is not None and screen.result.outcome is Outcome.SUCCESS,
+                             "the second rollback")
+            assert not db18.table_exists()
+    finally:
+        holder.close()
+
+
+async def test_a_blocker_the_role_may_not_see_is_listed_under_the_lock_row_saying_why(db18, settings_for, workdir):
+    """Finding 6: the blocker was listed below '· Drop' and '· Verify' as 'user postgres ?, no transaction:
+    <insufficient privilege>' although that session was idle in transaction."""
+    settings = settings_for(db18)
+    _migrate(db18, settings)
+    admin = db18.admin()  # a superuser session: the operator's role may not see its state
+    admin.execute("SET application_name = 'ops-psql'")
+    admin.execute("BEGIN")
+    admin.execute("SELECT count(*) FROM public.database_backups")
+    app = make_app(settings)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await target_ready(app, pilot)
+            screen = RollbackScreen(settings, options=RollbackOptions(lock_timeout_ms=60_000, watch_interval_s=0.1,
+                                                                       table_backup=False))
+            await app.push_screen(screen)
+            await settle(app, pilot)
+            await confirm_drop(pilot)
+            await wait_until(pilot, lambda: "ops-psql" in widget_text(screen, "#rollback-progress"), "the blocker")
+            lines = flat(widget_text(screen, "#rollback-progress").replace("\n", " | ")).split(" | ")
+            lock = next(i for i, line in enumerate(lines) if "Lock" in line)
+            assert "ops-psql" in lines[lock + 1] and "Drop" in lines[lock + 2]  # under the row it blocks
+            assert "holds AccessShareLock" in lines[lock + 1]
+            assert "hidden from your role: grant it pg_read_all_stats" in lines[lock + 1]
+            assert "no transaction" not in lines[lock + 1] and "insufficient privilege" not in lines[lock + 1]
+            await pilot.press("escape")  # cancel the waiting DROP
+            await wait_until(pilot, lambda: screen.result is not None, "the cancel")
+            assert screen.result.outcome is Outcome.CANCELLED
+    finally:
+        admin.execute("ROLLBACK")
+        admin.close()
     assert db18.table_exists()

@@ -10,8 +10,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_readme_embeds_existing_screenshots_without_passwords():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    embedded = re.findall(r"\]\((screenshots/[\w.-]+\.svg)\)", readme)
-    assert len(embedded) >= 10
+    embedded = re.findall(r"\]\((screenshots/[\w./-]+\.svg)\)", readme)
+    assert len(embedded) >= 10 and any(rel.startswith("screenshots/80x24/") for rel in embedded)
     for rel in embedded:
         svg = (ROOT / rel).read_text(encoding="utf-8")
         assert svg.startswith("<svg"), rel

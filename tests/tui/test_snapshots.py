@@ -33,9 +33,10 @@ from migration.runner import Migration
 from tui.app import MigrateApp
 
 UNREACHABLE = OperatorError(
-    'Connection to server failed: connection to server at "db.internal.example" (10.0.0.5), port 5432 failed: '
-    "Connection refused", "Verify DATABASE_URL is correct, check network connectivity, and ensure the database "
-    "server is running.")
+    "Connection to server failed at db.internal.example (10.0.0.5), port 5432: connection refused.",
+    "Is the server running on that host and accepting TCP/IP connections? Verify DATABASE_URL is correct, check "
+    "network connectivity, and ensure the database server is running.")
+SIZES = pytest.mark.parametrize("size", [(80, 24), (100, 30)], ids=["80x24", "100x30"])
 
 
 def wizard(report=ABSENT, events=success_events, error=None, **kwargs) -> MigrateApp:
@@ -58,11 +59,15 @@ def test_target_absent(snap_compare, size):
 
 
 def test_target_invalid(snap_compare):
-    assert snap_compare(wizard(INVALID), run_before=keys(), terminal_size=(100, 30))
+    assert snap_compare(wizard(INVALID), run_before=keys(), terminal_size=(80, 24))
 
 
 def test_target_index_name_clash(snap_compare):
-    assert snap_compare(wizard(CLASH), run_before=keys(), terminal_size=(100, 30))
+    assert snap_compare(wizard(CLASH), run_before=keys(), terminal_size=(80, 24))
+
+
+def test_target_at_200x50(snap_compare):
+    assert snap_compare(wizard(), run_before=keys(), terminal_size=(200, 50))
 
 
 def test_target_unreachable(snap_compare):
@@ -79,7 +84,7 @@ def test_migrate_success(snap_compare, size):
 
 
 def test_migrate_index_clash_failed(snap_compare):
-    assert snap_compare(wizard(CLASH, clash_events), run_before=keys("m"), terminal_size=(100, 30))
+    assert snap_compare(wizard(CLASH, clash_events), run_before=keys("m"), terminal_size=(80, 24))
 
 
 def _running(confirm: bool):
@@ -107,14 +112,26 @@ def _running(confirm: bool):
 def test_migrate_running_and_cancel_dialog(snap_compare, confirm):
     app, run_before, replays = _running(confirm)
     try:
-        assert snap_compare(app, run_before=run_before, terminal_size=(100, 30))
+        assert snap_compare(app, run_before=run_before, terminal_size=(80, 24))
     finally:
         for replay in replays:
             replay.cancel()
 
 
-def test_result_success(snap_compare):
-    assert snap_compare(wizard(), run_before=keys("m", "enter"), terminal_size=(100, 30))
+@SIZES
+def test_result_success(snap_compare, size):
+    assert snap_compare(wizard(), run_before=keys("m", "enter"), terminal_size=size)
+
+
+def test_result_scrolled_to_the_end(snap_compare):
+    async def run_before(pilot):
+        await keys("m", "enter", "end")(pilot)
+        await pilot.pause(0.6)  # the scroll animates
+    assert snap_compare(wizard(), run_before=run_before, terminal_size=(80, 24))
+
+
+def test_result_at_200x50(snap_compare):
+    assert snap_compare(wizard(), run_before=keys("m", "enter"), terminal_size=(200, 50))
 
 
 def test_result_not_needed(snap_compare):
@@ -134,7 +151,7 @@ def test_migrate_cancelled(snap_compare):
         await settle(pilot.app, pilot)
 
     try:
-        assert snap_compare(app, run_before=run_before, terminal_size=(100, 30))
+        assert snap_compare(app, run_before=run_before, terminal_size=(80, 24))
     finally:
         for replay in replays:
             replay.cancel()
@@ -158,11 +175,114 @@ def test_result_cancelled(snap_compare):
 
 
 def test_sql_preview(snap_compare):
-    assert snap_compare(wizard(), run_before=keys("s"), terminal_size=(100, 30))
+    assert snap_compare(wizard(), run_before=keys("s"), terminal_size=(80, 24))
 
 
-def test_help(snap_compare):
-    assert snap_compare(wizard(), run_before=keys("question_mark"), terminal_size=(80, 24))
+@pytest.mark.parametrize("end", [False, True], ids=["top", "scrolled-to-the-end"])
+def test_help(snap_compare, end):
+    async def run_before(pilot):
+        await keys("question_mark", *(["end"] if end else []))(pilot)
+        await pilot.pause(0.6)  # the scroll animates
+    assert snap_compare(wizard(), run_before=run_before, terminal_size=(80, 24))
+
+
+# -- the Post-migration screen (replayed verification; the working directory has no .env) -----------------------
+def _post_migration(events, secret: str | None = None, press: tuple[str, ...] = ()):
+    from tui.screens.post_migration import PostMigrationScreen
+
+    app = wizard()
+
+    async def run_before(pilot):
+        await settle(pilot.app, pilot)
+        for step in ("target", "migrate", "result"):
+            pilot.app.journey.mark(step, "done")
+        await pilot.app.push_screen(PostMigrationScreen(fixed_settings(), verify_factory=Replay.of(events)))
+        await wait_until(pilot, lambda: pilot.app.screen.secret is not None and pilot.app.screen.verified,
+                         "the verification and the .env")
+        await settle(pilot.app, pilot)
+        for key in press:
+            await pilot.press(key)
+            await settle(pilot.app, pilot)
+    return app, run_before
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["verified", "a-difference"])
+def test_post_migration(snap_compare, broken, tmp_path, monkeypatch):
+    from fakes import broken_verify_events, verify_events
+
+    monkeypatch.chdir(tmp_path)
+    app, run_before = _post_migration(broken_verify_events if broken else verify_events)
+    assert snap_compare(app, run_before=run_before, terminal_size=(80, 24))
+
+
+def test_post_migration_scrolled_to_its_ticks(snap_compare, tmp_path, monkeypatch):
+    from fakes import verify_events
+
+    monkeypatch.chdir(tmp_path)
+    app, run_before = _post_migration(verify_events, press=("end",))
+
+    async def scrolled(pilot):
+        await run_before(pilot)
+        await pilot.pause(0.6)
+    assert snap_compare(app, run_before=scrolled, terminal_size=(80, 24))
+
+
+def test_post_migration_replace_dialog(snap_compare, tmp_path, monkeypatch):
+    from fakes import verify_events
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("# shop\nCRON_SECRET=already-set-value\n")
+    (tmp_path / ".env").chmod(0o600)
+    app, run_before = _post_migration(verify_events, press=("g",))
+    assert snap_compare(app, run_before=run_before, terminal_size=(80, 24))
+
+
+# -- the Rollback screen: waiting behind a session the role may not see, then failed -----------------------------
+def _rollback(finish: bool):
+    from fakes import ReplayedRollback, rollback_failed_events
+
+    from migration.options import RollbackOptions
+    from tui.screens.rollback import RollbackScreen
+    from test_rollback_wizard import PREVIEW
+
+    app = MigrateApp(settings=fixed_settings(), describe=describe_with(), deterministic=True,
+                     audit_log=__import__("pathlib").Path("audit.log"))
+    factory = ReplayedRollback.of(rollback_failed_events, finish=finish)
+    replays = []
+
+    def recorded(*args):
+        replays.append(factory(*args))
+        return replays[-1]
+
+    async def run_before(pilot):
+        await settle(pilot.app, pilot)
+        screen = RollbackScreen(fixed_settings(), reader=lambda s: PREVIEW, options=RollbackOptions(),
+                                rollback_factory=recorded)
+        await pilot.app.push_screen(screen)
+        await settle(pilot.app, pilot)
+        await pilot.press("d")
+        await pilot.pause()
+        await pilot.press(*"database_backups", "enter")
+        if finish:
+            await wait_until(pilot, lambda: screen.result is not None and screen.preview_after_result,
+                             "the failed rollback and a fresh preview")
+        else:
+            await wait_until(pilot, lambda: "ops-psql" in str(screen.query_one("#rollback-progress").content),
+                             "the waiting DROP")
+        await settle(pilot.app, pilot)
+        await pilot.pause(0.6)  # the scroll to the end animates
+    return app, run_before, replays
+
+
+@pytest.mark.parametrize("finish", [False, True], ids=["waiting-for-the-lock", "failed"])
+def test_rollback_waiting_then_failed(snap_compare, finish, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app, run_before, replays = _rollback(finish)
+    try:
+        assert snap_compare(app, run_before=run_before, terminal_size=(80, 24))
+    finally:
+        for replay in replays:
+            replay.cancel()
 
 
 def test_configuration_error(snap_compare):
@@ -226,6 +346,21 @@ def test_replayed_events_match_a_real_run(db18, settings_for):
     db18.execute("CREATE TABLE other_things (status TEXT)")
     db18.execute("CREATE INDEX idx_database_backups_status ON other_things(status)")
     assert normalize(real_run(settings)) == normalize(clash_events(masked))
+
+
+def test_replayed_verification_matches_a_real_one(db18, settings_for):
+    from fakes import verify_events
+
+    from migration.verify import Verify
+
+    settings = settings_for(db18)
+    real_run(settings)
+    events: list = []
+    Verify(settings, events.append).run()
+
+    def lines(evs):
+        return [(line.section, line.name, line.actual, line.ok) for line in evs[-1].lines]
+    assert lines(events) == lines(verify_events(settings.masked_url))
 
 
 def test_no_snapshot_shows_the_password(canary):

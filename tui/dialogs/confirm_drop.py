@@ -76,7 +76,8 @@ class ConfirmDropDialog(ModalScreen[bool]):
                 yield Static(drop_summary(p, self.safety_copy), id="confirm-drop-summary")
             yield Static(Content.from_markup("Type the table name [b]$t[/b] to confirm:", t=self.expected),
                          id="confirm-drop-prompt")
-            yield Input(placeholder=self.expected, id="confirm-drop-input")
+            # Not the name itself: an empty field showing "database_backups" looks already filled in.
+            yield Input(placeholder="type the name here", id="confirm-drop-input")
             yield Static("", id="confirm-drop-hint")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Drop table", id="confirm-drop-yes", variant="error", disabled=True, compact=True)

@@ -14,11 +14,15 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Button, Footer, Header, ProgressBar, Static
+from textual.widgets import Button, Footer, ProgressBar, Static
 
-from ..messages import EngineEvent
-from .base import WizardScreen
 from ..dialogs.confirm import ConfirmDialog
+from ..messages import EngineEvent
+from ..widgets.copy_line import CopyLine
+from ..widgets.panel import Panel
+from ..widgets.prose import GLUE, Prose
+from ..widgets.top_bar import TopBar
+from .base import WizardScreen
 
 if TYPE_CHECKING:
     from migration.events import BackupFinished
@@ -41,15 +45,21 @@ def _clock(seconds: float | None) -> str:
 
 
 class BackupScreen(WizardScreen):
+    """The backup as a panel in a scrollable body: more panels (e.g. a restore drill) are added by
+    yielding them from :meth:`compose_panels`."""
+
     CSS_PATH = "backup.tcss"
     BINDINGS = [
-        Binding("enter,c", "continue", "Continue", key_display="Enter"),
-        Binding("escape", "escape", "Cancel / back"),
+        Binding("enter", "continue", "Continue", key_display="Enter", priority=True),
+        Binding("escape", "cancel_backup", "Cancel"),  # while pg_dump runs; the next one otherwise
+        Binding("escape", "back", "Back"),
         Binding("ctrl+c", "cancel_backup", "Cancel", show=False, priority=True),
-        Binding("k", "skip", "Skip backup"),
+        Binding("k", "skip", "Skip"),
         Binding("r", "retry", "Retry"),
         Binding("q", "app.quit", "Quit"),
     ]
+    step = "backup"
+    BODY = "#backup-body"
 
     def __init__(self, settings: "Settings", *, tool=None, options: "BackupOptions | None" = None,
                  backup_factory: Callable | None = None, next_screen: Callable | None = None) -> None:
@@ -67,21 +77,31 @@ class BackupScreen(WizardScreen):
         self.skipped = False
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TopBar()
         with VerticalScroll(id="backup-body"):
-            yield Static("Backup current database (recommended by the guide)", classes="section-title")
-            yield Static(f"Target: {self.settings.masked_url}", id="backup-target", markup=False)
-            yield Static("Preparing pg_dump…", id="backup-file", markup=False)
-            yield ProgressBar(total=100, show_eta=False, id="backup-progress")
-            yield Static("", id="backup-status", markup=False)
-            yield Static("", id="backup-result", markup=False)
+            yield from self.compose_panels()
         with Horizontal(id="backup-actions"):
             yield Button("Continue to migrate (Enter)", id="continue", variant="primary", action="screen.continue",
                          compact=True)
             yield Button("Cancel (Esc)", id="cancel", variant="error", action="screen.cancel_backup", compact=True)
             yield Button("Retry (r)", id="retry", action="screen.retry", compact=True)
             yield Button("Skip backup (k)", id="skip", variant="warning", action="screen.skip", compact=True)
-        yield Footer()
+            yield Button("Back (Esc)", id="back", action="screen.back", compact=True)
+        yield Footer(compact=True)
+
+    def compose_panels(self) -> ComposeResult:
+        """The panels of the body, top to bottom."""
+        yield Panel(
+            "Backup current database (recommended by the guide)",
+            Prose(f"Target: {self.settings.masked_url}", id="backup-target", markup=False),
+            Prose("Preparing pg_dump…", id="backup-file", markup=False),
+            ProgressBar(total=100, show_eta=False, id="backup-progress"),
+            Prose("", id="backup-status", markup=False),
+            CopyLine("", label="File    ", what="backup's path", id="backup-path"),
+            CopyLine("", label="SHA-256 ", what="backup's SHA-256", id="backup-sha256"),
+            CopyLine("", label="Manifest", what="manifest's path", id="backup-manifest"),
+            Prose("", id="backup-result", markup=False),
+            id="backup-panel")
 
     def on_mount(self) -> None:
         self.sub_title = "Backup"
@@ -93,7 +113,9 @@ class BackupScreen(WizardScreen):
         self.running, self.cancelling = True, False
         self.query_one("#backup-progress", ProgressBar).update(progress=0)
         self.query_one("#backup-result", Static).update("")
-        self.query_one("#backup-result").set_classes("")
+        for line in self.query("#backup-panel CopyLine").results(CopyLine):
+            line.set_text("")
+        self.query_one("#backup-panel", Panel).set_state("")
         self.query_one("#backup-status", Static).update("Reading the database size…")
         self._buttons()
         if self.run_operation(self._build, self.settings, audit="backup") is None:
@@ -131,7 +153,7 @@ class BackupScreen(WizardScreen):
             self.query_one("#backup-progress", ProgressBar).update(progress=round(event.fraction * 100, 1))
             eta = "--:--" if self.app.deterministic else _clock(event.eta_s)
             status.update(f"Tables {event.tables_done}/{event.tables_total} · {human_bytes(event.bytes_written)} "
-                          f"written · ETA {eta}\nCurrent table: {event.current_table or '—'}")
+                          f"written · ETA{GLUE}{eta}\nCurrent table: {event.current_table or '—'}")
         elif isinstance(event, BackupVerifying):
             self.query_one("#backup-progress", ProgressBar).update(progress=100)
             status.update(f"Verifying: {event.method}…")
@@ -142,12 +164,18 @@ class BackupScreen(WizardScreen):
         self.result = result
         self.running = self.cancelling = False
         box = self.query_one("#backup-result", Static)
+        panel = self.query_one("#backup-panel", Panel)
+        journey = self.app.journey
         if result.ok:
             took = "" if self.app.deterministic else f" in {result.elapsed_s:.1f} s"
             self.query_one("#backup-status", Static).update(f"✓ Backup written and verified{took}")
-            box.update(f"File:     {result.path}\nSize:     {human_bytes(result.size)} ({result.size:,} bytes)\n"
-                       f"SHA-256:  {result.sha256}\nManifest: {result.manifest}")
-            box.set_classes("-success")
+            self.query_one("#backup-path", CopyLine).set_text(str(result.path))
+            self.query_one("#backup-sha256", CopyLine).set_text(str(result.sha256))
+            self.query_one("#backup-manifest", CopyLine).set_text(str(result.manifest))
+            box.update(f"{human_bytes(result.size)} ({result.size:,} bytes). c copies the path (Tab: the others).")
+            panel.set_state("success")
+            journey.backup, journey.backup_skipped = result, False
+            self.mark_step("done")
         else:
             cancelled = result.outcome.value == "cancelled"
             self.query_one("#backup-status", Static).update(f"{'⏹' if cancelled else '✗'} {result.message}")
@@ -157,31 +185,37 @@ class BackupScreen(WizardScreen):
                     text.append(line + "\n")
             text.append("Retry (r), skip the backup (k), or go back (Esc).")
             box.update(text)
-            box.set_classes("-warning" if cancelled else "-error")
+            panel.set_state("warning" if cancelled else "error")
+            self.mark_step("failed")
         self._buttons()
 
     def _buttons(self) -> None:
         done_ok = self.result is not None and self.result.ok
         self.query_one("#continue").display = done_ok
         self.query_one("#cancel").display = self.running
+        self.query_one("#back").display = not self.running
         self.query_one("#retry").display = not self.running and not done_ok
         self.query_one("#skip").display = not done_ok
+        for line in self.query("#backup-panel CopyLine").results(CopyLine):
+            line.display = done_ok
         focus = "#continue" if done_ok else ("#cancel" if self.running else "#retry")
         self.query_one(focus, Button).focus()
         self.refresh_bindings()
 
     # -- actions ----------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "continue":
-            return True if self.result is not None and self.result.ok else None
         done_ok = self.result is not None and self.result.ok
-        if action == "cancel_backup":
-            return True if self.running and not self.cancelling else None
+        if action == "continue":
+            return done_ok and self.enter_is_free("continue")
+        if action == "cancel_backup":  # shown while pg_dump runs (greyed while it is being cancelled)
+            return (None if self.cancelling else True) if self.running else False
+        if action == "back":
+            return not self.running
         if action == "retry":  # hidden unless the backup failed or was cancelled
             return not self.running and not done_ok
         if action == "skip":
             return not done_ok
-        return True
+        return super().check_action(action, parameters)
 
     def action_continue(self) -> None:
         if self.result is not None and self.result.ok:
@@ -199,10 +233,8 @@ class BackupScreen(WizardScreen):
         if not self.running and not (self.result and self.result.ok):
             self.start()
 
-    async def action_escape(self) -> None:
-        if self.running:
-            self.action_cancel_backup()
-        else:
+    def action_back(self) -> None:
+        if not self.running:
             self.app.pop_screen()
 
     def action_cancel_backup(self) -> None:
@@ -234,6 +266,8 @@ class BackupScreen(WizardScreen):
                 if self.running:
                     self.cancel_now()
                 self.skipped = True
+                self.app.journey.backup, self.app.journey.backup_skipped = None, True
+                self.mark_step("skipped")
                 self.app.notify("Backup skipped: no copy of the database was made.", severity="warning")
                 self._go_on()
 

@@ -9,6 +9,11 @@ SIGTERM and SIGHUP, and exits once they have wound down), cancelled off the UI t
 (:meth:`cancel_operation`), and cancelled when the screen goes away. Its Finished event is the
 last EngineEvent; the worker's end is :class:`tui.messages.OperationEnded`.
 ``Worker.StateChanged`` does not bubble, so each screen reports its own crashed workers.
+
+Every screen also shares: the top bar (:class:`tui.widgets.top_bar.TopBar`, the wizard's path on the
+screens of its steps, ``step``), PageUp/PageDown/Home/End/Up/Down that scroll the screen's content
+(its ``BODY``) wherever the focus is, and ``c`` that copies the focused (or first) command or path
+(:class:`tui.widgets.copy_line.CopyLine`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Callable
 
 from textual import work
+from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
@@ -27,12 +33,81 @@ if TYPE_CHECKING:
     from migration.settings import Settings
 
 
+SCROLL_KEYS = {"pageup": "page_up", "pagedown": "page_down", "home": "scroll_home", "end": "scroll_end",
+               "up": "scroll_up", "down": "scroll_down"}
+
+
 class WizardScreen(Screen):
+    BINDINGS = [
+        *(Binding(key, f"scroll_body('{how}')", show=False) for key, how in SCROLL_KEYS.items()),
+        Binding("c", "copy", "Copy", show=False),  # each screen says next to what it copies
+    ]
+    step: str | None = None  # its step on the wizard's path (tui.journey.STEPS), if it is one
+    BODY = "VerticalScroll"  # what the scroll keys scroll: the screen's main content
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.operation: Operation | None = None  # the engine operation this screen runs now
         self.operation_done = True
         self.run_count = 0  # operations started here; EngineEvent.run says which one an event is from
+
+    # -- the path, scrolling, copying -------------------------------------------------------------
+    def on_screen_resume(self) -> None:
+        journey = getattr(self.app, "journey", None)
+        if self.step is not None and journey is not None:
+            if self.step == journey.steps[0]:
+                journey.restart()
+            else:
+                journey.at(self.step)
+            self.refresh_path()
+
+    def mark_step(self, how: str) -> None:
+        """This screen's step ended: done, failed or skipped (shown in the path at once)."""
+        journey = getattr(self.app, "journey", None)
+        if self.step is not None and journey is not None:
+            journey.mark(self.step, how)
+            self.refresh_path()
+
+    def refresh_path(self) -> None:
+        from ..widgets.top_bar import TopBar
+
+        for bar in self.query(TopBar).results(TopBar):
+            bar.refresh()
+
+    def body(self):
+        """The scrollable content the scroll keys move (None: nothing to scroll)."""
+        found = self.query(self.BODY)
+        return next((w for w in found if w.display), None)
+
+    def action_scroll_body(self, how: str) -> None:
+        body = self.body()
+        if body is not None:
+            getattr(body, f"action_{how}")()
+
+    def enter_is_free(self, primary: str) -> bool:
+        """Enter may run the screen's main action (its binding is a priority one): not while another
+        button, box or field has the focus — Enter then presses that one, as it says."""
+        from textual.widgets import Button, Checkbox, Input
+
+        focused = self.focused
+        return not (isinstance(focused, (Button, Checkbox, Input)) and focused.id != primary)
+
+    def copy_lines(self) -> list:
+        from ..widgets.copy_line import CopyLine
+
+        return [line for line in self.query(CopyLine).results(CopyLine) if line.display and line.text]
+
+    def can_copy(self) -> bool:
+        """c copies something here (override when a screen copies what is not a CopyLine)."""
+        return bool(self.copy_lines())
+
+    def action_copy(self) -> None:
+        from ..widgets.copy_line import CopyLine
+
+        focused = self.focused
+        target = focused if isinstance(focused, CopyLine) else next(iter(self.copy_lines()), None)
+        if target is not None:
+            target.action_copy()
 
     # -- engine operations ----------------------------------------------------------------------
     def run_operation(self, build: Callable[[Callable], "Operation"], settings: "Settings | None" = None,
@@ -84,6 +159,11 @@ class WizardScreen(Screen):
         """The app tells the screen its operation's worker has ended (after its last event)."""
         if operation is self.operation:
             self.operation_done = True
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "copy":
+            return self.can_copy()
+        return True
 
     def on_unmount(self) -> None:
         """Leaving the screen (Back, quit, SIGTERM, a crash) never leaves its operation running."""

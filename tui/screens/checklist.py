@@ -17,10 +17,12 @@ from textual.binding import Binding
 from textual.content import Content
 from textual.containers import Horizontal, VerticalScroll
 from textual.widget import Widget
-from textual.widgets import Button, Checkbox, Footer, Header, Static
+from textual.widgets import Button, Checkbox, Footer, Static
 
 from ..messages import EngineEvent
-from ..widgets.hanging import hanging_lines
+from ..widgets.prose import Prose, hanging_lines
+from ..widgets.tick import Tick
+from ..widgets.top_bar import TopBar
 from .base import WizardScreen
 
 if TYPE_CHECKING:
@@ -28,9 +30,10 @@ if TYPE_CHECKING:
     from migration.options import BackupOptions
     from migration.settings import Settings
 
-MARKS = {"ok": "✓", "warning": "⚠", "failure": "✗"}
-# The checkbox label also says its state in words: its tick is only told apart by colour (NO_COLOR).
-ACK_LABELS = {False: "I have read the warnings (a)", True: "✓ Warnings acknowledged (a to undo)"}
+MARKS = {"ok": "✓", "info": "ℹ", "warning": "⚠", "failure": "✗"}
+STYLES = {"ok": "green", "info": "blue", "warning": "yellow", "failure": "bold red"}
+# The box says its state itself ([✓] / [ ]): the label can be short enough for the button row at 80 columns.
+ACK_LABEL = "Warnings read (a)"
 
 
 class CheckRows(VerticalScroll):
@@ -58,11 +61,12 @@ class CheckRows(VerticalScroll):
 def row_text(result: "CheckResult") -> Text:
     status = result.status.value
     text = Text()
-    text.append(f"{MARKS[status]} ", style={"ok": "green", "warning": "yellow", "failure": "bold red"}[status])
+    text.append(f"{MARKS[status]} ", style=STYLES[status])
     text.append(result.name, style="bold")
     text.append(f"  {result.detail}")
     if result.hint and status != "ok":
-        text.append(f"\n  Fix: {result.hint}", style="italic")
+        label = "Later" if status == "info" else "Fix"  # a note for after the migration is not a fix
+        text.append(f"\n  {label}: {result.hint}", style="italic")
     return text
 
 
@@ -84,12 +88,14 @@ class CheckRow(Static):
 class ChecklistScreen(WizardScreen):
     CSS_PATH = "checklist.tcss"
     BINDINGS = [
-        Binding("enter,c", "continue", "Continue", key_display="Enter"),
+        Binding("enter", "continue", "Continue", key_display="Enter", priority=True),
         Binding("r", "rerun", "Re-run"),
         Binding("a", "acknowledge", "Acknowledge"),
         Binding("escape,t", "app.back_to_target", "Back"),
         Binding("q", "app.quit", "Quit"),
     ]
+    step = "checklist"
+    BODY = "#checks"
 
     def __init__(self, settings: "Settings", *, options: "BackupOptions | None" = None,
                  checks: Callable | None = None, next_screen: Callable | None = None) -> None:
@@ -105,18 +111,18 @@ class ChecklistScreen(WizardScreen):
         self.acknowledged = False
 
     def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static(f"Pre-migration checklist for {self.settings.masked_url} (schema {self.settings.schema})",
-                     id="checklist-target", markup=False)
+        yield TopBar()
+        yield Prose(f"Pre-migration checklist for {self.settings.masked_url} (schema {self.settings.schema})",
+                    id="checklist-target", markup=False)
         yield CheckRows(id="checks")
-        yield Static("", id="checklist-summary", markup=False)
+        yield Prose("", id="checklist-summary", markup=False)
         with Horizontal(id="checklist-actions"):
             yield Button("Continue (Enter)", id="continue", variant="primary", action="screen.continue",
                          compact=True, disabled=True)
-            yield Checkbox(ACK_LABELS[False], id="acknowledge", compact=True)
+            yield Tick(ACK_LABEL, id="acknowledge", compact=True)
             yield Button("Re-run (r)", id="rerun", action="screen.rerun", compact=True)
             yield Button("Back (Esc)", id="back", action="app.back_to_target", compact=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     async def on_mount(self) -> None:
         self.sub_title = "Checklist"
@@ -178,6 +184,8 @@ class ChecklistScreen(WizardScreen):
     def _completed(self, checklist: "Checklist") -> None:
         self.running = False
         self.checklist = checklist
+        if checklist.blocking:
+            self.mark_step("failed")
         self._update_summary()
         self.query_one("#acknowledge").display = bool(checklist.warnings) and not checklist.blocking
         self._update_continue()
@@ -212,7 +220,6 @@ class ChecklistScreen(WizardScreen):
 
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         self.acknowledged = event.value
-        event.checkbox.label = ACK_LABELS[event.value]
         self._update_summary()
         self._update_continue()
 
@@ -223,17 +230,20 @@ class ChecklistScreen(WizardScreen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "continue":
+            if not self.enter_is_free("continue"):
+                return False  # Enter presses the focused button or box
             return True if self.can_continue else None
         if action == "rerun":
             return None if self.running else True
         if action == "acknowledge":
             return bool(self.checklist and self.checklist.warnings and self.checklist.passed)
-        return True
+        return super().check_action(action, parameters)
 
     def action_continue(self) -> None:
         if not self.can_continue:
             return
         assert self.checklist is not None
+        self.mark_step("done")
         if self._next_screen is not None:
             self.app.push_screen(self._next_screen(self.checklist))
             return
@@ -241,6 +251,7 @@ class ChecklistScreen(WizardScreen):
             from .migrate import MigrateScreen
 
             self.app.notify("The table already exists and is valid: nothing will change, so no backup is needed.")
+            self.app.journey.mark("backup", "skipped")
             self.app.push_screen(MigrateScreen(self.settings))
             return
         from .backup import BackupScreen

@@ -16,11 +16,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
-from textual.widgets import Button, Footer, Header, RichLog, Static
+from textual.widgets import Button, Footer, RichLog, Static
 from textual.worker import Worker
 
 from ..messages import EngineEvent, LockWaits
+from ..widgets.prose import Prose, RichLine
 from ..widgets.step_panel import StepPanel
+from ..widgets.top_bar import TopBar
 from .base import WizardScreen
 from ..dialogs.confirm import ConfirmDialog
 
@@ -46,9 +48,11 @@ class MigrateScreen(WizardScreen):
         Binding("escape", "cancel_run", "Cancel"),  # while running; the next one once it is over
         Binding("escape", "back", "Back"),
         Binding("ctrl+c", "cancel_run", "Cancel", show=False, priority=True),
-        Binding("enter,v", "show_result", "Result", key_display="Enter"),
+        Binding("enter", "show_result", "Result", key_display="Enter", priority=True),
         Binding("q", "app.quit", "Quit"),
     ]
+    step = "migrate"
+    BODY = "#steps"
 
     def __init__(self, settings: "Settings") -> None:
         super().__init__(id="migrate")
@@ -66,11 +70,11 @@ class MigrateScreen(WizardScreen):
         from migration.events import Step
 
         det = self.app.deterministic
-        yield Header()
+        yield TopBar()
         with VerticalScroll(id="steps"):
             for step in Step:
                 yield StepPanel(step.value, step.title, step.description, deterministic=det, id=f"step-{step.value}")
-        yield Static("", id="banner")
+        yield Prose("", id="banner", markup=False)
         with Horizontal(id="migrate-actions"):
             yield Button("See the result (Enter)", id="see-result", variant="primary", action="screen.show_result", compact=True)
             yield Button("Cancel (Esc)", id="cancel", variant="error", action="screen.cancel_run", compact=True)
@@ -78,6 +82,7 @@ class MigrateScreen(WizardScreen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        self.call_after_refresh(self.refresh_bindings)  # the footer from the first frame on
         self.sub_title = "Migrate"
         self.query_one("#see-result").display = False
         started = self.run_operation(lambda emit: self.app.migration_factory(self.settings, emit), self.settings,
@@ -162,6 +167,8 @@ class MigrateScreen(WizardScreen):
 
     def _finished(self, result: "RunFinished", stamp: str) -> None:
         self.result = result
+        self.app.journey.result = result
+        self.mark_step("done" if result.outcome.ok else "failed")
         title, kind = OUTCOME_BANNER[result.outcome.value]
         text = title
         if result.outcome.value in ("failed", "busy", "cancelled"):
@@ -182,12 +189,12 @@ class MigrateScreen(WizardScreen):
     # -- actions --------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "show_result":
-            return self.result is not None
+            return self.result is not None and self.enter_is_free("see-result")
         if action == "cancel_run":
             return self.running and not self.cancelling
         if action == "back":
             return not self.running
-        return True
+        return super().check_action(action, parameters)
 
     async def action_back(self) -> None:
         await self.app.run_action("back_to_target")
@@ -227,7 +234,7 @@ class MigrateScreen(WizardScreen):
     def _log(self, text: str, stamp: str | None = None) -> None:
         if stamp is None:
             stamp = "--:--:--.---" if self.app.deterministic else datetime.now().strftime("%H:%M:%S.%f")[:-3]
-        self.query_one("#log", RichLog).write(Text.assemble((stamp, "dim"), "  ", text))
+        self.query_one("#log", RichLog).write(RichLine(Text.assemble((stamp, "dim"), "  ", text), hang=len(stamp) + 2))
 
     def _banner(self, text: str, kind: str) -> None:
         banner = self.query_one("#banner", Static)

@@ -1,4 +1,5 @@
-"""Result: success / not needed / failed / cancelled in the guide's words, the catalog read back, next steps."""
+"""Result: success / not needed / failed / cancelled in the guide's words, the backup it made, the catalog read
+back, and the way on: the guide's Post-Migration Steps (p)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
-from textual.widgets import Button, Footer, Header, Static
+from textual.widgets import Button, Footer
 
-from .base import WizardScreen
 from ..dialogs.error import error_content
+from ..widgets.copy_line import CopyLine
+from ..widgets.prose import Prose
+from ..widgets.top_bar import TopBar
+from .base import WizardScreen
 
 if TYPE_CHECKING:
     from migration.events import RunFinished
@@ -20,43 +24,84 @@ if TYPE_CHECKING:
 class ResultScreen(WizardScreen):
     CSS_PATH = "result.tcss"
     BINDINGS = [
-        Binding("t,escape", "app.back_to_target", "Back to target"),
+        Binding("p", "post_migration", "Post-migration"),
+        Binding("t,escape", "app.back_to_target", "Target"),
         Binding("d", "app.rollback", "Rollback"),
         Binding("l", "app.audit_log", "Audit log"),
         Binding("q", "app.quit", "Quit"),
     ]
+    step = "result"
+    BODY = "#result-body"
 
     def __init__(self, result: "RunFinished", failed_step: str | None = None) -> None:
         super().__init__(id="result")
         self.result = result
         self.failed_step = failed_step  # e.g. "Step 5/8 Index Creation", from the Migrate screen
 
+    @property
+    def migrated(self) -> bool:
+        """The table is there and valid: the post-migration steps apply."""
+        return self.result.outcome.value in ("success", "not_needed")
+
     def compose(self) -> ComposeResult:
         r = self.result
         kind = {"success": "-success", "not_needed": "-success", "cancelled": "-warning"}.get(
             r.outcome.value, "-error")
-        yield Header()
+        yield TopBar()
         with VerticalScroll(id="result-body"):
-            yield Static(headline(r), id="result-headline", classes=kind)
-            yield Static(outcome_text(r), id="result-text")
+            yield Prose(headline(r), id="result-headline", classes=kind, markup=False)
+            yield Prose(outcome_text(r), id="result-text")
             if r.error is not None and r.outcome.value != "success":
                 if self.failed_step and r.outcome.value != "cancelled":
-                    yield Static(f"{self.failed_step} failed.", id="result-step", markup=False)
-                yield Static(error_content(r.error), id="result-error")
-            steps = next_steps(r)
-            if steps:
-                yield Static(steps, id="result-next", markup=False)
+                    yield Prose(f"{self.failed_step} failed.", id="result-step", markup=False)
+                yield Prose(error_content(r.error), id="result-error")
+            yield from self._backup()
+            if self.migrated:
+                yield Prose(Content.from_markup(
+                    "[b]Next:[/b] the guide's Post-Migration Steps — verify the table, add CRON_SECRET, deploy "
+                    "and test the backup system. Press [b]p[/b]."), id="result-next")
             if r.report is not None and r.report.exists:
-                yield Static("Verification (read back from the catalog)", classes="section-title")
-                yield Static(verification(r), id="result-verification")
+                yield Prose("Verification (read back from the catalog)", classes="section-title", markup=False)
+                yield Prose(verification(r), id="result-verification")
         with Horizontal(id="result-actions"):
-            yield Button("Back to target (t)", id="back", variant="primary", action="app.back_to_target", compact=True)
+            if self.migrated:
+                yield Button("Post-migration (p)", id="post", variant="primary", action="screen.post_migration",
+                             compact=True)
+            yield Button("Back to target (t)", id="back", variant="default" if self.migrated else "primary",
+                         action="app.back_to_target", compact=True)
             yield Button("Quit (q)", id="quit", action="app.quit", compact=True)
         yield Footer(compact=True)
 
+    def _backup(self) -> ComposeResult:
+        """The backup made before this run (the Backup screen's), repeated here with its path to copy."""
+        journey = self.app.journey
+        if journey.backup is not None:
+            yield Prose("Backup made before the migration (c copies its path):", id="result-backup",
+                        markup=False)
+            yield CopyLine(str(journey.backup.path), what="backup's path", id="result-backup-path")
+        elif journey.backup_skipped:
+            yield Prose(Content.from_markup("[b $warning]Backup skipped:[/] no copy of the database was made "
+                                            "before this run."), id="result-backup")
+        elif journey.ended.get("backup") == "skipped":  # the table was already there: nothing was to change
+            yield Prose("No backup was made: the checklist found the table already there, so nothing was going "
+                        "to change.", id="result-backup", markup=False)
+
     def on_mount(self) -> None:
         self.sub_title = "Result"
-        self.query_one("#back", Button).focus()
+        self.query_one("#post" if self.migrated else "#back", Button).focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "post_migration":
+            return self.migrated
+        return super().check_action(action, parameters)
+
+    def action_post_migration(self) -> None:
+        if not self.migrated:
+            return
+        from .post_migration import PostMigrationScreen
+
+        self.mark_step("done")
+        self.app.push_screen(PostMigrationScreen(self.app.settings))
 
 
 def headline(r: "RunFinished") -> str:
@@ -98,11 +143,3 @@ def verification(r: "RunFinished") -> Content:
     for ix in report.indexes:
         lines.append(Content.from_markup("  ✓ $n", n=ix.name))
     return Content("\n").join(lines)
-
-
-def next_steps(r: "RunFinished") -> str:
-    from migration.guide import NEXT_STEPS
-
-    if r.outcome.value in ("success", "not_needed"):
-        return "\n".join(NEXT_STEPS)
-    return ""

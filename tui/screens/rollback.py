@@ -8,7 +8,6 @@ engine's preview. Its options are the command line's (``--lock-timeout`` and the
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,13 +17,17 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.message import Message
-from textual.widgets import Button, Checkbox, Footer, Header, Static
+from textual.widgets import Button, Checkbox, Footer, Static
 from textual.worker import Worker
 
-from ..messages import EngineEvent
 from ..dialogs.confirm_drop import ConfirmDropDialog, drop_summary
-from .base import WizardScreen
 from ..dialogs.error import error_content
+from ..messages import EngineEvent
+from ..widgets.copy_line import CopyLine
+from ..widgets.prose import Prose
+from ..widgets.tick import Tick
+from ..widgets.top_bar import TopBar
+from .base import WizardScreen
 
 if TYPE_CHECKING:
     from migration.events import Preview, RollbackFinished
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
     from migration.settings import Settings
 
 STEPS = (("copy", "Safety copy"), ("lock", "Lock"), ("drop", "Drop"), ("verify", "Verify"))
+TITLE_WIDTH = 12
 MARKS = {"pending": ("·", "dim"), "running": ("…", "$accent"), "done": ("✓", "$success"),
          "warning": ("⚠", "$warning"), "skipped": ("-", "dim"), "failed": ("✗", "$error")}
 
@@ -46,20 +50,24 @@ class RollbackPreviewLoaded(Message):
 class RollbackScreen(WizardScreen):
     CSS_PATH = "rollback.tcss"
     BINDINGS = [
-        Binding("d", "drop", "Roll back…"),
-        Binding("r", "refresh", "Refresh preview"),
+        Binding("d", "drop", "Roll back"),
+        Binding("u", "restore", "Restore"),
+        Binding("escape", "cancel_rollback", "Cancel"),  # while it runs; the next one otherwise
+        Binding("escape", "back", "Back"),
+        Binding("r", "refresh", "Refresh"),
         Binding("l", "audit_log", "Audit log"),
-        Binding("u", "restore", "Restore the copy"),
-        Binding("escape", "escape", "Cancel / back"),
         Binding("q", "quit", "Quit"),
     ]
+    BODY = "#rollback-body"
 
     def __init__(self, settings: "Settings", *, options: "RollbackOptions | None" = None,
-                 audit_log: Path | None = None, reader=None) -> None:
-        """``reader(settings) -> Preview`` replaces the catalog read (snapshot tests only)."""
+                 audit_log: Path | None = None, reader=None, rollback_factory=None) -> None:
+        """``reader(settings) -> Preview`` replaces the catalog read, ``rollback_factory(settings, emit, options,
+        confirmed)`` the engine's Rollback (snapshot tests only: replayed events)."""
         super().__init__(id="rollback")
         self.settings = settings
         self.reader = reader
+        self._factory = rollback_factory
         self.options = options
         self.audit_log = audit_log
         self.preview: Preview | None = None
@@ -70,32 +78,34 @@ class RollbackScreen(WizardScreen):
         self.restored = False  # the safety copy was restored: it is spent
         self.audit_path: Path | None = None  # where this screen's operations were recorded
         self.restore_note: str | None = None  # shown as the status once the preview is read again
+        self.keep_status = False  # the next preview leaves the status (a failed rollback's headline) alone
+        self.preview_after_result = False  # the preview was read again after a rollback that did not drop
         self._steps: dict[str, tuple[str, str]] = {}
+        self._waiting: tuple = ()  # who the DROP waits for, shown under the Lock row
 
     # -- layout -----------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TopBar()
         with VerticalScroll(id="rollback-body"):
-            yield Static("Reading what a rollback would drop…", id="rollback-status")
-            yield Static("", id="rollback-preview")
-            yield Static("", id="rollback-sql")
-            yield Checkbox("Take a safety copy of the table first (pg_dump, verified)", True, id="rollback-copy",
-                           compact=True)
-            yield Static("", id="rollback-progress")
-            yield Static("", id="rollback-blockers")
-            yield Static("", id="rollback-result")
+            yield Prose("Reading what a rollback would drop…", id="rollback-status", markup=False)
+            yield Prose("", id="rollback-preview")
+            yield Prose("", id="rollback-sql")
+            yield Tick("Take a safety copy of the table first (pg_dump, verified)",
+                       self.rollback_options.table_backup, id="rollback-copy", compact=True)
+            yield Prose("", id="rollback-progress", hang=_step_hang)
+            yield Prose("", id="rollback-result")
+            yield CopyLine("", what="restore command", id="rollback-restore-command")
+            yield Prose("", id="rollback-result-notes")
         with Horizontal(id="rollback-actions"):
-            yield Button("Roll back… (d)", id="rollback-drop", variant="error", action="screen.drop",
-                         disabled=True, compact=True)
+            yield Button("Roll back… (d)", id="rollback-drop", variant="error", action="screen.drop", compact=True)
             yield Button("Cancel (Esc)", id="rollback-cancel", variant="warning", action="screen.cancel_rollback",
                          compact=True)
             yield Button("Restore the copy (u)", id="rollback-restore", variant="success", action="screen.restore",
                          compact=True)
             yield Button("Refresh (r)", id="rollback-refresh", action="screen.refresh", compact=True)
             yield Button("Audit log (l)", id="rollback-log", action="screen.audit_log", compact=True)
-            yield Button("Back (Esc)", id="rollback-back", variant="primary", action="screen.escape",
-                         compact=True)
-        yield Footer()
+            yield Button("Back (Esc)", id="rollback-back", variant="primary", action="screen.back", compact=True)
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.sub_title = "Rollback"
@@ -103,6 +113,7 @@ class RollbackScreen(WizardScreen):
         self.query_one("#rollback-progress").display = False
         self.query_one("#rollback-copy").display = False
         self.query_one("#rollback-restore").display = False
+        self.query_one("#rollback-restore-command").display = False
         self.action_refresh()
 
     # -- preview ----------------------------------------------------------------------
@@ -111,9 +122,10 @@ class RollbackScreen(WizardScreen):
             return
         self.result = None
         self.restored = False
+        self.preview = None
         self._status("Reading what a rollback would drop…", "busy")
-        self.query_one("#rollback-result", Static).update("")
-        self.query_one("#rollback-drop", Button).disabled = True
+        self._show_result(Content(""))
+        self._update_buttons()
         self._load_preview()
 
     @work(thread=True, exit_on_error=False, group="rollback-preview", exclusive=True)
@@ -137,6 +149,11 @@ class RollbackScreen(WizardScreen):
         body = self.query_one("#rollback-preview", Static)
         sql = self.query_one("#rollback-sql", Static)
         copy = self.query_one("#rollback-copy", Checkbox)
+        keep, self.keep_status = self.keep_status, False
+        if keep:  # after a rollback that did not drop: its headline stays, d is offered again on this preview
+            self.preview_after_result = True
+            status = self.query_one("#rollback-status", Static)
+            saved = status.content
         if p is None:
             self._status("The database could not be read. Fix the problem below, then press r.", "error")
             body.update(error_content(message.error))
@@ -166,6 +183,8 @@ class RollbackScreen(WizardScreen):
             sql.update(Content.from_markup("[dim]SQL:[/dim] $s;", s=p.drop_sql))
             copy.display = True
             sql.display = True
+        if keep:
+            status.update(saved)
         self._update_buttons()
 
     @on(Checkbox.Changed, "#rollback-copy")
@@ -183,9 +202,16 @@ class RollbackScreen(WizardScreen):
         p = self.preview
         return p is not None and p.exists and p.is_table and p.can_drop
 
+    def _can_drop(self) -> bool:
+        """d would do something: the preview allows a drop, nothing runs, and no rollback has dropped it yet
+        (after one that did not, only on a preview read since)."""
+        if self.running or self.restoring or not self._droppable():
+            return False
+        return self.result is None or (not self.result.ok and self.preview_after_result)
+
     def action_drop(self) -> None:
         p = self.preview
-        if self.running or not self._droppable() or self.result is not None:
+        if not self._can_drop():
             return
         safety = self.query_one("#rollback-copy", Checkbox).value
         confirmed = p.dependent_keys
@@ -202,13 +228,17 @@ class RollbackScreen(WizardScreen):
         from migration.rollback import Rollback
 
         options = replace(self.rollback_options, table_backup=safety)
-        started = self.run_operation(lambda emit: Rollback(self.settings, emit, options, confirmed=confirmed),
-                                     self.settings, audit="rollback")
+        factory = self._factory or (lambda settings, emit, opts, deps: Rollback(settings, emit, opts, confirmed=deps))
+        started = self.run_operation(lambda emit: factory(self.settings, emit, options, confirmed), self.settings,
+                                     audit="rollback")
         if started is None:  # the audit log cannot be written: an error dialog says why
             self._status("The rollback did not start: the audit log cannot be written.", "error")
             return
         self.audit_path = self.app.audit_log_path
         self.running, self.cancelling = True, False
+        self.result, self.preview_after_result = None, False
+        self._show_result(Content(""))
+        self._waiting = ()
         self._steps = {key: ("pending", "") for key, _ in STEPS}
         self.query_one("#rollback-copy").display = False
         self.query_one("#rollback-sql").display = False
@@ -237,10 +267,8 @@ class RollbackScreen(WizardScreen):
         """q: leave the wizard; a running rollback is cancelled first (its transaction rolls back)."""
         self.app.action_quit()
 
-    async def action_escape(self) -> None:
-        if self.running:
-            self.action_cancel_rollback()
-        else:
+    async def action_back(self) -> None:
+        if not self.running:
             await self.app.run_action("back_to_target")
 
     def action_audit_log(self) -> None:
@@ -278,18 +306,14 @@ class RollbackScreen(WizardScreen):
         self._update_buttons()
 
     def _restored(self, r) -> None:
-        """The restore's RestoreFinished."""
+        """The restore's RestoreFinished: said once, in the status line (the drop's result is stale now)."""
         self.restoring = False
         self.restored = r.ok
         self._status(("✅ " if r.ok else "❌ ") + r.message, "ok" if r.ok else "error")
-        if r.error is not None and not r.ok:
-            self.query_one("#rollback-result", Static).update(error_content(r.error))
-        if r.ok:  # the drop result and its restore hint are stale now: show the restore and read the table again
-            parts = [Content.assemble(("✅ " + r.message, "bold $success"))]
-            if self.audit_path is not None:
-                parts.append(Content.from_markup("[dim]Recorded in the audit log $p (press l).[/dim]",
-                                                 p=str(self.audit_path)))
-            self.query_one("#rollback-result", Static).update(Content("\n\n").join(parts))
+        if not r.ok:
+            self._show_result(error_content(r.error) if r.error is not None else Content(""), self._audit_note())
+        else:  # read the table again; its preview says what is there now
+            self._show_result(Content(""), self._audit_note())
             self.query_one("#rollback-progress").display = False
             self.result = None  # restored stays True: the copy is spent
             self.restore_note = "✅ " + r.message
@@ -315,26 +339,27 @@ class RollbackScreen(WizardScreen):
         if isinstance(e, ev.SafetyCopyStarted):
             for path in e.removed:
                 self.app.notify(f"Removed a temporary file left by a killed run: {path}", timeout=10)
-            self._step("copy", "running", f"pg_dump → {e.path}")
+            self._step("copy", "running", f"pg_dump →\n{e.path}")
         elif isinstance(e, ev.SafetyCopyFinished):
             c = e.copy
-            self._step("copy", "done", f"{c.path} — {c.rows} rows, {c.size_bytes:,} bytes, verified; "
-                       f"sha256 {c.sha256[:16]}…")
+            self._step("copy", "done", f"{c.rows} rows, {c.size_bytes:,} bytes, verified; sha256 {c.sha256[:16]}…"
+                       f"\n{c.path}")
         elif isinstance(e, ev.SafetyCopySkipped):
             self._step("copy", "skipped", "no safety copy (turned off)")
         elif isinstance(e, ev.WaitingForLock):
             waited = "" if det else f", waiting {e.waited_ms / 1000:.1f} s"
+            self._waiting = e.blockers
             self._step("lock", "running", f"waiting for the lock (attempt {e.attempt}/{e.attempts}{waited}); "
                        "other sessions use the table:")
-            self._blockers(e.blockers, det)
+            self.call_after_refresh(self._scroll_to_end)
         elif isinstance(e, ev.LockTimedOut):
             retry = f"; retrying in {e.retry_in_s:.1f} s" if e.retry_in_s is not None else "; no retries left"
+            self._waiting = e.blockers
             self._step("lock", "warning", f"not granted within the lock timeout (attempt {e.attempt}/{e.attempts})"
                        f"{retry} — readers were not kept waiting")
-            self._blockers(e.blockers, det)
         elif isinstance(e, ev.LockAcquired):
+            self._waiting = ()
             self._step("lock", "done", f"lock acquired (attempt {e.attempt})")
-            self._blockers((), det)
         elif isinstance(e, ev.Dropped):
             extra = f" — also dropped {len(e.dependents)} dependent object(s)" if e.dependents else ""
             self._step("drop", "done", e.statement + extra)
@@ -353,39 +378,49 @@ class RollbackScreen(WizardScreen):
         for key, (state, text) in list(self._steps.items()):
             if state in ("running", "pending") and result.outcome is not O.SUCCESS:
                 self._steps[key] = ("failed" if state == "running" else "skipped", text)
+        if result.outcome is not O.FAILED:
+            self._waiting = ()  # a failed one keeps who was in the way under the Lock row
         self._render_steps()
-        self._blockers((), True)
         kind = {O.SUCCESS: "ok", O.NOT_NEEDED: "ok", O.CANCELLED: "warning"}.get(result.outcome, "error")
         headline = {O.SUCCESS: "✅ ", O.NOT_NEEDED: "✅ ", O.CANCELLED: "⏹  "}.get(result.outcome, "❌ ")
         self._status(headline + result.message, kind)
-        style = {"ok": "$success", "warning": "$warning"}.get(kind, "$error")
-        parts: list[Content] = [Content.assemble((headline + result.message, f"bold {style}"))]
+        parts: list[Content] = []
         if result.error is not None and result.outcome is not O.SUCCESS:
             parts.append(error_content(result.error))
-        if result.copy is not None:
-            parts.append(self._restore_hint(result.copy))
-        if self.audit_path is not None:
-            parts.append(Content.from_markup("[dim]Recorded in the audit log $p (press l).[/dim]",
-                                             p=str(self.audit_path)))
-        self.query_one("#rollback-result", Static).update(Content("\n\n").join(parts))
-        if result.outcome is O.CHANGED:
-            self.call_after_refresh(self.action_refresh)  # the preview is stale: show the new one
+        notes: list[Content] = []
+        if result.copy is not None and result.outcome is O.SUCCESS:
+            parts.append(Content.from_markup("[b]To restore the table:[/b] press u here, or run this in a shell "
+                                             "(c copies it):"))
+            self.query_one("#rollback-restore-command", CopyLine).set_text(shell_lines(result.copy.restore_command))
+            if self.settings.demo:
+                notes.append(Content.from_markup("[b $warning]Demo:[/] the demo database disappears when you quit, "
+                                                 "so restore with u here."))
+        elif result.copy is not None:  # nothing was dropped: nothing to restore
+            parts.append(Content.from_markup(
+                "The safety copy $p was kept; the table was not dropped, so there is nothing to restore.",
+                p=result.copy.path))
+        notes.append(self._audit_note())
+        self._show_result(Content("\n\n").join(parts), *notes)
+        if result.outcome not in (O.SUCCESS, O.NOT_NEEDED):
+            # Nothing was dropped: read the table again so d works on what is there now.
+            self.keep_status = True
+            self._load_preview()
         self._update_buttons()
         self.query_one("#rollback-back", Button).focus()
         self.call_after_refresh(self._scroll_to_end)  # the outcome and the restore command in view
 
-    def _restore_hint(self, copy) -> Content:
-        """The restore command on lines of its own, broken only between words so it can be copied."""
-        psql, _, _ = copy.restore_command.partition(' "$DATABASE_URL"')
-        lines = [Content.from_markup("[b]To restore the table:[/b] press u here, or run in a shell:"),
-                 Content('  psql "$DATABASE_URL" -v ON_ERROR_STOP=1 \\'),
-                 Content(f"    -f {shlex.quote(copy.path)}")]
-        if psql and psql != "psql":
-            lines.append(Content.from_markup("[dim]where psql is:[/dim]\n  $p", p=psql))
-        if self.settings.demo:
-            lines.append(Content.from_markup(
-                "[b $warning]Demo:[/] the demo database disappears when you quit, so restore with u here."))
-        return Content("\n").join(lines)
+    def _audit_note(self) -> Content:
+        if self.audit_path is None:
+            return Content("")
+        return Content.from_markup("[dim]Recorded in the audit log $p (press l).[/dim]", p=str(self.audit_path))
+
+    def _show_result(self, body: Content, *notes: Content) -> None:
+        """The outcome's explanation, the restore command (when there is one to run) and notes."""
+        self.query_one("#rollback-result", Static).update(body)
+        command = self.query_one("#rollback-restore-command", CopyLine)
+        command.display = self._can_restore() and bool(command.text)
+        shown = [n for n in notes if n.plain]
+        self.query_one("#rollback-result-notes", Static).update(Content("\n\n").join(shown))
 
     def _scroll_to_end(self) -> None:
         self.query_one("#rollback-body", VerticalScroll).scroll_end(animate=False)
@@ -397,24 +432,16 @@ class RollbackScreen(WizardScreen):
 
     def _render_steps(self) -> None:
         lines = []
+        det = self.app.deterministic
         for key, title in STEPS:
             state, text = self._steps.get(key, ("pending", ""))
             mark, style = MARKS[state]
-            lines.append(Content.assemble((f"{mark} ", style), (f"{title:<12}", "bold"), text))
+            first, *more = text.split("\n")  # more: a path, on a line of its own under the step
+            lines.append(Content.assemble((f"{mark} ", style), (f"{title:<{TITLE_WIDTH}}", "bold"), first))
+            lines.extend(Content(f"    {extra}") for extra in more)
+            if key == "lock":  # who is in the way: under the step it blocks
+                lines.extend(_blocker_lines(self._waiting, det))
         self.query_one("#rollback-progress", Static).update(Content("\n").join(lines))
-
-    def _blockers(self, blockers, deterministic: bool) -> None:
-        if blockers:
-            self.call_after_refresh(self._scroll_to_end)
-        widget = self.query_one("#rollback-blockers", Static)
-        lines = []
-        for b in blockers:
-            age = "" if deterministic or b.xact_age_s is None else f", transaction open {b.xact_age_s:.1f} s"
-            lines.append(Content.from_markup("  • pid $pid [b]$app[/b] user $u, $s$age: [dim]$q[/dim]",
-                                             pid=str(b.pid), app=b.application_name or "(no name)", u=b.user or "?",
-                                             s=b.state or "?", age=age, q=b.query or "(no query)"))
-        widget.update(Content("\n").join(lines))
-        widget.set_class(bool(lines), "-shown")
 
     def _status(self, text: str, kind: str) -> None:
         status = self.query_one("#rollback-status", Static)
@@ -423,42 +450,70 @@ class RollbackScreen(WizardScreen):
             status.set_class(k == kind, f"-{k}")
 
     def _update_buttons(self) -> None:
-        can_drop = not self.running and self.result is None and self._droppable()
-        self.query_one("#rollback-drop", Button).disabled = not can_drop
-        self.query_one("#rollback-drop").display = not self._nothing_to_drop()
+        can_drop = self._can_drop()
+        self.query_one("#rollback-drop").display = can_drop  # offered only when d would drop
         self.query_one("#rollback-cancel").display = self.running
         self.query_one("#rollback-cancel", Button).disabled = self.cancelling
-        self.query_one("#rollback-refresh", Button).disabled = self.running
-        self.query_one("#rollback-back", Button).disabled = self.running
+        self.query_one("#rollback-back").display = not self.running
+        self.query_one("#rollback-refresh", Button).disabled = self.running or self.restoring
         self.query_one("#rollback-restore").display = self._can_restore() or self.restoring
         self.query_one("#rollback-restore", Button).disabled = not self._can_restore()
-        if can_drop:
+        command = self.query_one("#rollback-restore-command", CopyLine)
+        command.display = self._can_restore() and bool(command.text)
+        if can_drop and self.result is None:  # after a failed one the focus stays on Back
             self.query_one("#rollback-drop", Button).focus()
         self.refresh_bindings()
 
-    def _nothing_to_drop(self) -> bool:
-        from migration.events import Outcome
-
-        if self.running:
-            return False
-        if self.result is not None and self.result.outcome in (Outcome.SUCCESS, Outcome.NOT_NEEDED):
-            return True
-        return self.preview is not None and not self._droppable() and self.result is None
-
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "drop":
-            if self._nothing_to_drop():
-                return False  # hidden: the table is gone (or never was)
-            return True if (not self.running and self.result is None and self._droppable()) else None
+            return self._can_drop()  # hidden unless it would drop
         if action == "refresh":
-            return None if self.running else True
+            return None if self.running or self.restoring else True
         if action == "restore":
-            return True if self._can_restore() else False  # hidden until there is a copy to restore
-        return True
+            return self._can_restore()  # hidden until there is a copy to restore
+        if action == "cancel_rollback":
+            return (None if self.cancelling else True) if self.running else False
+        if action == "back":
+            return not self.running
+        return super().check_action(action, parameters)
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
         event.stop()  # the button's own action= already ran
+
+
+def shell_lines(command: str) -> str:
+    """The restore command as shell lines joined by backslash-newline, each short enough to stay whole at
+    80 columns (the psql binary, the connection, the file); copied as it is shown, it runs as one command."""
+    psql, marker, rest = command.partition(' "$DATABASE_URL"')
+    options, flag, path = rest.partition(" -f ")
+    if not marker or not flag:
+        return command
+    return " \\\n".join([psql, '"$DATABASE_URL"' + options, f"-f {path}"])
+
+
+def _step_hang(line: str) -> int | None:
+    """A step's row wraps under its text (past the mark and the title); other lines by their list marker."""
+    return 2 + TITLE_WIDTH if line[:1] in {mark for mark, _ in MARKS.values()} else None
+
+
+def _blocker_lines(blockers, deterministic: bool) -> list[Content]:
+    """The sessions in the way, each with what the operator's role may not see and how to see it."""
+    lines = []
+    for b in blockers:
+        holds = f", holds {b.holds}" if b.holds else ""
+        head = Content.from_markup("  • pid $pid [b]$app[/b] user $u$h", pid=str(b.pid),
+                                   app=b.application_name or "(no name)", u=b.user or "?", h=holds)
+        if b.hidden:
+            lines.append(head + Content.from_markup(" — [i]$n[/i]", n=b.privilege_note))
+            continue
+        if b.xact_age_s is None:
+            age = ", no transaction"
+        else:
+            age = "" if deterministic else f", transaction open {b.xact_age_s:.1f} s"
+        lines.append(head + Content.from_markup(", $s$age: [dim]$q[/dim]", s=b.state or "?", age=age,
+                                                q=b.query or "(no query)"))
+    return lines
 
 
 def _not_ours(p: "Preview"):

@@ -7,7 +7,10 @@ from typing import TYPE_CHECKING
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Footer, Static
+
+from ..widgets.prose import Prose
+from ..widgets.top_bar import TopBar
 
 from .base import WizardScreen
 
@@ -17,6 +20,7 @@ if TYPE_CHECKING:
 
 class SqlScreen(WizardScreen):
     CSS_PATH = "sql.tcss"
+    BODY = "#sql-scroll"
     BINDINGS = [
         Binding("c", "copy", "Copy SQL"),
         Binding("escape,b", "app.pop_screen", "Back"),
@@ -30,9 +34,9 @@ class SqlScreen(WizardScreen):
         self.sql = render_plan(settings)
 
     def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static("The exact SQL the migration runs, in one transaction (dry run: nothing is executed here). "
-                     "Press c to copy it.", id="sql-intro")
+        yield TopBar()
+        yield Prose("The exact SQL the migration runs, in one transaction (dry run: nothing is executed here). "
+                    "Press c to copy it.", id="sql-intro", markup=False)
         with VerticalScroll(id="sql-scroll"):
             yield Static(self._highlighted(), id="sql-text")
         yield Footer(compact=True)
@@ -53,6 +57,9 @@ class SqlScreen(WizardScreen):
 
     def _rehighlight(self) -> None:
         self.query_one("#sql-text", Static).update(self._highlighted())
+
+    def can_copy(self) -> bool:
+        return True
 
     def action_copy(self) -> None:
         self.app.copy_to_clipboard(self.sql)

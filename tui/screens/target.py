@@ -13,11 +13,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Grid, VerticalScroll
 from textual.content import Content
-from textual.widgets import Button, Footer, Header, Static
+from textual.widgets import Button, Footer, Static
 
 from ..actions import TARGET_ACTIONS, bindings_for
 from ..messages import OverviewLoaded
 from ..widgets.facts import FactList
+from ..widgets.prose import Prose
+from ..widgets.top_bar import TopBar
 from .base import WizardScreen
 
 if TYPE_CHECKING:
@@ -25,23 +27,26 @@ if TYPE_CHECKING:
     from migration.settings import Settings
 
 PENDING = Content.from_markup("[dim]…[/dim]")
+UNAVAILABLE = Content.from_markup("[dim italic]unavailable[/]")  # the server could not be read (see the error)
 
 
 class TargetScreen(WizardScreen):
     CSS_PATH = "target.tcss"
     BINDINGS = bindings_for(TARGET_ACTIONS)
+    step = "target"
+    BODY = "#target-body"
 
     def __init__(self) -> None:
         super().__init__(id="target")
         self.overview: TargetOverview | None = None
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TopBar()
         with VerticalScroll(id="target-body"):
-            yield Static("", id="target-status")
-            yield Static("", id="target-error")
+            yield Prose("", id="target-status", markup=False)
+            yield Prose("", id="target-error")
             yield FactList(id="target-facts")
-            yield Static("", id="target-notes")
+            yield Prose("", id="target-notes", markup=False)
         yield Grid(id="target-actions")
         yield Footer(compact=True)
 
@@ -109,18 +114,20 @@ class TargetScreen(WizardScreen):
 
     # -- helpers ------------------------------------------------------------------
     def _status(self, text: str, kind: str) -> None:
-        status = self.query_one("#target-status", Static)
+        status = self.query_one("#target-status", Prose)
         status.update(text)
         for k in ("busy", "ok", "error"):
             status.set_class(k == kind, f"-{k}")
 
     def _facts(self, settings: "Settings | None", overview: "TargetOverview | None") -> None:
         facts = overview.facts if overview else None
+        # Still reading: "…"; read and failed: "unavailable" (never a fact that looks like it is still coming).
+        missing = UNAVAILABLE if overview is not None else PENDING
         rows: list[tuple[str, str | Content]] = [
             ("Database URL", settings.masked_url if settings else PENDING),
-            ("Server", _server(settings, facts) if facts else PENDING),
-            ("Server time", facts.server_time if facts else PENDING),
-            ("Database / user", f"{facts.database} / {facts.user}" if facts else PENDING),
+            ("Server", _server(settings, facts) if facts else missing),
+            ("Server time", facts.server_time if facts else missing),
+            ("Database / user", f"{facts.database} / {facts.user}" if facts else missing),
             ("Schema", settings.schema if settings else PENDING),
             ("Table", _state(overview) if overview else PENDING),
             ("Optional variables", _optional(settings.optional_present()) if settings else PENDING),

@@ -8,6 +8,8 @@ from __future__ import annotations
 from textual.content import Content
 from textual.widget import Widget
 
+from .prose import wrap
+
 
 class FactList(Widget):
     """``set_facts([(label, value), ...])``; a value may be a str or Content, with newlines."""
@@ -37,12 +39,14 @@ class FactList(Widget):
         value_width = max(12, width - label_width)
         lines: list[Content] = []
         for label, value in self._facts:
-            first = True
-            for part in value.split("\n"):
-                for line in part.wrap(value_width) or [Content("")]:
-                    head = label if first else ""
-                    first = False
-                    lines.append(Content.assemble((head.ljust(label_width), "bold"), line))
+            if any(len(word) > value_width for word in value.plain.split()):
+                # A word (a URL, a path) wider than the value column: on lines of its own, whole where it fits.
+                lines.append(Content.assemble((label, "bold")))
+                lines.extend(Content("  ") + line for line in wrap(value, max(12, width - 2)))
+                continue
+            for i, line in enumerate(wrap(value, value_width) or [Content("")]):
+                head = "" if i else label
+                lines.append(Content.assemble((head.ljust(label_width), "bold"), line))
         return lines
 
     def get_content_height(self, container, viewport, width: int) -> int:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from textual.content import Content
 from textual.widget import Widget
 
-from .hanging import hanging_lines
+from .prose import hanging_lines
 
 if TYPE_CHECKING:
     from migration.errors import OperatorError
