@@ -8,7 +8,9 @@ from pathlib import Path
 
 from .settings import DEFAULT_BACKUP_DIR
 
-FORMATS = {"plain": ".sql", "custom": ".dump"}
+FORMATS = {"plain": ".sql", "custom": ".dump", "directory": ".dir"}
+COMPRESSIONS = ("gzip", "lz4", "zstd", "none")  # pg_dump 16+ --compress=METHOD (lz4/zstd only when built with them)
+MAX_JOBS = 64
 DEFAULT_ROLLBACK_LOCK_TIMEOUT_MS = 3_000  # the rollback's DROP gives up sooner than the migration
 DEFAULT_RETRIES = 5  # further attempts after a lock timeout, with backoff
 
@@ -18,6 +20,9 @@ class BackupOptions:
     backup_dir: Path = field(default=DEFAULT_BACKUP_DIR)
     fmt: str = "plain"  # a key of FORMATS
     trust_dir: bool = False  # accept a system directory or one not owned by the operator
+    jobs: int = 1  # pg_dump --jobs (directory format only)
+    compress: str | None = None  # a COMPRESSIONS entry; None: see migration.backup.compression.default_for
+    exact: bool = False  # also count every table's rows on the source, in the dump's own snapshot (extra reads)
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,21 @@
-"""Is a dump complete? The plain format's end-of-dump marker, or pg_restore reading a custom archive
-whole; and its sha256. Every function reads through a descriptor (the file the backup wrote)."""
+"""Is a dump complete? The plain format's end-of-dump marker, or pg_restore reading a custom or directory
+archive whole (:class:`ArchiveReader`, which also counts its rows); and its sha256. Every function reads
+through a descriptor (the file or directory the backup wrote)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
+import threading
 from typing import TYPE_CHECKING
 
 from ..children import child_environ
 
 if TYPE_CHECKING:
     from ..pgtools import PgTool
+    from .dumptext import DumpContents
 
 PLAIN_HEADER = b"-- PostgreSQL database dump"
 PLAIN_TRAILER = b"-- PostgreSQL database dump complete"
@@ -53,3 +57,143 @@ def verify_custom(fd: int, pg_restore: PgTool) -> str | None:
         lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
         return "pg_restore could not read it: " + (lines[-1] if lines else f"exit code {proc.returncode}")
     return None
+
+
+# --- archives read back through pg_restore: every data file, and what it holds ----------------------
+
+_DATA_ENTRY = re.compile(r"^(\d+); \d+ \d+ (TABLE DATA|BLOBS|LARGE OBJECTS|BLOB) ")
+_DATA_FILE = re.compile(r"^(\d+)\.dat(?:\.\w+)?$")
+_READ = 1 << 20
+
+
+class ArchiveReader:
+    """``pg_restore -f -`` reads a custom or directory archive whole and prints it as SQL to a
+    :class:`~.dumptext.DumpReader`: a readable archive and its rows per table, counted on our side.
+
+    With ``jobs`` > 1 (directory format), the archive's data entries are split by file size among
+    that many pg_restore processes (``-L`` lists given as memory files), which read their files side
+    by side; every file is still read by one of them. :meth:`cancel` stops them from any thread.
+    """
+
+    def __init__(self, pg_restore: "PgTool", archive: str, *, pass_fds: tuple[int, ...] = (), stdin: int | None = None,
+                 jobs: int = 1, sizes: dict[str, int] | None = None) -> None:
+        self.pg_restore = pg_restore
+        self.archive = archive  # a path for pg_restore ("/dev/fd/N"), or "" to read stdin
+        self.pass_fds = pass_fds
+        self.stdin = stdin
+        self.jobs = max(1, jobs)
+        self.sizes = sizes or {}
+        self._procs: list[subprocess.Popen] = []
+        self._lock = threading.Lock()
+        self._cancelled = False
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            for proc in self._procs:
+                if proc.poll() is None:
+                    proc.terminate()
+
+    def read(self) -> tuple[str | None, "DumpContents"]:
+        """(None or what is wrong, what the archive holds)."""
+        from .dumptext import DumpContents
+
+        lists: list[bytes | None] = [None]
+        if self.jobs > 1 and hasattr(os, "memfd_create"):
+            problem, toc = self._toc()
+            if problem is not None:
+                return problem, DumpContents()
+            lists = self._split(toc)
+        results: list = [None] * len(lists)
+        threads = [threading.Thread(target=lambda i=i, listing=listing: results.__setitem__(i, self._run(listing)),
+                                    name=f"migrate-tui-verify-{i}", daemon=True) for i, listing in enumerate(lists)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        contents = DumpContents()
+        problem = None
+        for result in results:
+            error, part = result if result is not None else ("the verification stopped", DumpContents())
+            problem = problem or error
+            contents.merge(part)
+        if problem is None and contents.open_block:
+            problem = f"the data of {contents.open_block} ends before its end mark"
+        return problem, contents
+
+    def _argv(self, *extra: str) -> list[str]:
+        return [str(self.pg_restore.path), *extra, *([self.archive] if self.archive else [])]
+
+    def _toc(self) -> tuple[str | None, list[str]]:
+        proc = subprocess.run(self._argv("--list"), capture_output=True, text=True, errors="replace",
+                              pass_fds=self.pass_fds, env=child_environ(), stdin=subprocess.DEVNULL)
+        if proc.returncode != 0:
+            return _failure(proc.stderr, proc.returncode), []
+        return None, [line for line in proc.stdout.splitlines() if line.strip() and not line.startswith(";")]
+
+    def _split(self, toc: list[str]) -> list[bytes]:
+        by_id = {}
+        for name, size in self.sizes.items():
+            match = _DATA_FILE.match(name)
+            if match:
+                by_id[match.group(1)] = size
+        blobs = sum(size for name, size in self.sizes.items() if name.startswith("blob"))
+        groups: list[list[str]] = [[] for _ in range(self.jobs)]
+        weights = [0] * self.jobs
+        data = []
+        for line in toc:
+            match = _DATA_ENTRY.match(line)
+            if match is None:
+                groups[0].append(line)
+            else:
+                weight = blobs if match.group(2) != "TABLE DATA" else by_id.get(match.group(1), 0)
+                data.append((weight, line))
+        for weight, line in sorted(data, key=lambda item: -item[0]):
+            lightest = weights.index(min(weights))
+            groups[lightest].append(line)
+            weights[lightest] += weight
+        return [("\n".join(group) + "\n").encode() for group in groups if group]
+
+    def _run(self, listing: bytes | None):
+        from .dumptext import DumpContents, DumpReader
+
+        list_fd = -1
+        pass_fds = self.pass_fds
+        extra: list[str] = []
+        if listing is not None:
+            list_fd = os.memfd_create("migrate-tui-toc", os.MFD_CLOEXEC)
+            os.write(list_fd, listing)
+            pass_fds += (list_fd,)
+            extra.append(f"--use-list=/dev/fd/{list_fd}")
+        try:
+            with self._lock:
+                if self._cancelled:
+                    return "cancelled", DumpContents()
+                proc = subprocess.Popen(self._argv(*extra, "--file=-"), stdin=self.stdin if self.stdin is not None
+                                        else subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        pass_fds=pass_fds, env=child_environ())
+                self._procs.append(proc)
+            errors: list[bytes] = []
+            drain = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
+            drain.start()
+            reader = DumpReader()
+            buffer = bytearray(_READ)
+            out = proc.stdout.fileno()
+            while n := os.readv(out, [buffer]):
+                reader.feed(buffer, n)
+            proc.wait()
+            drain.join()
+            proc.stdout.close()
+            proc.stderr.close()
+            contents = reader.finish()
+            if proc.returncode != 0:
+                return _failure(b"".join(errors).decode("utf-8", "replace"), proc.returncode), contents
+            return None, contents
+        finally:
+            if list_fd >= 0:
+                os.close(list_fd)
+
+
+def _failure(stderr: str, returncode: int) -> str:
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    return "pg_restore could not read it: " + (lines[-1] if lines else f"exit code {returncode}")
