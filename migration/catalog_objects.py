@@ -11,7 +11,8 @@ difference. Only catalog tables are read: no user table is touched.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from .events.drill import Difference
 
 KINDS = ("schema", "table", "column", "index", "constraint", "sequence", "view", "function", "extension", "type")
 # Definitions PostgreSQL prints itself (pg_get_indexdef, ...): worded differently by another major version.
@@ -112,16 +113,6 @@ def read_objects_in_transaction(conn) -> dict[str, dict[str, str]]:
 
 def counts(objects: dict[str, dict[str, str]]) -> dict[str, int]:
     return {kind: len(objects.get(kind, {})) for kind in KINDS}
-
-
-@dataclass(frozen=True)
-class Difference:
-    kind: str  # a KINDS entry, or "sequence value"
-    name: str
-    problem: str
-
-    def describe(self) -> str:
-        return f"{self.kind} {self.name}: {self.problem}"
 
 
 def _normal(text: str) -> str:

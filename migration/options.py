@@ -50,3 +50,31 @@ class OperatorOptions:
 
     backup: BackupOptions = field(default_factory=BackupOptions)
     rollback: RollbackOptions = field(default_factory=RollbackOptions)
+    drill: "DrillOptions" = field(default_factory=lambda: DrillOptions())
+
+
+DEFAULT_DRILL_MAX_BYTES = 10 * 1024 ** 3  # drill and rehearse by default below this database size (see README)
+
+
+def default_jobs() -> int:
+    """Parallel jobs for a drill's restore and counts: the machine's cores, at most 4 (the copy is local)."""
+    import os
+
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class DrillOptions:
+    """Whether and how the backup is drilled (restored on a throwaway copy) and the migration rehearsed there."""
+
+    enabled: bool | None = None  # None: below max_bytes only; True: always (--drill); False: skipped (--skip-drill)
+    rehearse: bool = True  # False: --skip-rehearsal
+    max_bytes: int = DEFAULT_DRILL_MAX_BYTES
+    jobs: int = field(default_factory=default_jobs)
+    drill_url: str | None = field(default=None, repr=False)  # the operator's scratch database (--drill-url)
+    exact: bool = False  # compare with the source's own counts too (the backup must have them: --exact)
+
+    def wanted(self, database_bytes: int | None) -> bool:
+        if self.enabled is not None:
+            return self.enabled
+        return database_bytes is None or database_bytes <= self.max_bytes

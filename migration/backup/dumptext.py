@@ -140,6 +140,11 @@ class DumpReader:
         self.bytes_fed = 0
 
     @property
+    def rows_so_far(self) -> int:
+        """Rows of the blocks read so far, the one being read included."""
+        return sum(self.contents.rows.values()) + self._rows
+
+    @property
     def in_copy(self) -> str | None:
         """The table whose COPY block is being read (None between blocks)."""
         return self._table
