@@ -29,7 +29,14 @@ SELECT r.rolname, r.rolsuper, r.rolinherit, r.rolcreaterole, r.rolcreatedb, r.ro
                  JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid), '{}')
 FROM pg_roles r WHERE r.rolname = current_user
 """
-_ENCODING = "SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()"
+_DATABASE = ("SELECT pg_encoding_to_char(encoding), pg_get_userbyid(datdba) FROM pg_database "
+             "WHERE datname = current_database()")
+# Who may connect to / create in / make temp tables in the database: not in a dump without --create.
+_DATABASE_GRANTS = """
+SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END, a.privilege_type
+FROM pg_database d, aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
+WHERE d.datname = current_database() AND a.grantee <> d.datdba ORDER BY 1, 2
+"""
 
 
 def data_tables(conn) -> list[tuple[str, str]]:
@@ -45,7 +52,8 @@ def read_in_transaction(conn) -> dict:
         "operator_role": {"name": name, "superuser": bool(superuser), "inherit": bool(inherit),
                           "createrole": bool(createrole), "createdb": bool(createdb), "bypassrls": bool(bypassrls),
                           "member_of": list(member_of)},
-        "encoding": conn.execute(_ENCODING).fetchone()[0],
+        **dict(zip(("encoding", "database_owner"), conn.execute(_DATABASE).fetchone())),
+        "database_grants": [list(row) for row in conn.execute(_DATABASE_GRANTS).fetchall()],
     }
 
 

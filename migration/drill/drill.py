@@ -156,14 +156,24 @@ class Drill(Operation):
     def _prepare_database(self, m: dict, roles: list[str]) -> list[str]:
         copy = self.copy
         op = m.get("operator_role") or {}
-        wanted = list(dict.fromkeys([*roles, *op.get("member_of", []), *([op["name"]] if op.get("name") else [])]))
+        owner = m.get("database_owner") or copy.server.superuser
+        grants = [(grantee, privilege) for grantee, privilege in m.get("database_grants", [])]
+        wanted = list(dict.fromkeys([*roles, owner, *op.get("member_of", []), *([op["name"]] if op.get("name") else []),
+                                     *(grantee for grantee, _ in grants if grantee != "PUBLIC")]))
         with connect_url(copy.admin_url("postgres"), application_name=APPLICATION_NAME) as conn:
-            outside_transaction(conn, sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING {} LOCALE 'C'").format(
-                sql.Identifier(copy.dbname), sql.Literal(m.get("encoding") or "UTF8")))
             existing = {r[0] for r in conn.execute("SELECT rolname FROM pg_roles").fetchall()}
             created = [r for r in wanted if r not in existing]
             for role in created:
                 conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+            # Owned by the source database's owner (in PostgreSQL 15+ the owner may create in schema public).
+            outside_transaction(conn, sql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE template0 ENCODING {} "
+                                              "LOCALE 'C'").format(sql.Identifier(copy.dbname), sql.Identifier(owner),
+                                                                   sql.Literal(m.get("encoding") or "UTF8")))
+            conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(copy.dbname)))
+            for grantee, privilege in grants:
+                conn.execute(sql.SQL("GRANT {} ON DATABASE {} TO {}").format(
+                    sql.SQL(privilege if privilege in ("CREATE", "CONNECT", "TEMPORARY") else "CONNECT"),
+                    sql.Identifier(copy.dbname), sql.SQL("PUBLIC") if grantee == "PUBLIC" else sql.Identifier(grantee)))
             if op.get("name") and op["name"] != copy.server.superuser:
                 flags = " ".join(("" if op.get(key) else "NO") + word for key, word in (
                     ("superuser", "SUPERUSER"), ("createdb", "CREATEDB"), ("createrole", "CREATEROLE"),
