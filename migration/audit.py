@@ -33,7 +33,7 @@ from .settings import Settings
 
 DEFAULT_PATH = "migrate-tui.log"
 ENV_VAR = "MIGRATE_AUDIT_LOG"
-OPERATIONS = ("check", "backup", "migrate", "rollback", "restore")
+OPERATIONS = ("check", "backup", "drill", "rehearse", "migrate", "rollback", "restore")
 
 
 def default_path(environ: dict[str, str] | None = None) -> Path:

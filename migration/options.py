@@ -78,3 +78,20 @@ class DrillOptions:
         if self.enabled is not None:
             return self.enabled
         return database_bytes is None or database_bytes <= self.max_bytes
+
+
+_SIZE = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024 ** 2, "mb": 1024 ** 2, "mib": 1024 ** 2,
+         "g": 1024 ** 3, "gb": 1024 ** 3, "gib": 1024 ** 3, "t": 1024 ** 4, "tb": 1024 ** 4, "tib": 1024 ** 4}
+
+
+def parse_size(text: str, what: str = "--drill-max-size") -> int:
+    """``10GB``, ``500 MB``, ``2g``, ``123456`` (bytes; binary multiples)."""
+    import re
+
+    from .errors import ConfigError
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(text))
+    unit = match.group(2).lower() if match else None
+    if match is None or unit not in _SIZE:
+        raise ConfigError(f"{what} must be a size such as 10GB or 500MB, got '{text}'.", f"Set {what} to e.g. 10GB.")
+    return int(float(match.group(1)) * _SIZE[unit])

@@ -208,7 +208,7 @@ class Drill(Operation):
                                       copy_rows=self._copy_rows)
             self._restorer.run()
             self._restore_s = time.perf_counter() - started
-            phase.done(f"Restored with {self._restorer.tool.describe()} in {self._restore_s:.1f} s")
+            phase.done(f"Restored with {self._restorer.tool.name} {self._restorer.tool.version}")
 
     def _copy_rows(self) -> dict[str, int]:
         """Rows the running COPYs have loaded so far (pg_stat_progress_copy on the copy): for the progress bar."""
