@@ -98,7 +98,7 @@ def before_migration(args: argparse.Namespace, settings, out: TextIO | None = No
     options = backup_options(args)
     log = audit.AuditLog(getattr(args, "audit_log", None))
     preflight = Preflight(settings, log.tap(settings, "check", show), options=options,
-                          with_backup=not args.skip_backup)
+                          with_backup=not args.skip_backup, drill=drill_options(args))
     checked = run_cancellable(preflight, "stopping the checks")
     checklist = preflight.checklist
     if not checked.ok:
