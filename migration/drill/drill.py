@@ -133,7 +133,8 @@ class Drill(Operation):
         roles = sorted(set(m.get("roles", [])))
         if self.options.drill_url:
             with self._phase("server", "Checking the scratch database") as phase:
-                self.copy = ScratchCopy(self.options.drill_url, self.settings).check(self.settings, roles)
+                self.copy = ScratchCopy(self.options.drill_url, self.settings).check(self.settings, roles,
+                                                                                     source_major(m))
                 self._server = self.copy.describe()
                 phase.done(f"Scratch database ready: {self._server}")
             return

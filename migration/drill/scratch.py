@@ -64,11 +64,16 @@ class ScratchCopy:
     def describe(self) -> str:
         return f"the scratch database {self.masked} (PostgreSQL {self.version})"
 
-    def check(self, target: Settings, roles: list[str]) -> "ScratchCopy":
+    def check(self, target: Settings, roles: list[str], source_major: int = 0) -> "ScratchCopy":
         with connect(self.settings, application_name="migrate-tui drill") as conn:
             version_num = int(conn.execute("SELECT current_setting('server_version_num')").fetchone()[0])
             self.major = version_num // 10000
             self.version = conn.execute("SELECT current_setting('server_version')").fetchone()[0].split()[0]
+            if self.major < source_major:
+                raise MigrateError(OperatorError(
+                    f"The scratch server runs PostgreSQL {self.version}, which cannot load a dump of PostgreSQL "
+                    f"{source_major} (a server loads dumps of its own major version or older).",
+                    f"Give --drill-url a database on a PostgreSQL {source_major} or newer server."))
             mine = _identity(conn)
             with connect(target, application_name="migrate-tui drill") as production:
                 theirs = _identity(production)
