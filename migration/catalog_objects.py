@@ -15,6 +15,12 @@ import re
 from .events.drill import Difference
 
 KINDS = ("schema", "table", "column", "index", "constraint", "sequence", "view", "function", "extension", "type")
+PLURALS = {"index": "indexes"}
+
+
+def describe_counts(counts) -> str:
+    """``1 schema, 5 tables, 8 indexes``: the kinds that have objects, from (kind, n) pairs."""
+    return ", ".join(f"{n} {kind if n == 1 else PLURALS.get(kind, kind + 's')}" for kind, n in counts if n)
 # Definitions PostgreSQL prints itself (pg_get_indexdef, ...): worded differently by another major version.
 _PRINTED = ("index", "constraint", "view")
 

@@ -19,10 +19,6 @@ from migration.events import (
 
 from ..running import print_error
 
-KIND_NAMES = {"schema": "schemas", "table": "tables", "column": "columns", "index": "indexes",
-              "constraint": "constraints", "sequence": "sequences", "view": "views", "function": "functions",
-              "extension": "extensions", "type": "types"}
-
 
 def table_lines(checks: tuple[TableCheck, ...] | list[TableCheck], exact: bool = False) -> list[str]:
     """The comparison table: table / rows in backup / rows restored [/ rows on the source] / ✓ or ✗."""
@@ -42,7 +38,9 @@ def table_lines(checks: tuple[TableCheck, ...] | list[TableCheck], exact: bool =
 
 
 def objects_line(counts: tuple[tuple[str, int], ...]) -> str:
-    return ", ".join(f"{n} {KIND_NAMES.get(kind, kind) if n != 1 else kind}" for kind, n in counts if n)
+    from migration.catalog_objects import describe_counts
+
+    return describe_counts(counts)
 
 
 class DrillView:

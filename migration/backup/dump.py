@@ -82,6 +82,7 @@ class Backup(Operation):
         self._source: dict = {}  # the source's objects, role and encoding (or the exception reading them)
         self._source_conn = None
         self.compression: str | None = None
+        self.database_bytes = 0
 
     @property
     def child_pid(self) -> int | None:
@@ -174,7 +175,7 @@ class Backup(Operation):
             raise
         return BackupFinished(Outcome.SUCCESS, "Backup written and verified", None, self.elapsed_ms, str(final),
                               size, digest, str(manifest), dump_s, verify_s, sum(contents.rows.values()),
-                              len(contents.rows))
+                              len(contents.rows), self.database_bytes)
 
     def _after_error(self, outcome: Outcome, error: OperatorError) -> BackupFinished:
         """No partial file is kept: the report says whether one was deleted."""
@@ -335,6 +336,7 @@ class Backup(Operation):
                         self._choose_tool(facts.major, ToolSearch("pg_dump", tool, (tool,), str(tool.path)))
                 monitor = CopyMonitor(self._conn if facts.major >= 14 else None, self._app_name)
                 database_bytes, tables = table_sizes(self._conn)
+                self.database_bytes = database_bytes
                 progress.set_tables(tables)
                 self.emit(BackupStarted(str(pending.path), self.fmt, len(tables), facts.database, database_bytes,
                                          facts.version, tool, directory.shown, removed,
@@ -471,6 +473,7 @@ class Backup(Operation):
             "port": target["port"],
             "user": facts.user,
             "server_version": facts.version,
+            "database_bytes": self.database_bytes,
             "pg_dump_version": tool.version,
             "table_count": len(tables),
             "tables_dumped": len(_TABLE_LINE.findall(stderr)),

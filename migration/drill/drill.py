@@ -146,13 +146,12 @@ class Drill(Operation):
             self.check_cancel()
             self.copy = local.LocalCopy(candidate, str(m.get("database") or "drill")).start()
             self._server = f"PostgreSQL {candidate.version} ({candidate.bin_dir})"
-            phase.done(f"Throwaway {self._server} started in {self.copy.root}")
+            phase.done(f"Throwaway PostgreSQL {candidate.version} started ({candidate.source})")
         self.check_cancel()
         with self._phase("roles", "Creating the database and the roles the dump names") as phase:
             created = self._prepare_database(m, roles)
             phase.done(f"Database {self.copy.dbname} created"
-                       + (f"; the roles the dump names, created here (a dump holds no roles): {', '.join(created)}"
-                          if created else ""))
+                       + (f", with the roles the dump names: {', '.join(created)}" if created else ""))
 
     def _prepare_database(self, m: dict, roles: list[str]) -> list[str]:
         copy = self.copy

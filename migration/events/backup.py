@@ -55,6 +55,7 @@ class BackupFinished(Finished):
     verify_s: float = 0.0
     rows: int = 0  # rows in the dump, counted while it was written (or read back) at no cost to the server
     tables: int = 0  # tables with data in the dump
+    database_bytes: int = 0  # pg_database_size of the source when it was dumped (what a drill must restore)
 
     @property
     def elapsed_s(self) -> float:

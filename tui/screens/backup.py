@@ -3,7 +3,8 @@
 The engine's :class:`migration.backup.Backup` runs through :meth:`WizardScreen.run_operation`; its
 events (progress, verifying, finished) arrive as EngineEvent. Escape asks, then cancels (pg_dump
 stops, the partial file is deleted). Skip needs a confirmation that says what is at risk.
-Continue opens the Migrate screen.
+Once the backup is verified, the drill and the rehearsal run below it (:mod:`tui.widgets.drill_panel`);
+Continue opens the Migrate screen only after they pass or were skipped knowingly.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Footer, Header, ProgressBar, Static
 
 from ..messages import EngineEvent
+from ..widgets.drill_panel import ProofPanels
 from .base import WizardScreen
 from ..dialogs.confirm import ConfirmDialog
 
 if TYPE_CHECKING:
     from migration.events import BackupFinished
-    from migration.options import BackupOptions
+    from migration.options import BackupOptions, DrillOptions
     from migration.settings import Settings
 
 SKIP_RISK = (
@@ -48,11 +50,14 @@ class BackupScreen(WizardScreen):
         Binding("ctrl+c", "cancel_backup", "Cancel", show=False, priority=True),
         Binding("k", "skip", "Skip backup"),
         Binding("r", "retry", "Retry"),
+        Binding("d", "drill", "Drill"),
+        Binding("x", "skip_proof", "Skip drill"),
         Binding("q", "app.quit", "Quit"),
     ]
 
     def __init__(self, settings: "Settings", *, tool=None, options: "BackupOptions | None" = None,
-                 backup_factory: Callable | None = None, next_screen: Callable | None = None) -> None:
+                 backup_factory: Callable | None = None, next_screen: Callable | None = None,
+                 drill: "DrillOptions | None" = None) -> None:
         """``backup_factory(settings, emit)`` returns an object with run() and cancel() (default: the engine's
         Backup with ``options``); ``next_screen()`` builds the screen Continue / Skip opens (default: Migrate)."""
         super().__init__(id="backup")
@@ -61,6 +66,7 @@ class BackupScreen(WizardScreen):
         self.options = options
         self._factory = backup_factory
         self._next_screen = next_screen
+        self._drill_options = drill  # None: the app's (the drill and rehearsal run below the size limit)
         self.result: BackupFinished | None = None
         self.running = False
         self.cancelling = False
@@ -75,6 +81,7 @@ class BackupScreen(WizardScreen):
             yield ProgressBar(total=100, show_eta=False, id="backup-progress")
             yield Static("", id="backup-status", markup=False)
             yield Static("", id="backup-result", markup=False)
+            yield ProofPanels(self.settings, self._drill_options, id="proof")
         with Horizontal(id="backup-actions"):
             yield Button("Continue to migrate (Enter)", id="continue", variant="primary", action="screen.continue",
                          compact=True)
@@ -148,6 +155,7 @@ class BackupScreen(WizardScreen):
             box.update(f"File:     {result.path}\nSize:     {human_bytes(result.size)} ({result.size:,} bytes)\n"
                        f"SHA-256:  {result.sha256}\nManifest: {result.manifest}")
             box.set_classes("-success")
+            self.query_one(ProofPanels).start(result)
         else:
             cancelled = result.outcome.value == "cancelled"
             self.query_one("#backup-status", Static).update(f"{'⏹' if cancelled else '✗'} {result.message}")
@@ -160,23 +168,35 @@ class BackupScreen(WizardScreen):
             box.set_classes("-warning" if cancelled else "-error")
         self._buttons()
 
+    def on_proof_panels_changed(self, message: ProofPanels.Changed) -> None:
+        self._buttons()
+
     def _buttons(self) -> None:
         done_ok = self.result is not None and self.result.ok
-        self.query_one("#continue").display = done_ok
-        self.query_one("#cancel").display = self.running
+        proof = self.query_one(ProofPanels)
+        self.query_one("#continue").display = done_ok and (proof.ready or proof.needs_consent)
+        self.query_one("#cancel").display = self.running or proof.running
         self.query_one("#retry").display = not self.running and not done_ok
         self.query_one("#skip").display = not done_ok
-        focus = "#continue" if done_ok else ("#cancel" if self.running else "#retry")
-        self.query_one(focus, Button).focus()
+        focus = "#continue" if done_ok and (proof.ready or proof.needs_consent) else (
+            "#cancel" if self.running or proof.running else (None if done_ok else "#retry"))
+        if focus is not None:
+            self.query_one(focus, Button).focus()
         self.refresh_bindings()
 
     # -- actions ----------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        proof = self.query_one(ProofPanels)
         if action == "continue":
-            return True if self.result is not None and self.result.ok else None
+            return True if self.result is not None and self.result.ok and (proof.ready or proof.needs_consent) \
+                else None
+        if action == "drill":  # run, or run again, the drill (and the rehearsal)
+            return self.result is not None and self.result.ok and not proof.running and proof.state != "passed"
+        if action == "skip_proof":
+            return self.result is not None and self.result.ok and not proof.ready
         done_ok = self.result is not None and self.result.ok
         if action == "cancel_backup":
-            return True if self.running and not self.cancelling else None
+            return True if (self.running and not self.cancelling) or proof.running else None
         if action == "retry":  # hidden unless the backup failed or was cancelled
             return not self.running and not done_ok
         if action == "skip":
@@ -184,8 +204,17 @@ class BackupScreen(WizardScreen):
         return True
 
     def action_continue(self) -> None:
-        if self.result is not None and self.result.ok:
+        proof = self.query_one(ProofPanels)
+        if self.result is not None and self.result.ok and proof.needs_consent:
+            proof.skip(then=self._go_on)  # the drill was off for this size: continuing skips it, knowingly
+        elif self.result is not None and self.result.ok and proof.ready:
             self._go_on()
+
+    def action_drill(self) -> None:
+        self.query_one(ProofPanels).drill()
+
+    def action_skip_proof(self) -> None:
+        self.query_one(ProofPanels).skip()
 
     def _go_on(self) -> None:
         if self._next_screen is not None:
@@ -202,10 +231,15 @@ class BackupScreen(WizardScreen):
     async def action_escape(self) -> None:
         if self.running:
             self.action_cancel_backup()
+        elif self.query_one(ProofPanels).running:
+            self.query_one(ProofPanels).cancel()
         else:
             self.app.pop_screen()
 
     def action_cancel_backup(self) -> None:
+        if not self.running and self.query_one(ProofPanels).running:
+            self.query_one(ProofPanels).cancel()
+            return
         if not self.running or self.cancelling:
             return
 
