@@ -3,8 +3,9 @@
     python -m tui.screenshots [--out screenshots] [--size 100x30]
 
 It starts the embedded demo database (like ``migrate-tui --demo``), drives the
-real app with Textual's Pilot — Target, SQL preview, help, checklist, backup,
-migrate, result, rollback preview, audit log, light theme — then a second demo
+real app with Textual's Pilot — Target, SQL preview, help, checklist, backup (with
+its restore drill and the rehearsal on the copy), migrate, result, rollback preview,
+audit log, light theme — then a second demo
 database with a clashing index name for the failure screens, and a missing
 DATABASE_URL for the configuration screen. Every file is checked for the demo
 password before it is written. Runs in a temporary directory, so backups and the
@@ -72,11 +73,19 @@ async def press_until(app, pilot, key: str, screen: str) -> None:
     await settle(app, pilot)
 
 
+def _demo_load(database_url: str | None = None):
+    """What ``migrate-tui --demo`` loads once the demo database is up (the console script's own loader lives in
+    the command line, which the wizard does not import)."""
+    from migration.settings import load_settings
+
+    return load_settings(database_url=database_url, demo=True)
+
+
 async def happy_path(shoot: Shooter, size, audit_log: Path) -> None:
     from tui.app import MigrateApp
     from tui.target_source import DemoSource
 
-    source = DemoSource(argparse.Namespace(demo=True))
+    source = DemoSource(_demo_load)
     app = MigrateApp(source, preflight=True, audit_log=audit_log)
     try:
         async with app.run_test(size=size) as pilot:
@@ -94,9 +103,20 @@ async def happy_path(shoot: Shooter, size, audit_log: Path) -> None:
                 await pilot.press("a")
                 await settle(app, pilot)
             await press_until(app, pilot, "enter", "BackupScreen")
-            await until(pilot, lambda: not getattr(app.screen, "running", False), "the backup")
+            backup = app.screen
+            await until(pilot, lambda: backup.query_one("#proof").state in ("passed", "failed", "skipped"),
+                        "the backup, its drill and the rehearsal")
+            await settle(app, pilot)
+            backup.query_one("#backup-body").scroll_home(animate=False)
             await settle(app, pilot)
             shoot(app, "backup")
+            body = backup.query_one("#backup-body")
+            body.scroll_to(y=backup.query_one("#proof").virtual_region.y, animate=False)
+            await settle(app, pilot)
+            shoot(app, "drill")
+            backup.query_one("#backup-body").scroll_end(animate=False)
+            await settle(app, pilot)
+            shoot(app, "rehearsal")
             await press_until(app, pilot, "enter", "MigrateScreen")
             await until(pilot, lambda: app.screen.result is not None, "the migration")
             await settle(app, pilot)
@@ -143,7 +163,7 @@ async def failure_path(shoot: Shooter, size, audit_log: Path) -> None:
             index_name_clash(settings.database_url)
             return settings
 
-    source = ClashingDemo(argparse.Namespace(demo=True))
+    source = ClashingDemo(_demo_load)
     app = MigrateApp(source, audit_log=audit_log)
     try:
         async with app.run_test(size=size) as pilot:
@@ -165,7 +185,7 @@ async def config_error(shoot: Shooter, size) -> None:
     from tui.app import MigrateApp
     from tui.target_source import SettingsSource
 
-    app = MigrateApp(SettingsSource(factory=lambda: load_settings(environ={})))
+    app = MigrateApp(SettingsSource(lambda database_url=None: load_settings(environ={})))
     async with app.run_test(size=size) as pilot:
         await settle(app, pilot)
         await until(pilot, lambda: screen_is(app, "ConfigErrorScreen"), "the configuration screen")
