@@ -124,9 +124,9 @@ class DrillView:
                       f"{', '.join(event.roles)}")
         if event.kept:
             self.line("  The restored copy stays up for the rehearsal.")
-        elif event.removed:
-            self.line("  The throwaway server and its files were removed.")
         elif event.server.startswith("the scratch database"):
             self.line(f"  The restored copy stays in {event.server}; drop it when done.")
+        elif event.removed:
+            self.line("  The throwaway server and its files were removed.")
         if event.manifest_updated:
             self.line("  The result is recorded in the backup's manifest.")

@@ -96,10 +96,11 @@ class Drill(Operation):
             self._remove_copy()
 
     def _remove_copy(self) -> bool:
+        """True once the throwaway server and its files are gone (a scratch database is the operator's: left)."""
         copy, self.copy = self.copy, None
         if copy is None:
-            return True
-        return copy.cleanup() or copy.scratch
+            return not self.options.drill_url
+        return copy.cleanup()
 
     def _perform(self) -> DrillFinished:
         removed = tuple(local.remove_stale())

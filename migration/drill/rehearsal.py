@@ -85,7 +85,7 @@ class Rehearsal(Operation):
             shutil.rmtree(self._private, ignore_errors=True)
             self._private = None
         copy, self.copy = self.copy, None
-        return True if copy is None else (copy.cleanup() or copy.scratch)
+        return True if copy is None else copy.cleanup()
 
     def _perform(self) -> RehearsalFinished:
         target = self._copy_settings()

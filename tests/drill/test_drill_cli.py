@@ -118,7 +118,7 @@ def test_leftovers_of_a_killed_drill_are_removed_at_the_next_start(db, tmp_path,
     good = backup(db, tmp_path).path
     result = run_cli("drill", good, cwd=tmp_path, env=env, timeout=120)
     assert result.returncode == exit_codes.OK, result.output
-    assert f"🧹 Removed a throwaway server left by a killed run: {server_dir}" in result.stdout
+    assert f"🧹 Removed a throwaway server left by a killed drill: {server_dir}" in result.stderr  # at start-up
     assert not server_dir.exists() and postmasters_under(private_tmp) == []
 
 
@@ -189,3 +189,19 @@ def test_a_password_in_drill_url_is_refused(db, tmp_path):
                      env=cli_env(db.url), timeout=60)
     assert result.returncode == exit_codes.CONFIG, result.output
     assert "MIGRATE_DRILL_URL" in result.stderr and "hunter2x" not in result.output
+
+
+def test_rehearse_command_leaves_the_production_catalog_unchanged(db, tmp_path, private_tmp):
+    from drill_support import catalog
+
+    seed(db)
+    before = catalog(db)
+    result = run_cli("rehearse", "--backup-dir", str(tmp_path / "backups"), cwd=tmp_path,
+                     env=cli_env(db.url, TMPDIR=str(private_tmp)), timeout=180)
+    assert result.returncode == exit_codes.OK, result.output
+    lines_in_order(result.stdout, ["✓ Backup written and verified", "✓ Drill passed:", "🎭 Rehearsal on the restored copy",
+                                   "  Migration (the guide's 8 steps)", "      ✓ 8/8 Transaction Commit",
+                                   "  Rollback (safety copy, DROP, verification)", "  Restore of the safety copy",
+                                   "✓ Rehearsal passed:", "  The throwaway copy was removed."])
+    assert catalog(db) == before and not db.table_exists()
+    assert drill_dirs(private_tmp) == [] and not list(private_tmp.glob("migrate-tui-rehearsal-*"))

@@ -190,7 +190,10 @@ class ProofPanels(Vertical):
         from migration import events as ev
 
         event = message.event
-        if isinstance(event, ev.DrillPhase):
+        if isinstance(event, ev.DrillStarted):
+            for path in event.removed:
+                self.app.notify(f"Removed a throwaway server left by a killed run: {path}", timeout=10)
+        elif isinstance(event, ev.DrillPhase):
             if event.elapsed_ms is not None and event.phase != "compare":
                 self._lines.append(f"✓ {event.message}{self._took(event.elapsed_ms)}")
                 self._show_lines()
