@@ -23,29 +23,32 @@ from ..options import COMPRESSIONS
 _NO_SERVER = "host=/nonexistent-migrate-tui-probe port=1 connect_timeout=1"
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=32)
+def offers(pg_dump: str, major: int, method: str) -> bool:
+    """Whether this pg_dump can write ``method`` (one probe, remembered)."""
+    if method == "none":
+        return True
+    if major < 16:
+        return method == "gzip"
+    try:
+        proc = subprocess.run([pg_dump, "--format=directory", f"--compress={method}", "--file=/nonexistent/x",
+                               f"--dbname={_NO_SERVER}", "--no-password"], capture_output=True, text=True,
+                              timeout=10, stdin=subprocess.DEVNULL, env=child_environ())
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return "does not support compression" not in proc.stderr and "invalid compression" not in proc.stderr
+
+
 def supported(pg_dump: str, major: int) -> tuple[str, ...]:
     """The methods this pg_dump can write (``none`` always)."""
-    if major < 16:
-        return ("gzip", "none")
-    found = []
-    for method in ("gzip", "lz4", "zstd"):
-        try:
-            proc = subprocess.run([pg_dump, "--format=directory", f"--compress={method}", "--file=/nonexistent/x",
-                                   f"--dbname={_NO_SERVER}", "--no-password"], capture_output=True, text=True,
-                                  timeout=10, stdin=subprocess.DEVNULL, env=child_environ())
-        except (OSError, subprocess.SubprocessError):
-            continue
-        if "does not support compression" not in proc.stderr and "invalid compression" not in proc.stderr:
-            found.append(method)
-    return (*found, "none")
+    return tuple(m for m in COMPRESSIONS if offers(pg_dump, major, m))
 
 
 def default_for(fmt: str, pg_dump: str, major: int) -> str | None:
     """The compression used when the operator chose none (None: pg_dump's own default)."""
     if fmt != "directory":
         return None
-    return "lz4" if "lz4" in supported(pg_dump, major) else "none"
+    return "lz4" if offers(pg_dump, major, "lz4") else "none"
 
 
 def argument(method: str | None, pg_dump: str, major: int, version: str) -> str | None:
@@ -54,7 +57,7 @@ def argument(method: str | None, pg_dump: str, major: int, version: str) -> str 
         return None
     if method not in COMPRESSIONS:
         raise MigrateError(OperatorError(f"Unknown compression {method!r}.", "Use one of: " + ", ".join(COMPRESSIONS)))
-    if method not in supported(pg_dump, major):
+    if not offers(pg_dump, major, method):
         have = ", ".join(supported(pg_dump, major))
         older = " (pg_dump 15 and older compress with gzip only)" if major < 16 else ""
         raise MigrateError(OperatorError(

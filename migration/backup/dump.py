@@ -40,7 +40,7 @@ from ..settings import Settings
 from . import compression as compressions
 from . import manifest as manifests
 from . import source as source_facts
-from .directory import DirHasher, listing
+from .directory import UNCOUNTABLE, DirFollower, listing
 from .dumptext import DumpContents, DumpReader
 from .hashing import Follower
 from .progress import CopyMonitor, Progress, TableSize, table_sizes
@@ -75,7 +75,7 @@ class Backup(Operation):
         self._lock = threading.Lock()
         self._conn = None  # the backup's own connection: server facts, sizes, COPY progress
         self._app_name = f"migrate-tui-backup-{os.getpid()}-{id(self) & 0xffff:x}"
-        self._hasher: DirHasher | None = None
+        self._follower_dir: DirFollower | None = None
         self._archive: ArchiveReader | None = None
         self._snapshot: source_facts.SnapshotCounts | None = None
         self._counted: dict = {}  # the --exact counting thread's result (or its exception)
@@ -154,10 +154,10 @@ class Backup(Operation):
         dump_s = self.elapsed_ms / 1000
         if self.fmt != "directory":
             os.fsync(pending.fd)  # pg_dump fsyncs the files of a directory archive itself
-        verify_from = self.elapsed_ms
-        digest, contents, files = self._verify(pending, follower, tool)
-        exact = self._exact_rows(contents) if self.options.exact else None
         source = self._source_facts()
+        verify_from = self.elapsed_ms
+        digest, contents, files = self._verify(pending, follower, tool, source.pop("_table_oids", {}))
+        exact = self._exact_rows(contents) if self.options.exact else None
         verify_s = (self.elapsed_ms - verify_from) / 1000
         size = pending.size()
         # The checksums and the manifest first, the dump's own name last: a backup is either complete with its
@@ -196,9 +196,9 @@ class Backup(Operation):
         follower, self._follower = self._follower, None
         if follower is not None:
             follower.close()
-        hasher, self._hasher = self._hasher, None
-        if hasher is not None:
-            hasher.close()
+        follower_dir, self._follower_dir = self._follower_dir, None
+        if follower_dir is not None:
+            follower_dir.close()
 
     def _discard(self, pending: PendingFile | PendingDir | None) -> bool:
         self._stop_follower()
@@ -319,7 +319,8 @@ class Backup(Operation):
             follower = self._follower = Follower(pending.reader()) if plain else None
             if follower:
                 follower.start()
-            hasher = self._hasher = DirHasher(pending.fd, self.options.jobs) if self.fmt == "directory" else None
+            hasher = self._follower_dir = DirFollower(pending.fd, self.options.jobs) \
+                if self.fmt == "directory" else None
             if hasher:
                 hasher.start()
             reader = self.start_thread(lambda: self._read_stderr(proc, lines, progress, eof, hasher),
@@ -370,7 +371,7 @@ class Backup(Operation):
 
     @staticmethod
     def _read_stderr(proc: subprocess.Popen, lines: list[str], progress: Progress, eof: threading.Event,
-                     hasher: DirHasher | None = None) -> None:
+                     hasher: DirFollower | None = None) -> None:
         assert proc.stderr is not None
         try:
             for line in proc.stderr:
@@ -392,8 +393,8 @@ class Backup(Operation):
         finally:
             eof.set()
 
-    def _verify(self, pending: PendingFile | PendingDir, follower: Follower | None, tool: PgTool
-                ) -> tuple[str, DumpContents, dict[str, tuple[int, str]]]:
+    def _verify(self, pending: PendingFile | PendingDir, follower: Follower | None, tool: PgTool,
+                table_oids: dict[int, str]) -> tuple[str, DumpContents, dict[str, tuple[int, str]]]:
         """(sha256, what the dump holds, the files of a directory archive with their sizes and sha256)."""
         reader = pending.reader()
         files: dict[str, tuple[int, str]] = {}
@@ -422,19 +423,7 @@ class Backup(Operation):
                     hasher.join()
                 digest = box["d"]
             else:
-                jobs = self.options.jobs
-                self.emit(BackupVerifying(str(pending.temporary_path), "pg_restore reads every file"
-                                          + (f" ({jobs} at a time)" if jobs > 1 else "")))
-                box2: dict[str, dict] = {}
-                hashing = self.start_thread(lambda: box2.setdefault("files", self._hasher.finish()),
-                                            "migrate-tui-backup-hash")
-                archive = self._archive = ArchiveReader(self._pg_restore(tool), f"/dev/fd/{reader}",
-                                                        pass_fds=(reader,), jobs=jobs, sizes=pending.files())
-                try:
-                    problem, contents = archive.read()
-                finally:
-                    hashing.join()
-                files = box2.get("files", {})
+                problem, contents, files = self._verify_directory(pending, reader, tool, table_oids)
                 digest = hashlib.sha256(listing(files).encode()).hexdigest()
             self.check_cancel()
         finally:
@@ -445,6 +434,35 @@ class Backup(Operation):
                 f"The backup failed verification: {redact(problem, self.settings.secrets())}. It was deleted.",
                 "Run the backup again; if it keeps failing, check free disk space and the server log."))
         return digest, contents, files
+
+    def _verify_directory(self, pending: PendingDir, reader: int, tool: PgTool, table_oids: dict[int, str]):
+        """pg_restore reads every file (``jobs`` of them side by side) while the follower finishes the files it had
+        not read yet; the rows were counted by the follower (or, for lz4/zstd files, from pg_restore's output)."""
+        jobs = self.options.jobs
+        self.emit(BackupVerifying(str(pending.temporary_path), "pg_restore reads every file"
+                                  + (f" ({jobs} at a time)" if jobs > 1 else "")))
+        follower = self._follower_dir
+        sizes = pending.files()
+        counted_here = not any(UNCOUNTABLE.match(name) for name in sizes)
+        box: dict[str, dict] = {}
+        finishing = self.start_thread(lambda: box.setdefault("files", follower.finish()), "migrate-tui-backup-hash")
+        archive = self._archive = ArchiveReader(self._pg_restore(tool), f"/dev/fd/{reader}", pass_fds=(reader,),
+                                                jobs=jobs, sizes=sizes, count_data=not counted_here)
+        try:
+            problem, contents = archive.read()
+        finally:
+            finishing.join()
+        files = box.get("files", {})
+        if problem is None and counted_here:
+            rows = follower.rows()
+            for dump_id, oid in archive.data_entries.items():
+                count = rows.get(dump_id)
+                name = table_oids.get(oid, f"table with OID {oid}")
+                if count is None:
+                    problem = f"the data file of {name} ends before its end mark"
+                    break
+                contents.rows[name] = contents.rows.get(name, 0) + count
+        return problem, contents, files
 
     def _pg_restore(self, tool: PgTool) -> PgTool:
         sibling = tool.path.parent / "pg_restore"

@@ -132,10 +132,14 @@ class DumpContents:
 class DumpReader:
     """Fed a dump's SQL text in chunks of any size (:meth:`feed`); :meth:`finish` gives its :class:`DumpContents`."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_copy: str | None = None) -> None:
+        """``in_copy``: the text starts inside a COPY block, counted under this name (the data file of a
+        directory-format archive: its rows, then the end mark)."""
         self.contents = DumpContents()
-        self._table: str | None = None  # the COPY block being read
+        self._table: str | None = in_copy  # the COPY block being read
         self._rows = 0
+        if in_copy is not None:
+            self.contents.rows[in_copy] = 0
         self._partial: bytes | None = None  # an unfinished line carried over from the previous chunk
         self.bytes_fed = 0
 

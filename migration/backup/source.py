@@ -39,6 +39,17 @@ WHERE d.datname = current_database() AND a.grantee <> d.datdba ORDER BY 1, 2
 """
 
 
+_TABLE_OIDS = """
+SELECT c.oid, n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+"""
+
+
+def table_oids(conn) -> dict[int, str]:
+    """Every table's OID -> its name (``schema.table``, quoted as needed): to name a directory archive's data files."""
+    return {int(oid): qualified(schema, name) for oid, schema, name in conn.execute(_TABLE_OIDS).fetchall()}
+
+
 def data_tables(conn) -> list[tuple[str, str]]:
     """The ordinary tables whose rows pg_dump writes (not an extension's): (schema, name)."""
     return [(schema, name) for schema, name in conn.execute(_DATA_TABLES).fetchall()]
@@ -54,6 +65,7 @@ def read_in_transaction(conn) -> dict:
                           "member_of": list(member_of)},
         **dict(zip(("encoding", "database_owner"), conn.execute(_DATABASE).fetchone())),
         "database_grants": [list(row) for row in conn.execute(_DATABASE_GRANTS).fetchall()],
+        "_table_oids": table_oids(conn),  # for this backup only, not the manifest
     }
 
 

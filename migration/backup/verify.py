@@ -61,7 +61,7 @@ def verify_custom(fd: int, pg_restore: PgTool) -> str | None:
 
 # --- archives read back through pg_restore: every data file, and what it holds ----------------------
 
-_DATA_ENTRY = re.compile(r"^(\d+); \d+ \d+ (TABLE DATA|BLOBS|LARGE OBJECTS|BLOB) ")
+_DATA_ENTRY = re.compile(r"^(\d+); \d+ (\d+) (TABLE DATA|BLOBS|LARGE OBJECTS|BLOB) ")
 _DATA_FILE = re.compile(r"^(\d+)\.dat(?:\.\w+)?$")
 _READ = 1 << 20
 
@@ -72,17 +72,23 @@ class ArchiveReader:
 
     With ``jobs`` > 1 (directory format), the archive's data entries are split by file size among
     that many pg_restore processes (``-L`` lists given as memory files), which read their files side
-    by side; every file is still read by one of them. :meth:`cancel` stops them from any thread.
+    by side; every file is still read by one of them. With ``count_data=False`` (the rows were
+    already counted from the files themselves while pg_dump wrote them: :mod:`.directory`) the data
+    goes to ``/dev/null`` and only the rest of the archive (definitions, sequence values, grants) is
+    read as SQL. :attr:`data_entries` maps each data entry's dump id to its table's OID.
+    :meth:`cancel` stops them from any thread.
     """
 
     def __init__(self, pg_restore: "PgTool", archive: str, *, pass_fds: tuple[int, ...] = (), stdin: int | None = None,
-                 jobs: int = 1, sizes: dict[str, int] | None = None) -> None:
+                 jobs: int = 1, sizes: dict[str, int] | None = None, count_data: bool = True) -> None:
         self.pg_restore = pg_restore
         self.archive = archive  # a path for pg_restore ("/dev/fd/N"), or "" to read stdin
         self.pass_fds = pass_fds
         self.stdin = stdin
         self.jobs = max(1, jobs)
         self.sizes = sizes or {}
+        self.count_data = count_data
+        self.data_entries: dict[str, int] = {}  # dump id -> the table's OID (TABLE DATA entries)
         self._procs: list[subprocess.Popen] = []
         self._lock = threading.Lock()
         self._cancelled = False
@@ -98,15 +104,15 @@ class ArchiveReader:
         """(None or what is wrong, what the archive holds)."""
         from .dumptext import DumpContents
 
-        lists: list[bytes | None] = [None]
-        if self.jobs > 1 and hasattr(os, "memfd_create"):
+        lists: list[tuple[bytes | None, bool]] = [(None, True)]
+        if (self.jobs > 1 or not self.count_data) and hasattr(os, "memfd_create"):
             problem, toc = self._toc()
             if problem is not None:
                 return problem, DumpContents()
             lists = self._split(toc)
         results: list = [None] * len(lists)
-        threads = [threading.Thread(target=lambda i=i, listing=listing: results.__setitem__(i, self._run(listing)),
-                                    name=f"migrate-tui-verify-{i}", daemon=True) for i, listing in enumerate(lists)]
+        threads = [threading.Thread(target=lambda i=i, job=job: results.__setitem__(i, self._run(*job)),
+                                    name=f"migrate-tui-verify-{i}", daemon=True) for i, job in enumerate(lists)]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -131,30 +137,38 @@ class ArchiveReader:
             return _failure(proc.stderr, proc.returncode), []
         return None, [line for line in proc.stdout.splitlines() if line.strip() and not line.startswith(";")]
 
-    def _split(self, toc: list[str]) -> list[bytes]:
+    def _split(self, toc: list[str]) -> list[tuple[bytes, bool]]:
+        """-L lists: (the list, whether its output is read as SQL). The data entries are spread by size."""
         by_id = {}
         for name, size in self.sizes.items():
             match = _DATA_FILE.match(name)
             if match:
                 by_id[match.group(1)] = size
         blobs = sum(size for name, size in self.sizes.items() if name.startswith("blob"))
+        rest: list[str] = []
         groups: list[list[str]] = [[] for _ in range(self.jobs)]
         weights = [0] * self.jobs
         data = []
         for line in toc:
             match = _DATA_ENTRY.match(line)
             if match is None:
-                groups[0].append(line)
+                rest.append(line)
             else:
-                weight = blobs if match.group(2) != "TABLE DATA" else by_id.get(match.group(1), 0)
+                if match.group(3) == "TABLE DATA":
+                    self.data_entries[match.group(1)] = int(match.group(2))
+                weight = blobs if match.group(3) != "TABLE DATA" else by_id.get(match.group(1), 0)
                 data.append((weight, line))
         for weight, line in sorted(data, key=lambda item: -item[0]):
             lightest = weights.index(min(weights))
             groups[lightest].append(line)
             weights[lightest] += weight
-        return [("\n".join(group) + "\n").encode() for group in groups if group]
+        if self.count_data:
+            groups[0][:0] = rest
+            return [(("\n".join(group) + "\n").encode(), True) for group in groups if group]
+        return [(("\n".join(rest) + "\n").encode(), True)] + \
+            [(("\n".join(group) + "\n").encode(), False) for group in groups if group]
 
-    def _run(self, listing: bytes | None):
+    def _run(self, listing: bytes | None, as_sql: bool = True):
         from .dumptext import DumpContents, DumpReader
 
         list_fd = -1
@@ -169,21 +183,24 @@ class ArchiveReader:
             with self._lock:
                 if self._cancelled:
                     return "cancelled", DumpContents()
-                proc = subprocess.Popen(self._argv(*extra, "--file=-"), stdin=self.stdin if self.stdin is not None
-                                        else subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        pass_fds=pass_fds, env=child_environ())
+                proc = subprocess.Popen(self._argv(*extra, "--file=-" if as_sql else "--file=/dev/null"),
+                                        stdin=self.stdin if self.stdin is not None else subprocess.DEVNULL,
+                                        stdout=subprocess.PIPE if as_sql else subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, pass_fds=pass_fds, env=child_environ())
                 self._procs.append(proc)
             errors: list[bytes] = []
             drain = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
             drain.start()
             reader = DumpReader()
-            buffer = bytearray(_READ)
-            out = proc.stdout.fileno()
-            while n := os.readv(out, [buffer]):
-                reader.feed(buffer, n)
+            if as_sql:
+                buffer = bytearray(_READ)
+                out = proc.stdout.fileno()
+                while n := os.readv(out, [buffer]):
+                    reader.feed(buffer, n)
             proc.wait()
             drain.join()
-            proc.stdout.close()
+            if proc.stdout is not None:
+                proc.stdout.close()
             proc.stderr.close()
             contents = reader.finish()
             if proc.returncode != 0:

@@ -82,6 +82,13 @@ def open_checked_directory(backup: LoadedBackup, workers: int) -> int:
     return fd
 
 
+def open_checked(backup: LoadedBackup, workers: int) -> int:
+    """The backup (a file, or a directory of files) checked against its manifest; its descriptor."""
+    if backup.format == "directory":
+        return open_checked_directory(backup, workers)
+    return open_checked_file(backup)
+
+
 def find_tool(name: str, at_least: int, bin_dir=None) -> PgTool:
     """psql or pg_restore at least this new: the throwaway server's own first, else the newest found."""
     if bin_dir is not None and (bin_dir / name).is_file():
@@ -133,16 +140,16 @@ class Restorer:
                                           **kwargs)
             return self._proc
 
-    def run(self) -> None:
-        fmt = self.backup.format
-        if fmt == "plain":
-            self._plain()
+    def run(self, fd: int | None = None) -> None:
+        """Restore; ``fd``: the backup already opened and checked (:func:`open_checked`), closed here."""
+        fd = open_checked(self.backup, self.jobs) if fd is None else fd
+        if self.backup.format == "plain":
+            self._plain(fd)
         else:
-            self._archive(fmt)
+            self._archive(fd)
 
     # -- plain: psql reads the verified bytes on its stdin ---------------------------------------------
-    def _plain(self) -> None:
-        fd = open_checked_file(self.backup)
+    def _plain(self, fd: int) -> None:
         try:
             dumped_by = int(str(self.backup.manifest.get("pg_dump_version", "0")).split(".")[0] or 0)
             self.tool = find_tool("psql", max(dumped_by, 1), self.bin_dir)
@@ -184,8 +191,7 @@ class Restorer:
             os.close(fd)
 
     # -- custom / directory: pg_restore --jobs N reads the checked file or directory -------------------
-    def _archive(self, fmt: str) -> None:
-        fd = open_checked_file(self.backup) if fmt == "custom" else open_checked_directory(self.backup, self.jobs)
+    def _archive(self, fd: int) -> None:
         try:
             self.check_cancel()
             archive_major = int(str(self.backup.manifest.get("pg_dump_version", "0")).split(".")[0] or 0)
