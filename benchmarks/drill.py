@@ -1,7 +1,7 @@
 """Large databases: parallel directory backups, the drill against a raw parallel restore, and what the drill's
 counting costs the production server. Every ratio is measured in this one run.
 
-    .venv/bin/python benchmarks/drill.py                    # ~1.1 GB of 8 similar tables, and pgbench scale 70
+    .venv/bin/python benchmarks/drill.py                    # ~1.1 GB of 8 similar tables (--size-gb 1.2), and pgbench scale 70
     .venv/bin/python benchmarks/drill.py --runs 5 --only several
 
 Starts a throwaway PostgreSQL 18 (the embedded wheel) as the "production" server and fills two databases:
@@ -44,7 +44,7 @@ CLI = str(ROOT / ".venv/bin/migrate-tui")
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size-gb", type=float, default=1.1, help="total size of the several-tables database")
+    parser.add_argument("--size-gb", type=float, default=1.2, help="total size of the several-tables database")
     parser.add_argument("--tables", type=int, default=8)
     parser.add_argument("--scale", type=int, default=70, help="pgbench scale factor (70 ~ 1.05 GB)")
     parser.add_argument("--runs", type=int, default=3)

@@ -190,7 +190,8 @@ class AuditLog:
                 data = to_jsonable(event)
                 if not isinstance(data, dict):
                     data = {"value": data}
-                skip = name.endswith("Progress")  # progress ticks are for the screen, not the record
+                # progress ticks are for the screen, not the record; a drill's table checks are all in its DrillFinished
+                skip = name.endswith("Progress") or name == "DrillTableChecked"
                 if name == "WaitingForLock":
                     key = (data.get("attempt"), tuple(b.get("pid") for b in data.get("blockers", [])))
                     skip, last_wait[0] = key == last_wait[0], key

@@ -9,10 +9,7 @@ the server: ``count(*)`` of every table, on a connection whose snapshot pg_dump 
 
 from __future__ import annotations
 
-from psycopg import sql
-
 from ..catalog_objects import read_objects_in_transaction
-from ..plan import set_local
 from .dumptext import qualified
 
 _DATA_TABLES = """
@@ -72,6 +69,8 @@ def read_in_transaction(conn) -> dict:
 def read(conn, lock_timeout_ms: int) -> dict:
     """The same, in a read-only transaction of its own (no --exact). Reading a column default or a view's
     definition takes a share lock on its table: it waits no longer than pg_dump does for its locks."""
+    from ..plan import set_local  # the database driver loads once connected, not before pg_dump starts
+
     conn.begin("ISOLATION LEVEL REPEATABLE READ READ ONLY")
     try:
         conn.execute(set_local("lock_timeout", lock_timeout_ms))
@@ -93,6 +92,8 @@ class SnapshotCounts:
         self.rows: dict[str, int] = {}
 
     def export(self) -> str:
+        from ..plan import set_local
+
         self.conn.begin("ISOLATION LEVEL REPEATABLE READ READ ONLY")
         self.conn.execute(set_local("lock_timeout", self.lock_timeout_ms))
         self.snapshot = str(self.conn.execute("SELECT pg_export_snapshot()").fetchone()[0])
@@ -101,6 +102,8 @@ class SnapshotCounts:
 
     def count(self, check_cancel) -> dict[str, int]:
         """``count(*)`` of every table in the snapshot, one after the other (the caller's thread)."""
+        from psycopg import sql
+
         for schema, name in data_tables(self.conn):
             check_cancel()
             query = sql.SQL("SELECT count(*) FROM ONLY {}").format(sql.Identifier(schema, name))
