@@ -76,7 +76,8 @@ def main() -> int:
         for name, r in results.items():
             print(f"  {name}: backup --format directory --jobs {args.jobs} {r['backup']:.2f} s vs raw pg_dump plain "
                   f"{r['raw_dump']:.2f} s -> ratio {r['backup'] / r['raw_dump']:.3f}"
-                  + (" (goal <= 0.75)" if name == "several" else ""))
+                  + (" (goal <= 0.75)" if name == "several" else "")
+                  + f"; control raw pg_dump --jobs {args.jobs}: {r['raw_parallel'] / r['raw_dump']:.3f}")
             print(f"  {name}: drill {r['drill']:.2f} s vs raw pg_restore --jobs {args.jobs} into a fresh server "
                   f"{r['raw_restore']:.2f} s -> ratio {r['drill'] / r['raw_restore']:.3f} (goal <= 1.15)")
             print(f"  {name}: extra reads of user tables by migrate-tui backup over raw pg_dump: "
@@ -127,7 +128,7 @@ def bench(server: LocalServer, bin_dir: Path, name: str, args, work: Path) -> di
     env.update(DATABASE_URL=server.url(name), MIGRATE_AUDIT_LOG=os.devnull)
     raw_env = dict(PATH=os.environ.get("PATH", ""), PGPASSWORD=server.password)
     conninfo = f"host=127.0.0.1 port={server.port} user=postgres dbname={name}"
-    times: dict[str, list[float]] = {"raw_dump": [], "backup": [], "raw_restore": [], "drill": []}
+    times: dict[str, list[float]] = {"raw_dump": [], "raw_parallel": [], "backup": [], "raw_restore": [], "drill": []}
     kept = work / f"{name}-kept"
 
     def raw_dump(run: int) -> None:
@@ -137,6 +138,14 @@ def bench(server: LocalServer, bin_dir: Path, name: str, args, work: Path) -> di
                         f"--dbname={conninfo}"], env=raw_env, check=True)
         times["raw_dump"].append(time.perf_counter() - t)
         target.unlink()
+
+    def raw_parallel(run: int) -> None:  # the control: what the hardware gives --jobs, without any checking
+        target = work / "raw.dir"
+        t = time.perf_counter()
+        subprocess.run([str(bin_dir / "pg_dump"), "--no-password", "--format=directory", f"--jobs={args.jobs}",
+                        "--compress=0", f"--file={target}", f"--dbname={conninfo}"], env=raw_env, check=True)
+        times["raw_parallel"].append(time.perf_counter() - t)
+        shutil.rmtree(target)
 
     def backup(run: int) -> None:
         out = work / f"{name}-b{run}"
@@ -148,15 +157,18 @@ def bench(server: LocalServer, bin_dir: Path, name: str, args, work: Path) -> di
         else:
             shutil.rmtree(out)
 
-    print(f"  backups: raw pg_dump plain (one job) vs migrate-tui backup --format directory --jobs {args.jobs}")
+    print(f"  backups: raw pg_dump plain (one job) vs migrate-tui backup --format directory --jobs {args.jobs} "
+          f"(control: raw pg_dump --format directory --jobs {args.jobs}, nothing checked)")
     _quiesce(server, name)
     raw_dump(0)  # warms the server's and the kernel's caches for both
     times["raw_dump"].clear()
+    contenders = [raw_dump, backup, raw_parallel]
     for run in range(1, args.runs + 1):
-        for contender in ([raw_dump, backup] if run % 2 else [backup, raw_dump]):
+        for contender in contenders[run % 3:] + contenders[:run % 3]:
             _quiesce(server, name)
             contender(run)
-        print(f"    run {run}: raw {times['raw_dump'][-1]:.2f} s, directory --jobs {args.jobs} {times['backup'][-1]:.2f} s")
+        print(f"    run {run}: raw {times['raw_dump'][-1]:.2f} s, directory --jobs {args.jobs} {times['backup'][-1]:.2f} s"
+              f" (control {times['raw_parallel'][-1]:.2f} s)")
 
     (archive,) = [p for p in kept.iterdir() if p.suffix == ".dir"]
     manifest = json.loads(Path(f"{archive}.manifest.json").read_text())
