@@ -10,7 +10,22 @@ import argparse
 from pathlib import Path
 
 from migration.audit import DEFAULT_PATH, ENV_VAR
-from migration.options import DEFAULT_RETRIES, DEFAULT_ROLLBACK_LOCK_TIMEOUT_MS, FORMATS, BackupOptions, RollbackOptions
+import os
+
+from migration.errors import ConfigError
+from migration.options import (
+    COMPRESSIONS,
+    DEFAULT_DRILL_MAX_BYTES,
+    DEFAULT_RETRIES,
+    DEFAULT_ROLLBACK_LOCK_TIMEOUT_MS,
+    FORMATS,
+    MAX_JOBS,
+    BackupOptions,
+    DrillOptions,
+    RollbackOptions,
+    default_jobs,
+    parse_size,
+)
 from migration.settings import DEFAULT_BACKUP_DIR, Settings, load_settings
 
 
@@ -73,8 +88,53 @@ def add_backup_location(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backup-dir", metavar="DIR", type=Path, default=DEFAULT_BACKUP_DIR,
                         help="where backups are written (default: ./backups)")
     parser.add_argument("--format", choices=tuple(FORMATS), default="plain",
-                        help="plain SQL (.sql, the guide's format) or pg_dump custom format (.dump)")
+                        help="plain SQL (.sql, the guide's format), pg_dump custom format (.dump) or directory format "
+                             "(.dir, with --jobs: for large databases)")
     add_trust_option(parser)
+
+
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 1 <= value <= MAX_JOBS:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_JOBS}")
+    return value
+
+
+def add_dump_options(parser: argparse.ArgumentParser) -> None:
+    """How the backup is dumped (with --format directory) and checked; --jobs also sets the drill's restore jobs."""
+    parser.add_argument("--jobs", "-j", type=_jobs, metavar="N", default=None,
+                        help=f"parallel jobs: pg_dump --jobs for --format directory (default {default_jobs()}), and "
+                             f"pg_restore --jobs / counting connections for the drill (default {default_jobs()})")
+    parser.add_argument("--compress", choices=COMPRESSIONS, default=None,
+                        help="compression of a custom or directory dump (lz4/zstd need pg_dump 16+ built with them; "
+                             "default for directory: lz4 where available, else none)")
+    parser.add_argument("--exact", action="store_true",
+                        help="also count every table's rows on the source, in the dump's own snapshot (extra reads on "
+                             "the server), and compare the drilled copy with those counts")
+
+
+def add_drill_url(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--drill-url", metavar="URL", default=None,
+                        help="drill on this empty database of a scratch server instead of a throwaway local one (no "
+                             "password in it: use ~/.pgpass, or set MIGRATE_DRILL_URL instead of this option)")
+
+
+def add_drill_choice(parser: argparse.ArgumentParser) -> None:
+    """run: whether the backup is drilled and the migration rehearsed before production."""
+    parser.add_argument("--skip-drill", action="store_true",
+                        help="do NOT restore the backup on a throwaway copy first (nor rehearse): its restorability "
+                             "stays unproven")
+    parser.add_argument("--skip-rehearsal", action="store_true",
+                        help="drill the backup but do NOT rehearse the migration and its rollback on the copy")
+    parser.add_argument("--drill", action="store_true",
+                        help="drill and rehearse even above --drill-max-size")
+    parser.add_argument("--drill-max-size", metavar="SIZE", default=None,
+                        help="drill and rehearse by default only below this database size (default "
+                             f"{DEFAULT_DRILL_MAX_BYTES // 1024 ** 3}GB, or MIGRATE_DRILL_MAX_SIZE)")
+    add_drill_url(parser)
 
 
 def add_trust_option(parser: argparse.ArgumentParser) -> None:
@@ -97,9 +157,33 @@ def settings_from_args(args: argparse.Namespace, *, database_url: str | None = N
 
 
 def backup_options(args: argparse.Namespace) -> BackupOptions:  # (the wizard's too: WIZARD_OPTIONS)
-    return BackupOptions(backup_dir=Path(getattr(args, "backup_dir", None) or DEFAULT_BACKUP_DIR),
-                         fmt=getattr(args, "format", None) or "plain",
-                         trust_dir=bool(getattr(args, "trust_backup_dir", False)))
+    fmt = getattr(args, "format", None) or "plain"
+    jobs = getattr(args, "jobs", None)
+    return BackupOptions(backup_dir=Path(getattr(args, "backup_dir", None) or DEFAULT_BACKUP_DIR), fmt=fmt,
+                         trust_dir=bool(getattr(args, "trust_backup_dir", False)),
+                         jobs=(jobs or default_jobs()) if fmt == "directory" else 1,
+                         compress=getattr(args, "compress", None), exact=bool(getattr(args, "exact", False)))
+
+
+def drill_options(args: argparse.Namespace) -> DrillOptions:
+    url = getattr(args, "drill_url", None)
+    if url:
+        from migration.url import plain_url, conninfo
+
+        plain = plain_url(url)
+        if (plain.password if plain is not None else conninfo(url).get("password")):
+            raise ConfigError("--drill-url has a password in it: the command line is readable by every user of this "
+                              "machine (/proc/<pid>/cmdline).",
+                              "Set MIGRATE_DRILL_URL=postgresql://USER:PASSWORD@HOST/DB in the environment instead, or "
+                              "put the password in ~/.pgpass and leave it out of --drill-url.")
+    url = url or os.environ.get("MIGRATE_DRILL_URL") or None
+    size = getattr(args, "drill_max_size", None) or os.environ.get("MIGRATE_DRILL_MAX_SIZE")
+    enabled = False if getattr(args, "skip_drill", False) else (True if getattr(args, "drill", False) else None)
+    return DrillOptions(enabled=enabled, rehearse=not getattr(args, "skip_rehearsal", False),
+                        max_bytes=parse_size(size, "--drill-max-size" if getattr(args, "drill_max_size", None)
+                                             else "MIGRATE_DRILL_MAX_SIZE") if size else DEFAULT_DRILL_MAX_BYTES,
+                        jobs=getattr(args, "jobs", None) or default_jobs(), drill_url=url,
+                        exact=bool(getattr(args, "exact", False)))
 
 
 def rollback_options(args: argparse.Namespace) -> RollbackOptions:

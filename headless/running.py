@@ -29,9 +29,12 @@ def target(args: argparse.Namespace) -> Iterator[Settings]:
 
     Password files a killed run left behind (only where no memory file could hold them) go first."""
     from migration.children import remove_stale_passfiles
+    from migration.drill.local import remove_stale
 
     for path in remove_stale_passfiles():
         print(f"🧹 Removed a password file left by a killed migrate-tui run: {path}", file=sys.stderr, flush=True)
+    for path in remove_stale():
+        print(f"🧹 Removed a throwaway server left by a killed drill: {path}", file=sys.stderr, flush=True)
     if not getattr(args, "demo", False):
         yield settings_from_args(args)
         return

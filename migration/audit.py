@@ -33,7 +33,7 @@ from .settings import Settings
 
 DEFAULT_PATH = "migrate-tui.log"
 ENV_VAR = "MIGRATE_AUDIT_LOG"
-OPERATIONS = ("check", "backup", "migrate", "rollback", "restore", "verify", "cron-secret")
+OPERATIONS = ("check", "backup", "drill", "rehearse", "migrate", "rollback", "restore", "verify", "cron-secret")
 
 
 def default_path(environ: dict[str, str] | None = None) -> Path:
@@ -190,7 +190,8 @@ class AuditLog:
                 data = to_jsonable(event)
                 if not isinstance(data, dict):
                     data = {"value": data}
-                skip = name.endswith("Progress")  # progress ticks are for the screen, not the record
+                # progress ticks are for the screen, not the record; a drill's table checks are all in its DrillFinished
+                skip = name.endswith("Progress") or name == "DrillTableChecked"
                 if name == "WaitingForLock":
                     key = (data.get("attempt"), tuple(b.get("pid") for b in data.get("blockers", [])))
                     skip, last_wait[0] = key == last_wait[0], key

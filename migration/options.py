@@ -8,7 +8,9 @@ from pathlib import Path
 
 from .settings import DEFAULT_BACKUP_DIR
 
-FORMATS = {"plain": ".sql", "custom": ".dump"}
+FORMATS = {"plain": ".sql", "custom": ".dump", "directory": ".dir"}
+COMPRESSIONS = ("gzip", "lz4", "zstd", "none")  # pg_dump 16+ --compress=METHOD (lz4/zstd only when built with them)
+MAX_JOBS = 64
 DEFAULT_ROLLBACK_LOCK_TIMEOUT_MS = 3_000  # the rollback's DROP gives up sooner than the migration
 DEFAULT_RETRIES = 5  # further attempts after a lock timeout, with backoff
 
@@ -18,6 +20,9 @@ class BackupOptions:
     backup_dir: Path = field(default=DEFAULT_BACKUP_DIR)
     fmt: str = "plain"  # a key of FORMATS
     trust_dir: bool = False  # accept a system directory or one not owned by the operator
+    jobs: int = 1  # pg_dump --jobs (directory format only)
+    compress: str | None = None  # a COMPRESSIONS entry; None: see migration.backup.compression.default_for
+    exact: bool = False  # also count every table's rows on the source, in the dump's own snapshot (extra reads)
 
 
 @dataclass(frozen=True)
@@ -45,3 +50,48 @@ class OperatorOptions:
 
     backup: BackupOptions = field(default_factory=BackupOptions)
     rollback: RollbackOptions = field(default_factory=RollbackOptions)
+    drill: "DrillOptions" = field(default_factory=lambda: DrillOptions())
+
+
+DEFAULT_DRILL_MAX_BYTES = 10 * 1024 ** 3  # drill and rehearse by default below this database size (see README)
+
+
+def default_jobs() -> int:
+    """Parallel jobs for a drill's restore and counts: the machine's cores, at most 4 (the copy is local)."""
+    import os
+
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class DrillOptions:
+    """Whether and how the backup is drilled (restored on a throwaway copy) and the migration rehearsed there."""
+
+    enabled: bool | None = None  # None: below max_bytes only; True: always (--drill); False: skipped (--skip-drill)
+    rehearse: bool = True  # False: --skip-rehearsal
+    max_bytes: int = DEFAULT_DRILL_MAX_BYTES
+    jobs: int = field(default_factory=default_jobs)
+    drill_url: str | None = field(default=None, repr=False)  # the operator's scratch database (--drill-url)
+    exact: bool = False  # compare with the source's own counts too (the backup must have them: --exact)
+
+    def wanted(self, database_bytes: int | None) -> bool:
+        if self.enabled is not None:
+            return self.enabled
+        return database_bytes is None or database_bytes <= self.max_bytes
+
+
+_SIZE = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024 ** 2, "mb": 1024 ** 2, "mib": 1024 ** 2,
+         "g": 1024 ** 3, "gb": 1024 ** 3, "gib": 1024 ** 3, "t": 1024 ** 4, "tb": 1024 ** 4, "tib": 1024 ** 4}
+
+
+def parse_size(text: str, what: str = "--drill-max-size") -> int:
+    """``10GB``, ``500 MB``, ``2g``, ``123456`` (bytes; binary multiples)."""
+    import re
+
+    from .errors import ConfigError
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(text))
+    unit = match.group(2).lower() if match else None
+    if match is None or unit not in _SIZE:
+        raise ConfigError(f"{what} must be a size such as 10GB or 500MB, got '{text}'.", f"Set {what} to e.g. 10GB.")
+    return int(float(match.group(1)) * _SIZE[unit])

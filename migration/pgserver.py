@@ -83,6 +83,7 @@ class LocalServer:
     root: Path | None = None
     os_user: str | None = None
     settings: tuple[str, ...] = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
+    prefix: str = "migrate-tui-pg-"  # of its temp directory (a drill's names its pid: migration.drill.local)
     _started: bool = False
 
     @property
@@ -109,7 +110,7 @@ class LocalServer:
 
     def start(self) -> "LocalServer":
         self.os_user = _server_os_user()
-        self.root = Path(tempfile.mkdtemp(prefix="migrate-tui-pg-"))
+        self.root = Path(tempfile.mkdtemp(prefix=self.prefix))
         pwfile = self.root / "pwfile"
         pwfile.write_text(self.password + "\n")
         pwfile.chmod(0o600)

@@ -22,7 +22,7 @@ from .db import ServerFacts, connect, server_facts
 from .errors import explain
 from .events import CheckCompleted, Checklist, ChecklistFinished, CheckResult, Outcome, Status
 from .operation import Emit, Operation
-from .options import BackupOptions
+from .options import BackupOptions, DrillOptions
 from .pooler import detect
 from .pgtools import Locator, PgTool
 from .redact import host_list
@@ -300,11 +300,15 @@ def check_disk(backup_dir: Path, database_bytes: int) -> CheckResult:
 # --- the runner ------------------------------------------------------------------------------------
 
 def run_checks(settings: Settings, checklist: Checklist | None = None, *, options: BackupOptions | None = None,
-               locator: Locator | None = None, with_backup: bool = True,
-               table: Table = TABLE) -> Iterator[CheckResult]:
-    """Yield each check's result as it completes; ``checklist`` (if given) collects results and facts."""
+               locator: Locator | None = None, with_backup: bool = True, table: Table = TABLE,
+               drill: DrillOptions | None = None) -> Iterator[CheckResult]:
+    """Yield each check's result as it completes; ``checklist`` (if given) collects results and facts.
+    ``drill``: how the backup will be proved (default: the defaults — a drill below the size limit)."""
+    from .preflight_drill import check_backup_format, check_drill
+
     cl = checklist if checklist is not None else Checklist()
     options = options or BackupOptions()
+    drill = drill or DrillOptions()
     locator = locator or Locator()
 
     def emit(result: CheckResult) -> CheckResult:
@@ -339,6 +343,9 @@ def run_checks(settings: Settings, checklist: Checklist | None = None, *, option
                 cl.database_bytes = int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
                 yield emit(check_backup_dir(Path(options.backup_dir), options.trust_dir))
                 yield emit(check_disk(Path(options.backup_dir), cl.database_bytes))
+                yield emit(check_backup_format(options, cl.database_bytes))
+                for result in check_drill(conn, facts.major, cl.database_bytes, options, drill):
+                    yield emit(result)
         except Exception as exc:  # noqa: BLE001 - a check that cannot run is a failed row
             error = explain(exc, user=cl.facts.user if cl.facts else None, schema=settings.schema,
                             secrets=settings.secrets())
@@ -361,11 +368,13 @@ class Preflight(Operation):
 
     def __init__(self, settings: Settings, emit: Emit | None = None, *, options: BackupOptions | None = None,
                  locator: Locator | None = None, with_backup: bool = True, table: Table = TABLE,
-                 checks=run_checks) -> None:
+                 checks=run_checks, drill: DrillOptions | None = None) -> None:
         super().__init__(settings, emit)
         self.checklist = Checklist()
         self._checks = checks
         self._kwargs = dict(options=options, locator=locator, with_backup=with_backup, table=table)
+        if drill is not None:  # a checks function of the tests may not take it
+            self._kwargs["drill"] = drill
 
     def _perform(self) -> ChecklistFinished:
         for result in self._checks(self.settings, self.checklist, **self._kwargs):

@@ -3,7 +3,8 @@
     python -m tui.screenshots [--out screenshots] [--size 100x30]
 
 It starts the embedded demo database (like ``migrate-tui --demo``), drives the
-real app with Textual's Pilot — Target, SQL preview, help, checklist, backup,
+real app with Textual's Pilot — Target, SQL preview, help, checklist, backup (with
+its restore drill and the rehearsal on the copy),
 migrate, result, post-migration (verify, CRON_SECRET), rollback preview, audit log
 (and an operation's events), light theme — then a second demo database with a
 clashing index name for the failure screens, and a missing DATABASE_URL for the
@@ -105,9 +106,20 @@ async def happy_path(shoot: Shooter, size, audit_log: Path) -> None:
                 await pilot.press("a")
                 await settle(app, pilot)
             await press_until(app, pilot, "enter", "BackupScreen")
-            await until(pilot, lambda: not getattr(app.screen, "running", False), "the backup")
+            backup = app.screen
+            await until(pilot, lambda: backup.query_one("#proof").state in ("passed", "failed", "skipped"),
+                        "the backup, its drill and the rehearsal")
+            await settle(app, pilot)
+            backup.query_one("#backup-body").scroll_home(animate=False)
             await settle(app, pilot)
             shoot(app, "backup")
+            body = backup.query_one("#backup-body")
+            body.scroll_to(y=backup.query_one("#proof").virtual_region.y, animate=False)
+            await settle(app, pilot)
+            shoot(app, "drill")
+            backup.query_one("#backup-body").scroll_end(animate=False)
+            await settle(app, pilot)
+            shoot(app, "rehearsal")
             await press_until(app, pilot, "enter", "MigrateScreen")
             await until(pilot, lambda: app.screen.result is not None, "the migration")
             await settle(app, pilot)

@@ -12,7 +12,7 @@ from typing import TextIO
 
 from migration import audit, exit_codes
 
-from ..options import add_audit_option, add_backup_location, add_target_options, backup_options
+from ..options import add_audit_option, add_backup_location, add_dump_options, add_target_options, backup_options
 from ..printers.backup import BackupView
 from ..running import run_cancellable, target
 
@@ -21,6 +21,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser = sub.add_parser("backup", help="pg_dump the whole database to a verified backup file")
     add_target_options(parser)
     add_backup_location(parser)
+    add_dump_options(parser)
     add_audit_option(parser)
     return parser
 

@@ -12,7 +12,15 @@ import sys
 from migration import audit, exit_codes
 from migration.errors import ConfigError
 
-from ..options import add_audit_option, add_backup_location, add_target_options, backup_options
+from ..options import (
+    add_audit_option,
+    add_backup_location,
+    add_drill_choice,
+    add_dump_options,
+    add_target_options,
+    backup_options,
+    drill_options,
+)
 from ..printers.checklist import print_row
 from ..running import target
 
@@ -21,6 +29,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser = sub.add_parser("check", help="run the pre-migration checklist (read-only; changes nothing)")
     add_target_options(parser)
     add_backup_location(parser)
+    add_dump_options(parser)
+    add_drill_choice(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     add_audit_option(parser)
     return parser
@@ -54,7 +64,8 @@ def handle(args: argparse.Namespace) -> int:
             if not args.json:
                 print(f"Pre-migration checklist for {settings.masked_url} (schema {settings.schema})", file=out)
             rows = (lambda event: None) if args.json else _Rows(out)
-            preflight = Preflight(settings, log.tap(settings, "check", rows), options=backup_options(args))
+            preflight = Preflight(settings, log.tap(settings, "check", rows), options=backup_options(args),
+                                  drill=drill_options(args))
             result = preflight.run()
             checklist = preflight.checklist
             if args.json:

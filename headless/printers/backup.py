@@ -35,8 +35,11 @@ class BackupView:
         if isinstance(event, BackupStarted):
             for path in event.removed:
                 self.line(f"🧹 Removed a temporary file left by a killed run: {path}")
+            jobs = f", {event.jobs} jobs" if event.jobs > 1 else ""
+            packed = f", compression {event.compression}" if event.compression else ""
             self.line(f"💾 Backing up {event.database} ({human_bytes(event.database_bytes)}, "
-                      f"{event.tables_total} tables) with pg_dump {event.tool.version}, {event.format} format")
+                      f"{event.tables_total} tables) with pg_dump {event.tool.version}, {event.format} format"
+                      f"{jobs}{packed}")
             self.line(f"  To: {event.path}")
         elif isinstance(event, PoolerDetected):
             self.line(f"🔀 Connection pooler — {event.text}")
@@ -49,8 +52,9 @@ class BackupView:
 
     def progress(self, event, human_bytes) -> None:
         eta = f"ETA {_clock(event.eta_s)}" if event.eta_s is not None else "ETA --:--"
+        current = ", ".join(event.running) if len(event.running) > 1 else (event.current_table or "")  # --jobs N
         text = (f"{event.fraction * 100:3.0f}%  {event.tables_done}/{event.tables_total} tables  "
-                f"{human_bytes(event.bytes_written)}  {eta}  {event.current_table or ''}").rstrip()
+                f"{human_bytes(event.bytes_written)}  {eta}  {current}").rstrip()
         if self.tty:
             width = max(20, shutil.get_terminal_size((80, 24)).columns - 1)
             filled = int(event.fraction * 20)
@@ -72,7 +76,10 @@ class BackupView:
         if event.ok:
             self.line(f"✓ Backup written and verified: {event.path}")
             self.line(f"  Size: {human_bytes(event.size)} ({event.size:,} bytes)")
-            self.line(f"  SHA-256: {event.sha256}")
+            self.line(f"  SHA-256: {event.sha256}" + ("  (of its files' sha256 list)" if event.path and
+                                                        event.path.endswith(".dir") else ""))
+            if event.tables:
+                self.line(f"  Rows: {event.rows:,} in {event.tables} tables (counted from the dump)")
             self.line(f"  Manifest: {event.manifest}")
             self.line(f"  Took {event.elapsed_s:.1f} s (verification {event.verify_s:.2f} s)")
         elif event.outcome is Outcome.CANCELLED:

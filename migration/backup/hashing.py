@@ -6,13 +6,16 @@ import hashlib
 import os
 import threading
 
+from .dumptext import DumpReader
+
 _HASH_CHUNK = 4 << 20  # the follower's reads: large, into one reused buffer
 _HASH_NICE = 10  # without SCHED_IDLE, the follower thread runs at nice +10 (Linux: per thread)
 _WRITEBACK_STEP = 32 << 20  # the follower starts writing back (and then drops) what it hashed, in steps
 
 
 class Follower(threading.Thread):
-    """Hashes a file while pg_dump appends to it (plain format only: it never seeks back).
+    """Hashes a file while pg_dump appends to it (plain format only: it never seeks back), and counts the rows
+    of every table in it on the way (:class:`~.dumptext.DumpReader`: the same bytes, no work for the server).
 
     It runs at idle priority so that it only takes CPU that pg_dump and the server leave over;
     :meth:`finish` takes over whatever is left in the calling thread, at normal priority.
@@ -27,6 +30,7 @@ class Follower(threading.Thread):
         self.fd = fd
         self.digest = hashlib.sha256()
         self.count = 0
+        self.reader = DumpReader()
         self._handoff = threading.Event()
 
     def run(self) -> None:
@@ -38,6 +42,7 @@ class Follower(threading.Thread):
             n = os.preadv(self.fd, [buffer], self.count)
             if n:
                 self.digest.update(view[:n])
+                self.reader.feed(buffer, n)
                 self.count += n
                 writeback.advance(self.fd, self.count)
             elif self._handoff.wait(0.05):
@@ -62,6 +67,7 @@ class Follower(threading.Thread):
         view = memoryview(buffer)
         while n := os.preadv(self.fd, [buffer], self.count):
             self.digest.update(view[:n])
+            self.reader.feed(buffer, n)
             self.count += n
         return self.digest.hexdigest()
 

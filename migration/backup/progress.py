@@ -58,19 +58,28 @@ def table_sizes(conn) -> tuple[int, list[TableSize]]:
 
 
 class Progress:
-    """Tables done / total from pg_dump --verbose, weighted by relation size, with an ETA."""
+    """Tables done / total from pg_dump --verbose, weighted by relation size, with an ETA.
 
-    def __init__(self, tables: list[TableSize] | None = None) -> None:
+    One job: a table is done when the next one starts. Several jobs (``parallel``): a table is done
+    when pg_dump reports its item finished, and the rows copied so far count for every running table.
+    """
+
+    def __init__(self, tables: list[TableSize] | None = None, *, parallel: bool = False) -> None:
         self.weights: dict[str, int] = {}
         self.tuples: dict[str, int] = {}
         self.total = 1
-        self.done_weight = 0
-        self.started: list[str] = []
+        self.parallel = parallel
+        self.done: list[str] = []
+        self.running: list[str] = []
         self.data_start: float | None = None
         self.shown = 0.0  # never move the bar backwards (the COPY counter lags a table switch)
         self._lock = threading.Lock()
         if tables is not None:
             self.set_tables(tables)
+
+    @property
+    def started(self) -> list[str]:
+        return self.done + self.running
 
     def set_tables(self, tables: list[TableSize]) -> None:
         """The sizes arrive once pg_dump runs; tables it started before that are counted now."""
@@ -78,54 +87,68 @@ class Progress:
             self.weights = {t.name: t.bytes + 8192 for t in tables}  # empty tables still count a little
             self.tuples = {t.name: t.tuples for t in tables}
             self.total = sum(self.weights.values()) or 1
-            self.done_weight = sum(self.weights.get(name, 0) for name in self.started[:-1])
 
     def table_started(self, name: str) -> None:
         with self._lock:
-            if self.started:
-                self.done_weight += self.weights.get(self.started[-1], 0)
-            self.started.append(name)
+            if not self.parallel and self.running:
+                self.done.extend(self.running)
+                self.running.clear()
+            self.running.append(name)
             if self.data_start is None:
                 self.data_start = time.monotonic()
 
-    def event(self, written: int, elapsed: float, copy_tuples: int | None, finished: bool = False) -> BackupProgress:
+    def table_finished(self, tag: str) -> None:
+        """pg_dump's ``finished item N TABLE DATA tag`` (the bare table name): the first running table so named."""
+        with self._lock:
+            for name in self.running:
+                if name == tag or name.endswith("." + tag):
+                    self.running.remove(name)
+                    self.done.append(name)
+                    return
+
+    def event(self, written: int, elapsed: float, copy_tuples: dict[str, int] | None,
+              finished: bool = False) -> BackupProgress:
         with self._lock:
             total_tables = len(self.weights)
             if finished:
                 return BackupProgress(total_tables, total_tables, None, written, 1.0, elapsed, 0.0)
-            current = self.started[-1] if self.started else None
-            done = max(0, len(self.started) - 1)
-            weight = self.done_weight
-            if current is not None and copy_tuples is not None and self.tuples.get(current):
-                weight += self.weights.get(current, 0) * min(1.0, copy_tuples / self.tuples[current])
+            weight = sum(self.weights.get(name, 0) for name in self.done)
+            for name in self.running:
+                copied = (copy_tuples or {}).get(name)
+                if copied is not None and self.tuples.get(name):
+                    weight += self.weights.get(name, 0) * min(1.0, copied / self.tuples[name])
             fraction = self.shown = max(self.shown, min(0.99, weight / self.total))
             eta = None
             if self.data_start is not None and fraction > 0.01:
                 running = time.monotonic() - self.data_start
                 if running > 0.5:
                     eta = running / fraction * (1 - fraction)
-            return BackupProgress(min(done, total_tables), total_tables, current, written, fraction, elapsed, eta)
+            current = self.running[-1] if self.running else None
+            return BackupProgress(min(len(self.done), total_tables), total_tables, current, written, fraction,
+                                  elapsed, eta, tuple(self.running))
 
 
 class CopyMonitor:
-    """Rows copied so far by pg_dump's running COPY (pg_stat_progress_copy, PostgreSQL 14+)."""
+    """Rows copied so far by pg_dump's running COPYs, per table (pg_stat_progress_copy, PostgreSQL 14+)."""
 
     def __init__(self, conn, app_name: str) -> None:
         """``conn``: the backup's own autocommit connection (None before PostgreSQL 14); not closed here."""
         self.app_name = app_name
         self.conn = conn
         self._next = 0.0
-        self._last: int | None = None
+        self._last: dict[str, int] | None = None
 
-    def tuples(self) -> int | None:
+    def tuples(self) -> dict[str, int] | None:
         if self.conn is None or time.monotonic() < self._next:
             return self._last
         self._next = time.monotonic() + 0.5
         try:
-            row = self.conn.execute(
-                "SELECT p.tuples_processed FROM pg_stat_progress_copy p JOIN pg_stat_activity a ON a.pid = p.pid "
-                "WHERE a.application_name = %s", (self.app_name,)).fetchone()
-            self._last = int(row[0]) if row else None
+            rows = self.conn.execute(
+                "SELECT n.nspname || '.' || c.relname, p.tuples_processed FROM pg_stat_progress_copy p "
+                "JOIN pg_stat_activity a ON a.pid = p.pid JOIN pg_class c ON c.oid = p.relid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE a.application_name = %s",
+                (self.app_name,)).fetchall()
+            self._last = {name: int(count) for name, count in rows}
         except Exception:  # progress is best effort; the dump itself reports real failures
             self.conn = None
             self._last = None

@@ -1,17 +1,21 @@
-"""Is a dump complete? The plain format's end-of-dump marker, or pg_restore reading a custom archive
-whole; and its sha256. Every function reads through a descriptor (the file the backup wrote)."""
+"""Is a dump complete? The plain format's end-of-dump marker, or pg_restore reading a custom or directory
+archive whole (:class:`ArchiveReader`, which also counts its rows); and its sha256. Every function reads
+through a descriptor (the file or directory the backup wrote)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
+import threading
 from typing import TYPE_CHECKING, Callable
 
 from ..children import child_environ
 
 if TYPE_CHECKING:
     from ..pgtools import PgTool
+    from .dumptext import DumpContents
 
 PLAIN_HEADER = b"-- PostgreSQL database dump"
 PLAIN_TRAILER = b"-- PostgreSQL database dump complete"
@@ -57,3 +61,179 @@ def verify_custom(fd: int, pg_restore: PgTool,
         lines = [line for line in stderr.strip().splitlines() if line.strip()]
         return "pg_restore could not read it: " + (lines[-1] if lines else f"exit code {proc.returncode}")
     return None
+
+
+# --- archives read back through pg_restore: every data file, and what it holds ----------------------
+
+_DATA_ENTRY = re.compile(r"^(\d+); \d+ (\d+) (TABLE DATA|BLOBS|LARGE OBJECTS|BLOB) ")
+_DATA_FILE = re.compile(r"^(\d+)\.dat(?:\.\w+)?$")
+_READ = 1 << 20
+
+
+class ArchiveReader:
+    """``pg_restore -f -`` reads a custom or directory archive whole and prints it as SQL to a
+    :class:`~.dumptext.DumpReader`: a readable archive and its rows per table, counted on our side.
+
+    With ``jobs`` > 1 (directory format), the archive's data entries are split by file size among
+    that many pg_restore processes (``-L`` lists given as memory files), which read their files side
+    by side; every file is still read by one of them. With ``count_data=False`` (the rows were
+    already counted from the files themselves while pg_dump wrote them: :mod:`.directory`) the data
+    goes to ``/dev/null`` and only the rest of the archive (definitions, sequence values, grants) is
+    read as SQL. :attr:`data_entries` maps each data entry's dump id to its table's OID.
+    :meth:`cancel` stops them from any thread; ``start`` starts them (an operation's ``start_child``,
+    which terminates them when it is cancelled and reaps them before it reports).
+    """
+
+    def __init__(self, pg_restore: "PgTool", archive: str, *, pass_fds: tuple[int, ...] = (), stdin: int | None = None,
+                 jobs: int = 1, sizes: dict[str, int] | None = None, count_data: bool = True,
+                 start: Callable[..., subprocess.Popen] = subprocess.Popen) -> None:
+        self.pg_restore = pg_restore
+        self.archive = archive  # a path for pg_restore ("/dev/fd/N"), or "" to read stdin
+        self.pass_fds = pass_fds
+        self.stdin = stdin
+        self.jobs = max(1, jobs)
+        self.sizes = sizes or {}
+        self.count_data = count_data
+        self.start = start
+        self.data_entries: dict[str, int] = {}  # dump id -> the table's OID (TABLE DATA entries)
+        self._procs: list[subprocess.Popen] = []
+        self._lock = threading.Lock()
+        self._cancelled = False
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            for proc in self._procs:
+                if proc.poll() is None:
+                    proc.terminate()
+
+    def read(self) -> tuple[str | None, "DumpContents"]:
+        """(None or what is wrong, what the archive holds)."""
+        from .dumptext import DumpContents
+
+        lists: list[tuple[bytes | None, bool]] = [(None, True)]
+        if (self.jobs > 1 or not self.count_data) and hasattr(os, "memfd_create"):
+            problem, toc = self._toc()
+            if problem is not None:
+                return problem, DumpContents()
+            lists = self._split(toc)
+        results: list = [None] * len(lists)
+        threads = [threading.Thread(target=lambda i=i, job=job: results.__setitem__(i, self._guarded(*job)),
+                                    name=f"migrate-tui-verify-{i}", daemon=True) for i, job in enumerate(lists)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        contents = DumpContents()
+        problem = None
+        for result in results:
+            error, part = result if result is not None else ("the verification stopped", DumpContents())
+            problem = problem or error
+            contents.merge(part)
+        if problem is None and contents.open_block:
+            problem = f"the data of {contents.open_block} ends before its end mark"
+        return problem, contents
+
+    def _argv(self, *extra: str) -> list[str]:
+        return [str(self.pg_restore.path), *extra, *([self.archive] if self.archive else [])]
+
+    def _toc(self) -> tuple[str | None, list[str]]:
+        with self._lock:
+            if self._cancelled:
+                return "cancelled", []
+            proc = self.start(self._argv("--list"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              errors="replace", pass_fds=self.pass_fds, env=child_environ(),
+                              stdin=subprocess.DEVNULL)
+            self._procs.append(proc)
+        stdout, stderr = proc.communicate()
+        if proc.returncode != 0:
+            return _failure(stderr, proc.returncode), []
+        return None, [line for line in stdout.splitlines() if line.strip() and not line.startswith(";")]
+
+    def _split(self, toc: list[str]) -> list[tuple[bytes, bool]]:
+        """-L lists: (the list, whether its output is read as SQL). The data entries are spread by size."""
+        by_id = {}
+        for name, size in self.sizes.items():
+            match = _DATA_FILE.match(name)
+            if match:
+                by_id[match.group(1)] = size
+        blobs = sum(size for name, size in self.sizes.items() if name.startswith("blob"))
+        rest: list[str] = []
+        groups: list[list[str]] = [[] for _ in range(self.jobs)]
+        weights = [0] * self.jobs
+        data = []
+        for line in toc:
+            match = _DATA_ENTRY.match(line)
+            if match is None:
+                rest.append(line)
+            else:
+                if match.group(3) == "TABLE DATA":
+                    self.data_entries[match.group(1)] = int(match.group(2))
+                weight = blobs if match.group(3) != "TABLE DATA" else by_id.get(match.group(1), 0)
+                data.append((weight, line))
+        for weight, line in sorted(data, key=lambda item: -item[0]):
+            lightest = weights.index(min(weights))
+            groups[lightest].append(line)
+            weights[lightest] += weight
+        if self.count_data:
+            groups[0][:0] = rest
+            return [(("\n".join(group) + "\n").encode(), True) for group in groups if group]
+        return [(("\n".join(rest) + "\n").encode(), True)] + \
+            [(("\n".join(group) + "\n").encode(), False) for group in groups if group]
+
+    def _guarded(self, listing: bytes | None, as_sql: bool = True):
+        """:meth:`_run`, whose failure to start (the operation cancelled meanwhile) is this part's result."""
+        from .dumptext import DumpContents
+
+        try:
+            return self._run(listing, as_sql)
+        except Exception as exc:  # noqa: BLE001 - reported as this part's problem, never a dead thread
+            return ("cancelled" if type(exc).__name__ == "Cancelled" else f"pg_restore could not start: {exc}",
+                    DumpContents())
+
+    def _run(self, listing: bytes | None, as_sql: bool = True):
+        from .dumptext import DumpContents, DumpReader
+
+        list_fd = -1
+        pass_fds = self.pass_fds
+        extra: list[str] = []
+        if listing is not None:
+            list_fd = os.memfd_create("migrate-tui-toc", os.MFD_CLOEXEC)
+            os.write(list_fd, listing)
+            pass_fds += (list_fd,)
+            extra.append(f"--use-list=/dev/fd/{list_fd}")
+        try:
+            with self._lock:
+                if self._cancelled:
+                    return "cancelled", DumpContents()
+                proc = self.start(self._argv(*extra, "--file=-" if as_sql else "--file=/dev/null"),
+                                        stdin=self.stdin if self.stdin is not None else subprocess.DEVNULL,
+                                        stdout=subprocess.PIPE if as_sql else subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, pass_fds=pass_fds, env=child_environ())
+                self._procs.append(proc)
+            errors: list[bytes] = []
+            drain = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
+            drain.start()
+            reader = DumpReader()
+            if as_sql:
+                buffer = bytearray(_READ)
+                out = proc.stdout.fileno()
+                while n := os.readv(out, [buffer]):
+                    reader.feed(buffer, n)
+            proc.wait()
+            drain.join()
+            if proc.stdout is not None:
+                proc.stdout.close()
+            proc.stderr.close()
+            contents = reader.finish()
+            if proc.returncode != 0:
+                return _failure(b"".join(errors).decode("utf-8", "replace"), proc.returncode), contents
+            return None, contents
+        finally:
+            if list_fd >= 0:
+                os.close(list_fd)
+
+
+def _failure(stderr: str, returncode: int) -> str:
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    return "pg_restore could not read it: " + (lines[-1] if lines else f"exit code {returncode}")

@@ -7,6 +7,24 @@ an error with its fix); :mod:`migration.exit_codes` maps the outcome to the exit
 
 from .backup import BackupEvent, BackupFinished, BackupProgress, BackupStarted, BackupVerifying
 from .checklist import CheckCompleted, Checklist, ChecklistEvent, ChecklistFinished, CheckResult, Status
+from .drill import (
+    Difference,
+    DrillCompared,
+    DrillEvent,
+    DrillFinished,
+    DrillPhase,
+    DrillProgress,
+    DrillStarted,
+    DrillTableChecked,
+    PhaseResult,
+    RehearsalEvent,
+    RehearsalFinished,
+    RehearsalPhaseFinished,
+    RehearsalPhaseStarted,
+    RehearsalStarted,
+    Rehearsed,
+    TableCheck,
+)
 from .migrate import (
     MigrateEvent,
     RunFinished,
@@ -47,7 +65,10 @@ Event = MigrateEvent  # the migration's events (the name most screens and printe
 
 __all__ = [
     "BackupEvent", "BackupFinished", "BackupProgress", "BackupStarted", "BackupVerifying", "Blocker",
-    "CheckCompleted", "CheckResult", "Checklist", "ChecklistEvent", "ChecklistFinished", "Dependent", "Dropped",
+    "CheckCompleted", "CheckResult", "Checklist", "ChecklistEvent", "ChecklistFinished", "Dependent", "Difference",
+    "DrillCompared", "DrillEvent", "DrillFinished", "DrillPhase", "DrillProgress", "DrillStarted", "DrillTableChecked",
+    "PhaseResult", "RehearsalEvent", "RehearsalFinished", "RehearsalPhaseFinished", "RehearsalPhaseStarted",
+    "RehearsalStarted", "Rehearsed", "TableCheck", "Dropped",
     "Event", "Finished", "LockAcquired", "LockTimedOut", "MigrateEvent", "Notice", "Outcome", "Preview",
     "PoolerDetected", "PreviewReady", "RestoreEvent", "RestoreFinished", "RestoreStarted", "RollbackEvent",
     "RollbackFinished", "RollbackStarted", "RunFinished", "RunStarted", "SafetyCopy", "SafetyCopyFinished",

@@ -22,6 +22,9 @@ class BackupStarted:
     tool: PgTool
     directory: str = ""  # the backup directory, resolved when it is a link ("backups -> /mnt/x/backups")
     removed: tuple[str, ...] = ()  # temporary files of killed runs, deleted from the directory before starting
+    jobs: int = 1  # pg_dump --jobs (directory format)
+    compression: str | None = None  # --compress method (None: pg_dump's default)
+    exact: bool = False  # rows are also counted on the source, in the dump's snapshot
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class BackupProgress:
     fraction: float  # 0..1, weighted by relation size
     elapsed_s: float
     eta_s: float | None
+    running: tuple[str, ...] = ()  # every table being dumped now (several with --jobs)
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,9 @@ class BackupFinished(Finished):
     manifest: str | None = None
     dump_s: float = 0.0
     verify_s: float = 0.0
+    rows: int = 0  # rows in the dump, counted while it was written (or read back) at no cost to the server
+    tables: int = 0  # tables with data in the dump
+    database_bytes: int = 0  # pg_database_size of the source when it was dumped (what a drill must restore)
 
     @property
     def elapsed_s(self) -> float:

@@ -33,7 +33,9 @@ def test_check_prints_the_checklist_and_exits_0(db, tmp_path):
         "Permissions", "  ✓ CREATE on schema public",
         "Table", "  ✓ Table database_backups: absent",
         "Backup", "  ✓ pg_dump: ", "  ✓ Backup directory: backups (will be created, mode 0700)", "  ✓ Disk space: ",
-        "Summary: 15 ok, 3 for later, 0 warnings, 0 failures — ready to migrate",
+        "  ✓ Backup format: plain", "Drill", "  ✓ Restore drill: into a throwaway PostgreSQL ",
+        "  ✓ Drill room and time: needs about ",
+        "Summary: 18 ok, 3 for later, 0 warnings, 0 failures — ready to migrate",
     ])
     assert not (tmp_path / "backups").exists() and not db.table_exists()
 
@@ -108,7 +110,7 @@ def test_run_makes_a_verified_backup_before_migrating(db, tmp_path):
     assert result.returncode == exit_codes.OK, result.output
     lines_in_order(result.stdout, [
         "🔎 Pre-migration checklist: postgresql://app_user:****@",
-        "✓ Pre-migration checklist passed: 15 ok, 3 for later, 0 warnings, 0 failures",
+        "✓ Pre-migration checklist passed: 18 ok, 3 for later, 0 warnings, 0 failures",
         "💾 Backing up ", "✓ Backup written and verified: backups/backup_before_migration_",
         "🚀 Starting safe migration", "🎉 Migration completed successfully!",
     ])

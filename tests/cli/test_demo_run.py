@@ -47,6 +47,8 @@ def processes_mentioning(text: str) -> list[str]:
 
 def assert_nothing_left(tmp: Path) -> None:
     assert list(tmp.glob("migrate-tui-pg-*")) == [], "the demo server's directory was left behind"
+    assert list(tmp.glob("migrate-tui-drill-*")) == [], "the drill's throwaway server was left behind"
+    assert list(tmp.glob("migrate-tui-rehearsal-*")) == [], "the rehearsal's safety copy was left behind"
     assert processes_mentioning(str(tmp)) == [], "a demo server process is still running"
 
 
@@ -55,6 +57,9 @@ def test_demo_run_succeeds_and_cleans_up(private_tmp):
     result = run_cli("run", "--demo", "--yes", cwd=private_tmp, env=env, timeout=180)
     assert result.returncode == exit_codes.OK, result.output
     lines_in_order(result.stdout, [
+        "✓ Backup written and verified",  # before production: the backup restored and the migration rehearsed
+        "✓ Drill passed: the backup restores: 5 tables with 13,620 rows",
+        "✓ Rehearsal passed: ",
         "🚀 Starting safe migration: Add database_backups table",
         "Database: postgresql://shop_app:****@127.0.0.1:",
         "✓ Database connection successful",

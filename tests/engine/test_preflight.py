@@ -17,7 +17,7 @@ pytestmark = pytest.mark.timeout(120)
 GOOD_ENV = {"CRON_SECRET": "c" * 40, "CLOUDFLARE_ACCESS_KEY_ID": "key-id", "CLOUDFLARE_SECRET_ACCESS_KEY": "secret"}
 EVERY_KEY = ["env_file", "database_url", "cron_secret", "cloudflare_access_key_id", "cloudflare_secret_access_key",
              "connection", "latency", "ssl", "pooler", "schema_create", "primary", "read_write", "table",
-             "index_names", "pg_dump", "backup_read", "backup_dir", "disk_space"]
+             "index_names", "pg_dump", "backup_read", "backup_dir", "disk_space", "backup_format", "drill", "drill_room"]
 
 
 def settings(db, environ=None, **overrides):

@@ -14,7 +14,7 @@ from fakes import describe_with, fixed_settings
 
 from migration.events import BackupFinished, BackupProgress, BackupStarted, BackupVerifying
 from migration.events import Outcome
-from migration.options import BackupOptions
+from migration.options import BackupOptions, DrillOptions
 from migration.pgtools import PgTool
 from tui.app import MigrateApp
 from tui.screens.backup import BackupScreen
@@ -171,7 +171,9 @@ def backup_app(finish: bool, press: tuple[str, ...] = ()):
         await settle(pilot.app, pilot)
         for step in ("target", "checklist"):
             pilot.app.journey.mark(step, "done")
-        screen = BackupScreen(fixed_settings(), backup_factory=factory)
+        # The replayed backup has no file to drill: the drill is off, as with --skip-drill (tests/tui/test_drill_panel.py
+        # drives the drill and the rehearsal on real backups).
+        screen = BackupScreen(fixed_settings(), backup_factory=factory, drill=DrillOptions(enabled=False))
         await pilot.app.push_screen(screen)
         if finish:
             await settle(pilot.app, pilot)

@@ -34,7 +34,7 @@ async def test_checklist_then_backup_then_migration(db18, settings_for, tmp_path
     async with app.run_test(size=(100, 30)) as pilot:
         checklist = await open_checklist(app, pilot)
         rows = checklist.query(".check-row")
-        assert len(rows) == len(checklist.checklist.results) == 18
+        assert len(rows) == len(checklist.checklist.results) == 21
         text = flat(screen_text(app))
         assert "Pre-migration checklist for postgresql://app_user:****@" in text
         assert widget_text(checklist, "#check-schema_create").startswith("✓ CREATE on schema public  app_user may")
@@ -54,6 +54,10 @@ async def test_checklist_then_backup_then_migration(db18, settings_for, tmp_path
         assert isinstance(backup, BackupScreen) and backup.result is not None and backup.result.ok
         files = sorted(p.name for p in (tmp_path / "backups").iterdir())
         assert len(files) == 3 and files[0].startswith("backup_before_migration_") and files[0].endswith(".sql")
+        # settle() waited for the drill and the rehearsal too; the screen followed them: back to the top.
+        assert backup.query_one("#proof").state == "passed"
+        backup.query_one("#backup-body").scroll_home(animate=False)
+        await settle(app, pilot)
         text = flat(screen_text(app))
         assert "✓ Backup written and verified" in text and backup.result.sha256 in text
         assert "backups/backup_before_migration_" in text
@@ -145,6 +149,12 @@ def fixed_results(failing: bool) -> list[CheckResult]:
         CheckResult("backup_read", bak, "Readable by pg_dump", ok, "shop_app can read every table and sequence"),
         CheckResult("backup_dir", bak, "Backup directory", ok, "backups (will be created, mode 0700)"),
         CheckResult("disk_space", bak, "Disk space", ok, "41.2 GB free in backups; the database is 1.3 GB"),
+        CheckResult("backup_format", bak, "Backup format", ok, "plain (1.3 GB database; --format directory --jobs N "
+                    "pays off above 5.0 GB)"),
+        CheckResult("drill", "Drill", "Restore drill", ok, "into a throwaway PostgreSQL 18.6 (system, "
+                    "/usr/lib/postgresql/18/bin); then the migration is rehearsed on it"),
+        CheckResult("drill_room", "Drill", "Drill room and time", ok, "needs about 1.6 GB in /tmp (41.2 GB free); "
+                    "takes about 36 s for 1.3 GB"),
     ]
 
 

@@ -3,7 +3,8 @@
 The engine's :class:`migration.backup.Backup` runs through :meth:`WizardScreen.run_operation`; its
 events (progress, verifying, finished) arrive as EngineEvent. Escape asks, then cancels (pg_dump
 stops, the partial file is deleted). Skip needs a confirmation that says what is at risk.
-Continue opens the Migrate screen.
+Once the backup is verified, the drill and the rehearsal run below it (:mod:`tui.widgets.drill_panel`);
+Continue opens the Migrate screen only after they pass or were skipped knowingly.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from textual.widgets import Button, Footer, ProgressBar, Static
 from ..dialogs.confirm import ConfirmDialog
 from ..messages import EngineEvent
 from ..widgets.copy_line import CopyLine
+from ..widgets.drill_panel import ProofPanels
 from ..widgets.panel import Panel
 from ..widgets.prose import GLUE, Prose
 from ..widgets.top_bar import TopBar
@@ -26,7 +28,7 @@ from .base import WizardScreen
 
 if TYPE_CHECKING:
     from migration.events import BackupFinished
-    from migration.options import BackupOptions
+    from migration.options import BackupOptions, DrillOptions
     from migration.settings import Settings
 
 SKIP_RISK = (
@@ -51,18 +53,21 @@ class BackupScreen(WizardScreen):
     CSS_PATH = "backup.tcss"
     BINDINGS = [
         Binding("enter", "continue", "Continue", key_display="Enter", priority=True),
-        Binding("escape", "cancel_backup", "Cancel"),  # while pg_dump runs; the next one otherwise
+        Binding("escape", "cancel_backup", "Cancel"),  # while pg_dump or the drill runs; the next one otherwise
         Binding("escape", "back", "Back"),
         Binding("ctrl+c", "cancel_backup", "Cancel", show=False, priority=True),
         Binding("k", "skip", "Skip"),
         Binding("r", "retry", "Retry"),
+        Binding("d", "drill", "Drill"),
+        Binding("x", "skip_proof", "Skip drill"),
         Binding("q", "app.quit", "Quit"),
     ]
     step = "backup"
     BODY = "#backup-body"
 
     def __init__(self, settings: "Settings", *, tool=None, options: "BackupOptions | None" = None,
-                 backup_factory: Callable | None = None, next_screen: Callable | None = None) -> None:
+                 backup_factory: Callable | None = None, next_screen: Callable | None = None,
+                 drill: "DrillOptions | None" = None) -> None:
         """``backup_factory(settings, emit)`` returns an object with run() and cancel() (default: the engine's
         Backup with ``options``); ``next_screen()`` builds the screen Continue / Skip opens (default: Migrate)."""
         super().__init__(id="backup")
@@ -71,6 +76,7 @@ class BackupScreen(WizardScreen):
         self.options = options
         self._factory = backup_factory
         self._next_screen = next_screen
+        self._drill_options = drill  # None: the app's (the drill and rehearsal run below the size limit)
         self.result: BackupFinished | None = None
         self.running = False
         self.cancelling = False
@@ -102,6 +108,7 @@ class BackupScreen(WizardScreen):
             CopyLine("", label="Manifest", what="manifest's path", id="backup-manifest"),
             Prose("", id="backup-result", markup=False),
             id="backup-panel")
+        yield ProofPanels(self.settings, self._drill_options, id="proof")
 
     def on_mount(self) -> None:
         self.sub_title = "Backup"
@@ -176,6 +183,7 @@ class BackupScreen(WizardScreen):
             panel.set_state("success")
             journey.backup, journey.backup_skipped = result, False
             self.mark_step("done")
+            self.query_one(ProofPanels).start(result)
         else:
             cancelled = result.outcome.value == "cancelled"
             self.query_one("#backup-status", Static).update(f"{'⏹' if cancelled else '✗'} {result.message}")
@@ -189,28 +197,49 @@ class BackupScreen(WizardScreen):
             self.mark_step("failed")
         self._buttons()
 
+    def on_proof_panels_changed(self, message: ProofPanels.Changed) -> None:
+        self._buttons()
+
+    @property
+    def may_continue(self) -> bool:
+        """The backup is verified and its proof passed, was skipped knowingly, or is off for this size."""
+        proof = self.query_one(ProofPanels)
+        return self.result is not None and self.result.ok and (proof.ready or proof.needs_consent)
+
+    @property
+    def busy(self) -> bool:
+        return self.running or self.query_one(ProofPanels).running
+
     def _buttons(self) -> None:
         done_ok = self.result is not None and self.result.ok
-        self.query_one("#continue").display = done_ok
-        self.query_one("#cancel").display = self.running
-        self.query_one("#back").display = not self.running
+        self.query_one("#continue").display = self.may_continue
+        self.query_one("#cancel").display = self.busy
+        self.query_one("#back").display = not self.busy
         self.query_one("#retry").display = not self.running and not done_ok
         self.query_one("#skip").display = not done_ok
         for line in self.query("#backup-panel CopyLine").results(CopyLine):
             line.display = done_ok
-        focus = "#continue" if done_ok else ("#cancel" if self.running else "#retry")
-        self.query_one(focus, Button).focus()
+        focus = "#continue" if self.may_continue else ("#cancel" if self.busy else (None if done_ok else "#retry"))
+        if focus is not None:
+            self.query_one(focus, Button).focus()
         self.refresh_bindings()
 
     # -- actions ----------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         done_ok = self.result is not None and self.result.ok
+        proof = self.query_one(ProofPanels)
         if action == "continue":
-            return done_ok and self.enter_is_free("continue")
-        if action == "cancel_backup":  # shown while pg_dump runs (greyed while it is being cancelled)
+            return self.may_continue and self.enter_is_free("continue")
+        if action == "drill":  # run, or run again, the drill (and the rehearsal)
+            return done_ok and not proof.running and proof.state != "passed"
+        if action == "skip_proof":
+            return done_ok and not proof.ready
+        if action == "cancel_backup":  # shown while pg_dump or the drill runs (greyed while being cancelled)
+            if proof.running:
+                return True
             return (None if self.cancelling else True) if self.running else False
         if action == "back":
-            return not self.running
+            return not self.busy
         if action == "retry":  # hidden unless the backup failed or was cancelled
             return not self.running and not done_ok
         if action == "skip":
@@ -218,8 +247,17 @@ class BackupScreen(WizardScreen):
         return super().check_action(action, parameters)
 
     def action_continue(self) -> None:
-        if self.result is not None and self.result.ok:
+        proof = self.query_one(ProofPanels)
+        if self.result is not None and self.result.ok and proof.needs_consent:
+            proof.skip(then=self._go_on)  # the drill was off for this size: continuing skips it, knowingly
+        elif self.result is not None and self.result.ok and proof.ready:
             self._go_on()
+
+    def action_drill(self) -> None:
+        self.query_one(ProofPanels).drill()
+
+    def action_skip_proof(self) -> None:
+        self.query_one(ProofPanels).skip()
 
     def _go_on(self) -> None:
         if self._next_screen is not None:
@@ -234,10 +272,13 @@ class BackupScreen(WizardScreen):
             self.start()
 
     def action_back(self) -> None:
-        if not self.running:
+        if not self.busy:
             self.app.pop_screen()
 
     def action_cancel_backup(self) -> None:
+        if not self.running and self.query_one(ProofPanels).running:
+            self.query_one(ProofPanels).cancel()
+            return
         if not self.running or self.cancelling:
             return
 

@@ -111,18 +111,20 @@ class WizardScreen(Screen):
 
     # -- engine operations ----------------------------------------------------------------------
     def run_operation(self, build: Callable[[Callable], "Operation"], settings: "Settings | None" = None,
-                      audit: str | None = None) -> "Operation | None":
-        """Start an engine operation; its events arrive as EngineEvent. ``audit``: the audit log's name for
-        it (None: not recorded). None when the audit log cannot be written (an error dialog says why)."""
+                      audit: str | None = None, target=None) -> "Operation | None":
+        """Start an engine operation; its events arrive as EngineEvent (at ``target``, a widget of the screen,
+        when given: e.g. the Backup screen's drill panel). ``audit``: the audit log's name for it (None: not
+        recorded). None when the audit log cannot be written (an error dialog says why)."""
         from migration.events import PoolerDetected
 
         self.run_count += 1
         run = self.run_count
+        receiver = target if target is not None else self
 
         def emit(event) -> None:  # called by the engine in the worker thread (post_message is thread-safe)
             if isinstance(event, PoolerDetected):  # what a pooler means for this operation, on every screen
                 self.app.notify(event.text, title="Connection pooler", severity="warning", timeout=30)
-            self.post_message(EngineEvent(event, None if self.app.deterministic else datetime.now(), run))
+            receiver.post_message(EngineEvent(event, None if self.app.deterministic else datetime.now(), run))
 
         if audit is not None and settings is not None:
             emit = self.app.audit_tap(settings, audit, emit)

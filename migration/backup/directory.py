@@ -1,0 +1,178 @@
+"""The files of a directory-format dump followed while pg_dump writes them: their sha256, and the rows of
+every table's data file, on idle CPU, with no extra work for the server.
+
+pg_dump ``--jobs N`` appends to one data file per table (``ID.dat``, ``ID.dat.gz``, …) and reports
+``finished item ID TABLE DATA name`` once it is closed. :class:`DirFollower` reads each data file as
+it grows (like the plain dump's :class:`~.hashing.Follower`): it hashes the bytes and counts the
+lines of the COPY data (decompressing gzip as it goes), up to the end mark ``\\.`` that proves the
+file complete. What is left when pg_dump exits (``toc.dat``, large objects, the tail of the last
+files) is read on every core; the page cache still holds it. A data file it cannot decompress
+(lz4, zstd) is only hashed: its rows are then counted from what pg_restore prints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+
+from ..safe_dirs import list_files, open_file
+from .dumptext import DumpReader
+from .hashing import lower_thread_priority
+
+_CHUNK = 4 << 20
+DATA_FILE = re.compile(r"^(\d+)\.dat(\.gz)?$")  # the data files whose rows are counted here
+UNCOUNTABLE = re.compile(r"^\d+\.dat\.(?!gz$)\w+$")  # lz4, zst: no decompressor in the standard library
+
+
+def sha256_file(dir_fd: int, name: str) -> tuple[int, str]:
+    """(size, sha256) of a file in a directory, read without following links."""
+    followed = Followed(name)
+    fd = open_file(dir_fd, name)
+    try:
+        followed.read(fd, complete=True)
+    finally:
+        os.close(fd)
+    return followed.size, followed.digest.hexdigest()
+
+
+def listing(files: dict[str, tuple[int, str]], prefix: str = "") -> str:
+    """``sha256  prefix/name`` lines, sorted (``sha256sum -c`` reads them); their own sha256 names the whole dump."""
+    return "".join(f"{digest}  {prefix}{name}\n" for name, (_, digest) in sorted(files.items()))
+
+
+class Followed:
+    """One file read as it grows: its sha256 so far, and for a data file its rows so far."""
+
+    def __init__(self, name: str, count: bool = False) -> None:
+        self.name = name
+        self.size = 0
+        self.digest = hashlib.sha256()
+        match = DATA_FILE.match(name) if count else None
+        self.dump_id = match.group(1) if match else None
+        self.reader = DumpReader(in_copy=self.dump_id) if match else None
+        self.inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if match and match.group(2) else None
+        self.done = False
+        self._rows: int | None = None
+
+    def read(self, fd: int, complete: bool = False) -> int:
+        """Read what was appended since last time (everything when ``complete``); the bytes read."""
+        buffer = bytearray(_CHUNK)
+        view = memoryview(buffer)
+        total = 0
+        while n := os.preadv(fd, [buffer], self.size):
+            self.digest.update(view[:n])
+            if self.reader is not None:
+                if self.inflate is not None:
+                    plain = self.inflate.decompress(view[:n])
+                    self.reader.feed(plain, len(plain))
+                else:
+                    self.reader.feed(buffer, n)
+            self.size += n
+            total += n
+            if not complete and total >= 4 * _CHUNK:
+                break  # give the other files their turn
+        if complete:
+            self.done = True
+            if self.reader is not None:
+                if self.inflate is not None:
+                    plain = self.inflate.flush()
+                    self.reader.feed(plain, len(plain))
+                contents = self.reader.finish()
+                self._rows = None if contents.open_block is not None else contents.rows.get(self.dump_id, 0)
+        return total
+
+    @property
+    def rows(self) -> int | None:
+        """The data file's rows, once it was read to its end and its end mark seen (None otherwise)."""
+        return self._rows
+
+
+class DirFollower:
+    """Follows the files of a directory pg_dump is writing (a thread at idle priority); :meth:`finish` completes them."""
+
+    def __init__(self, dir_fd: int, workers: int = 2) -> None:
+        """``dir_fd``: a descriptor of the directory (the follower closes its own duplicate)."""
+        self.fd = os.dup(dir_fd)
+        self.workers = max(1, workers)
+        self.files: dict[str, Followed] = {}
+        self._finished: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="migrate-tui-backup-follow", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def item_finished(self, dump_id: str) -> None:
+        """pg_dump finished the table data item ``dump_id``: its file is complete."""
+        with self._lock:
+            self._finished.add(dump_id)
+
+    def _run(self) -> None:
+        lower_thread_priority()
+        while not self._stop.is_set():
+            if not self._pass() and self._stop.wait(0.05):
+                return
+
+    def _pass(self) -> bool:
+        """One round over the data files; True when something was read."""
+        progressed = False
+        for name in list_files(self.fd):
+            if self._stop.is_set():
+                break
+            match = DATA_FILE.match(name)
+            if match is None:
+                continue
+            followed = self.files.setdefault(name, Followed(name, count=True))
+            if followed.done:
+                continue
+            with self._lock:
+                complete = match.group(1) in self._finished
+            try:
+                fd = open_file(self.fd, name)
+            except OSError:
+                continue
+            try:
+                progressed |= followed.read(fd, complete=complete) > 0
+            finally:
+                os.close(fd)
+        return progressed
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def finish(self) -> dict[str, tuple[int, str]]:
+        """Every file's (size, sha256), the rest read now on every core (pg_dump has exited)."""
+        self.stop()
+        left = []
+        for name in list_files(self.fd):
+            followed = self.files.setdefault(name, Followed(name, count=True))
+            if not followed.done:
+                left.append(followed)
+
+        def complete(followed: Followed) -> None:
+            fd = open_file(self.fd, followed.name)
+            try:
+                followed.read(fd, complete=True)
+            finally:
+                os.close(fd)
+
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="migrate-tui-hash") as pool:
+            list(pool.map(complete, left))
+        return {name: (f.size, f.digest.hexdigest()) for name, f in self.files.items()}
+
+    def rows(self) -> dict[str, int | None]:
+        """Rows per data file's dump id (None: not countable here — compressed with lz4/zstd — or incomplete)."""
+        return {f.dump_id: f.rows for f in self.files.values() if f.dump_id is not None}
+
+    def close(self) -> None:
+        self.stop()
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
