@@ -22,6 +22,7 @@ _wizard_started = False  # console() leaves the interpreter's normal shutdown to
 
 
 def launch_wizard(args: argparse.Namespace) -> int:
+    setup = wizard_setup(args)  # a bad option value is reported first, terminal or not
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         print("Error: the wizard needs an interactive terminal (stdin and stdout are not a TTY).", file=sys.stderr)
         print("  Fix: run headless instead: migrate-tui run --yes  (or migrate-tui run --demo --yes)",
@@ -31,7 +32,7 @@ def launch_wizard(args: argparse.Namespace) -> int:
 
     global _wizard_started
     _wizard_started = True
-    return run_app(*wizard_setup(args))
+    return run_app(*setup)
 
 
 def wizard_setup(args: argparse.Namespace):
@@ -49,7 +50,9 @@ def wizard_setup(args: argparse.Namespace):
 
 
 # What reaches the wizard's operations as OperatorOptions (the audit log goes to the app itself).
-_OPERATION_OPTIONS = ("lock_timeout", "backup_dir", "format", "trust_backup_dir", "retries", "no_table_backup")
+_OPERATION_OPTIONS = ("lock_timeout", "backup_dir", "format", "trust_backup_dir", "retries", "no_table_backup",
+                      "jobs", "compress", "exact", "skip_drill", "skip_rehearsal", "drill", "drill_max_size",
+                      "drill_url")
 
 
 def _given(value) -> bool:
@@ -61,10 +64,10 @@ def _operator_options(args: argparse.Namespace):
     """The options every operation of the wizard uses, from the same command line as the headless ones."""
     if not any(_given(getattr(args, name, None)) for name in _OPERATION_OPTIONS):
         return None  # the defaults: nothing to import before the first frame
-    from .options import backup_options, rollback_options
+    from .options import backup_options, drill_options, rollback_options
     from migration.options import OperatorOptions
 
-    return OperatorOptions(backup=backup_options(args), rollback=rollback_options(args))
+    return OperatorOptions(backup=backup_options(args), rollback=rollback_options(args), drill=drill_options(args))
 
 
 def _wizard_args(argv: list[str]) -> argparse.Namespace | None:
@@ -107,12 +110,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("\nInterrupted; nothing was changed.", file=sys.stderr)
             return 130
         except Exception as exc:  # noqa: BLE001 - never a traceback on the operator's terminal
-            from migration.errors import explain
+            from migration.errors import ConfigError, MigrateError, explain
 
             from .running import print_error
 
-            print_error(explain(exc))
-            return 1
+            print_error(exc.error if isinstance(exc, MigrateError) else explain(exc))
+            return CONFIG_EXIT if isinstance(exc, ConfigError) else 1
     from .main import main as cli_main
 
     return cli_main(argv, wizard=launch_wizard)

@@ -47,7 +47,8 @@ def add_target_options(parser: argparse.ArgumentParser, suppress: bool = True) -
 
 
 # The options of the headless commands that the wizard's operations take too (without a command).
-WIZARD_OPTIONS = ("backup_dir", "format", "trust_backup_dir", "retries", "no_table_backup", "audit_log")
+WIZARD_OPTIONS = ("backup_dir", "format", "trust_backup_dir", "jobs", "compress", "exact", "skip_drill",
+                  "skip_rehearsal", "drill", "drill_max_size", "drill_url", "retries", "no_table_backup", "audit_log")
 
 
 def non_negative(text: str) -> int:
@@ -61,15 +62,32 @@ def non_negative(text: str) -> int:
 
 
 def add_wizard_options(parser: argparse.ArgumentParser, dest_prefix: str = "") -> None:
-    """The headless commands' options, for the wizard's same operations (checklist, backup, rollback, audit).
+    """The headless commands' options, for the wizard's same operations (checklist, backup, drill, rollback, audit).
     ``dest_prefix``: the top-level parser keeps them apart from a command's own options of the same name."""
     group = parser.add_argument_group("wizard options (without a command; each command takes its own)")
     group.add_argument("--backup-dir", dest=dest_prefix + "backup_dir", metavar="DIR", type=Path, default=None,
                        help="where the backup and the rollback's safety copy are written (default: ./backups)")
     group.add_argument("--format", dest=dest_prefix + "format", choices=tuple(FORMATS), default=None,
-                       help="the backup's format: plain SQL (.sql, the guide's) or pg_dump custom (.dump)")
+                       help="the backup's format: plain SQL (.sql, the guide's), pg_dump custom (.dump) or "
+                            "directory (.dir, with --jobs)")
     group.add_argument("--trust-backup-dir", dest=dest_prefix + "trust_backup_dir", action="store_true",
                        help="accept a backup directory that is a system directory or another user's (RISK)")
+    group.add_argument("--jobs", "-j", dest=dest_prefix + "jobs", type=_jobs, metavar="N", default=None,
+                       help="parallel jobs of a directory backup's pg_dump and of the drill's restore")
+    group.add_argument("--compress", dest=dest_prefix + "compress", choices=COMPRESSIONS, default=None,
+                       help="compression of a custom or directory backup")
+    group.add_argument("--exact", dest=dest_prefix + "exact", action="store_true",
+                       help="count the source's rows in the dump's snapshot too (extra reads on the server)")
+    group.add_argument("--skip-drill", dest=dest_prefix + "skip_drill", action="store_true",
+                       help="the Backup screen does not restore the backup on a throwaway copy (RISK)")
+    group.add_argument("--skip-rehearsal", dest=dest_prefix + "skip_rehearsal", action="store_true",
+                       help="drill the backup but do not rehearse the migration on the copy")
+    group.add_argument("--drill", dest=dest_prefix + "drill", action="store_true",
+                       help="drill and rehearse even above --drill-max-size")
+    group.add_argument("--drill-max-size", dest=dest_prefix + "drill_max_size", metavar="SIZE", default=None,
+                       help=f"drill by default only below this size (default {DEFAULT_DRILL_MAX_BYTES // 1024 ** 3}GB)")
+    group.add_argument("--drill-url", dest=dest_prefix + "drill_url", metavar="URL", default=None,
+                       help="drill on this empty scratch database (no password in it: ~/.pgpass or MIGRATE_DRILL_URL)")
     group.add_argument("--retries", dest=dest_prefix + "retries", type=non_negative, metavar="N", default=None,
                        help=f"the rollback's further attempts after a lock timeout (default: {DEFAULT_RETRIES})")
     group.add_argument("--no-table-backup", dest=dest_prefix + "no_table_backup", action="store_true",

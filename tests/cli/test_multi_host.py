@@ -70,7 +70,8 @@ def test_every_command_works_through_a_host_list(db, tmp_path):
     text = (tmp_path / "migrate-tui.log").read_text()
     assert CANARY not in text
     entries = [json.loads(line) for line in text.splitlines()]
-    assert {e["operation"] for e in entries} == {"check", "backup", "migrate", "rollback", "restore"}
+    assert {e["operation"] for e in entries} == {"check", "backup", "drill", "rehearse", "migrate", "rollback",
+                                                 "restore"}
     finals = [e for e in entries if e["event"].endswith("Finished")]
     for entry in finals:  # once connected, the target names the server that answered
         assert entry["target"] == f"postgresql://app_user:****@{host}:{port}/{db.name}", entry

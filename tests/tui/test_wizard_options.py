@@ -42,11 +42,31 @@ def wizard(argv: list[str], db, monkeypatch):
     (["--retries", "0"], ("rollback", "retries"), 0),
     (["--no-table-backup"], ("rollback", "table_backup"), False),
     (["--lock-timeout", "300"], ("rollback", "lock_timeout_ms"), 300),
+    (["--format", "directory"], ("backup", "fmt"), "directory"),
+    (["--format", "directory", "--jobs", "3"], ("backup", "jobs"), 3),
+    (["--jobs", "3"], ("drill", "jobs"), 3),
+    (["--compress", "gzip"], ("backup", "compress"), "gzip"),
+    (["--exact"], ("backup", "exact"), True),
+    (["--exact"], ("drill", "exact"), True),
+    (["--skip-drill"], ("drill", "enabled"), False),
+    (["--drill"], ("drill", "enabled"), True),
+    (["--skip-rehearsal"], ("drill", "rehearse"), False),
+    (["--drill-max-size", "2GB"], ("drill", "max_bytes"), 2 * 1024 ** 3),
+    (["--drill-url", "postgresql://scratch@127.0.0.1:5999/empty"], ("drill", "drill_url"),
+     "postgresql://scratch@127.0.0.1:5999/empty"),
 ])
 def test_each_option_becomes_the_operations_option(argv, where, value):
     args = _wizard_args(["--demo", *argv])
     _, options, _ = wizard_setup(args)
     assert getattr(getattr(options, where[0]), where[1]) == value
+
+
+def test_a_password_in_drill_url_is_refused_before_the_wizard_starts(capsys):
+    from headless.entry import main
+
+    code = main(["--drill-url", "postgresql://scratch:Sekret-77@127.0.0.1:5999/empty"])
+    err = capsys.readouterr().err
+    assert code == 78 and "--drill-url has a password in it" in err and "Fix:" in err and "Sekret-77" not in err
 
 
 def test_the_audit_log_option_reaches_the_app(tmp_path):

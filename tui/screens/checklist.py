@@ -152,7 +152,8 @@ class ChecklistScreen(WizardScreen):
         from migration.preflight import Preflight, run_checks
 
         options = self.options or self.app.options.backup
-        return Preflight(self.settings, emit, options=options, checks=self._checks or run_checks)
+        return Preflight(self.settings, emit, options=options, checks=self._checks or run_checks,
+                         drill=self.app.options.drill)
 
     def worker_failed(self, worker) -> None:
         if worker.group == "operation":
