@@ -135,12 +135,15 @@ def test_every_operation_is_in_the_audit_log(db18, tmp_path, canary):
     text = log.read_text(encoding="utf-8")
     assert canary not in text
     entries = [json.loads(line) for line in text.splitlines()]
-    assert {"check", "backup", "migrate", "rollback"} == {e["operation"] for e in entries}
+    # run --yes drills the backup and rehearses the migration on the copy first (by default at this size)
+    assert {"check", "backup", "drill", "rehearse", "migrate", "rollback"} == {e["operation"] for e in entries}
     assert not any(e["event"].endswith("Progress") for e in entries)
     finals = {e["operation"]: e for e in entries
               if e["event"] in ("ChecklistFinished", "BackupFinished", "RunFinished", "RollbackFinished")}
     assert finals["check"]["outcome"] == "success"
     assert finals["migrate"]["outcome"] == "success" and finals["rollback"]["outcome"] == "success"
+    drilled = [e for e in entries if e["event"] in ("DrillFinished", "RehearsalFinished")]
+    assert [e["outcome"] for e in drilled] == ["success", "success"], drilled
     backups = [e for e in entries if e["operation"] == "backup" and e["event"] == "BackupFinished"]
     assert len(backups) == 2  # `backup`, and the one `run --yes` takes first
     for entry in backups:

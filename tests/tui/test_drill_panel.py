@@ -95,12 +95,12 @@ async def test_escape_cancels_the_drill_then_x_skips_it_knowingly(db18, settings
         await wait_until(pilot, lambda: "Restoring" in str(screen.query_one("#drill-status").content)
                          or "Database" in str(screen.query_one("#drill-status").content), "the restore", 1200)
         assert list(private.glob("migrate-tui-drill-*")), "the throwaway server should be there"
-        assert screen.check_action("continue", ()) is None  # not while the drill runs
+        assert not screen.check_action("continue", ())  # not while the drill runs
         await pilot.press("escape")
         await wait_until(pilot, lambda: proof(screen).state == "cancelled", "the cancel", 1200)
         await settle(app, pilot)
         assert list(private.glob("migrate-tui-drill-*")) == []
-        assert screen.check_action("continue", ()) is None and isinstance(app.screen, BackupScreen)
+        assert not screen.check_action("continue", ()) and isinstance(app.screen, BackupScreen)
         await pilot.press("x")
         await settle(app, pilot)
         assert isinstance(app.screen, ConfirmDialog)
@@ -128,7 +128,7 @@ async def test_a_failing_drill_blocks_continue_with_its_error(db18, settings_for
         assert proof(screen).state == "failed"
         text = str(screen.query_one("#drill-result").content)
         assert "The backup does not restore" in text and "Fix:" in text and "placed_x_check" in text
-        assert screen.check_action("continue", ()) is None
+        assert not screen.check_action("continue", ())
         assert screen.check_action("drill", ()) and screen.check_action("skip_proof", ())
         await pilot.press("enter")
         await settle(app, pilot)

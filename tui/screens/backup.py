@@ -219,9 +219,10 @@ class BackupScreen(WizardScreen):
         self.query_one("#skip").display = not done_ok
         for line in self.query("#backup-panel CopyLine").results(CopyLine):
             line.display = done_ok
-        focus = "#continue" if self.may_continue else ("#cancel" if self.busy else (None if done_ok else "#retry"))
-        if focus is not None:
-            self.query_one(focus, Button).focus()
+        # While the drill has not passed, the body (Enter does nothing there; d, x and Esc say what does).
+        focus = "#continue" if self.may_continue else ("#cancel" if self.busy else (
+            "#backup-body" if done_ok else "#retry"))
+        self.query_one(focus).focus()
         self.refresh_bindings()
 
     # -- actions ----------------------------------------------------------------------------

@@ -69,8 +69,8 @@ class ProofPanels(Vertical):
         return self._options if self._options is not None else self.app.options.drill
 
     def compose(self) -> ComposeResult:
-        yield Static("Restore drill: does this backup restore? (a throwaway copy; production is not touched)",
-                     classes="proof-title", markup=False)
+        yield Static("Restore drill: does the backup restore? (on a throwaway copy)", classes="proof-title",
+                     markup=False)
         yield Static("", id="drill-status", markup=False)
         yield ProgressBar(total=100, show_eta=False, id="drill-progress")
         yield Static("", id="drill-table", markup=False)
@@ -101,13 +101,13 @@ class ProofPanels(Vertical):
         self.add_class("-shown")
         options = self.options
         if options.enabled is False:
-            self._set("skipped", knowingly=True)
+            self._set("skipped", knowingly=True, follow=False)  # the backup's path stays in view
             self._show_skip("Skipped (--skip-drill)", DRILL_RISK)
             self._record_skip("drill", "--skip-drill", DRILL_RISK)
         elif not options.wanted(self.database_bytes):
             from migration.backup import human_bytes
 
-            self._set("off")
+            self._set("off", follow=False)
             self._show_skip(f"Not run by default: the database is {human_bytes(self.database_bytes)}, above the drill "
                             f"size limit {human_bytes(options.max_bytes)}. Press d to run it.", DRILL_RISK)
         else:
@@ -296,16 +296,18 @@ class ProofPanels(Vertical):
             return ""
         return f" ({elapsed_ms:.1f} ms)" if ms else f" ({elapsed_ms / 1000:.1f} s)"
 
-    def _set(self, state: str, knowingly: bool = False) -> None:
+    def _set(self, state: str, knowingly: bool = False, follow: bool = True) -> None:
         self.state = state
         self.skipped_knowingly = knowingly
         self.post_message(self.Changed())
-        self._follow()
+        if follow:
+            self._follow()
 
     def _reset(self) -> None:
         self._lines, self._checks, self._steps = [], [], []
         self.drill_result = self.rehearsal_result = None
         self.query_one("#drill-progress", ProgressBar).update(progress=0)
+        self._show_drill_parts(True)
         for selector in ("#drill-table", "#drill-result", "#rehearsal-steps", "#rehearsal-result"):
             box = self.query_one(selector, Static)
             box.update("")
@@ -330,7 +332,15 @@ class ProofPanels(Vertical):
             rows.append(f"{c.table.ljust(width)}  {c.rows_backup:>10,}  {restored:>10}  {'✓' if c.ok else '✗'}")
         self.query_one("#drill-table", Static).update("\n".join(rows))
 
+    def _show_drill_parts(self, shown: bool) -> None:
+        """The progress bar and the rehearsal's lines: only once a drill has run (not for a skipped one)."""
+        for selector in ("#drill-status", "#drill-progress", "#drill-table", "#rehearsal-title", "#rehearsal-steps",
+                         "#rehearsal-result"):
+            self.query_one(selector).display = shown
+
     def _show_skip(self, what: str, risk: str, rehearsal: bool = False) -> None:
+        if not rehearsal and self.drill_result is None:
+            self._show_drill_parts(False)  # nothing was restored: no bar at 0%, no rehearsal to speak of
         box = self.query_one("#rehearsal-result" if rehearsal else "#drill-result", Static)
         box.update(f"⚠ {what}\nRisk: {risk}")
         box.set_classes("proof-result -warning")
