@@ -75,3 +75,18 @@ def drop_column(db, column: str = "metadata") -> None:
     """A database_backups table that lacks a column (the guide's 'different structure')."""
     migrate(db)
     db.execute(f'ALTER TABLE public.database_backups DROP COLUMN "{column}"')
+
+
+def summary_rows(output: str, action: str = "run") -> dict[str, dict[str, str]]:
+    """The summary table: {target: {wave, outcome, duration, backup, message}}."""
+    import re
+
+    lines = output.splitlines()
+    start = lines.index(f"Fleet {action} summary") + 2  # the title, then the header
+    rows = {}
+    for line in lines[start:]:
+        if not line.strip():
+            break
+        cells = re.split(r"\s{2,}", line.strip())
+        rows[cells[0]] = dict(zip(("wave", "outcome", "duration", "backup", "message"), cells[1:]))
+    return rows
