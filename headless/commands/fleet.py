@@ -62,6 +62,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument("--shard-count", type=_positive, metavar="N", default=None,
                         help="with $JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) as K: run shard K of N")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON (nothing else on stdout)")
+    parser.add_argument("--lock-wait", type=float, metavar="SECONDS", default=None,
+                        help="how long each target waits for another running migration (overrides the file's "
+                             "lock_wait; default 10)")
     add_audit_option(parser)
     add_backup_location(parser)
     add_dump_options(parser)
@@ -79,7 +82,7 @@ def handle(args: argparse.Namespace) -> int:
                               f"Pass --yes to run non-interactively, e.g. migrate-tui fleet {args.file} "
                               f"{args.action} --yes")
         shard = parse_shard(args.shard, args.shard_count, os.environ)
-        fleet = read_fleet(args.file)
+        fleet = read_fleet(args.file, lock_wait=args.lock_wait)
         if args.only:
             fleet = fleet.only(args.only)
         if shard is not None:

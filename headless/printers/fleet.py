@@ -78,7 +78,7 @@ class FleetPrinter:
     def summary(self, result: FleetFinished, order: list[str]) -> None:
         """The table, in the fleet file's order."""
         rows = [(r.target, r.wave, word(r.outcome), f"{r.elapsed_ms / 1000:.1f} s", r.backup_path or "-",
-                 _short(r.message)) for r in result.results]
+                 _short(_why(r))) for r in result.results]
         rows += [(s.target, s.wave, "skipped", "-", "-", _short(s.reason)) for s in result.skipped]
         position = {name: i for i, name in enumerate(order)}
         rows.sort(key=lambda row: position.get(row[0], 0))
@@ -93,6 +93,13 @@ class FleetPrinter:
         if result.error is not None:
             for text in result.error.lines():
                 self.line(text)
+
+
+def _why(result: TargetFinished) -> str:
+    """The table's message: what went wrong for a failure (the error), else how it ended."""
+    if result.outcome in (Outcome.FAILED, Outcome.BUSY) and result.error is not None:
+        return result.error.message
+    return result.message
 
 
 def _short(text: str) -> str:

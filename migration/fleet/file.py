@@ -6,6 +6,7 @@
     schema = "public"
     drill = false          # no restore drill / rehearsal (fleets of tiny databases)
     lock_wait = 10         # seconds to wait for another running migration (then: busy)
+    lock_timeout = 5000    # ms: the migration's SET LOCAL lock_timeout (as --lock-timeout)
 
     [[target]]
     name = "staging"                      # letters, digits, '.', '_', '-': also its backup directory's name
@@ -48,7 +49,7 @@ else:  # pragma: no cover - Python 3.10
 _LIMIT = 1 << 20
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 TOP_KEYS = ("defaults", "target")
-DEFAULT_KEYS = ("schema", "wave", "drill", "lock_wait")
+DEFAULT_KEYS = ("schema", "wave", "drill", "lock_wait", "lock_timeout")
 TARGET_KEYS = ("name", "url", "url_env") + DEFAULT_KEYS
 DEFAULT_WAVE = "default"
 _PASSWORD_KEYS = ("password", "passwd", "pass", "pgpassword")
@@ -103,8 +104,10 @@ class FleetFileError(ConfigError):
                          "Fix each problem listed above (see README.md, Fleets), then run again.")
 
 
-def read_fleet(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Fleet:
-    """The checked fleet; raises ConfigError (one problem with the file itself) or FleetFileError (all of them)."""
+def read_fleet(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None, *,
+               lock_wait: float | None = None) -> Fleet:
+    """The checked fleet; raises ConfigError (one problem with the file itself) or FleetFileError (all of them).
+    ``lock_wait``: the command line's ``--lock-wait``: it overrides the file's ``lock_wait`` for every target."""
     path = Path(path)
     env = os.environ if environ is None else environ
     text = _read_own_file(path)
@@ -134,6 +137,8 @@ def read_fleet(path: str | os.PathLike[str], environ: Mapping[str, str] | None =
     targets: list[FleetTarget] = []
     names: dict[str, int] = {}
     for number, entry in enumerate(entries, 1):
+        if lock_wait is not None:
+            entry = {**entry, "lock_wait": lock_wait}
         target = _target(number, entry, defaults, env, names, problems)
         if target is not None:
             targets.append(target)
@@ -180,13 +185,18 @@ def _target(number: int, entry: dict[str, Any], defaults: dict[str, Any], env: M
     if drill is not None and not isinstance(drill, bool):
         problems.append(f"{label}: 'drill' must be true or false")
     lock_wait = value.get("lock_wait", DEFAULT_LOCK_WAIT_S)
-    if isinstance(lock_wait, bool) or not isinstance(lock_wait, (int, float)):
-        problems.append(f"{label}: 'lock_wait' must be a number of seconds")
+    if isinstance(lock_wait, bool) or not isinstance(lock_wait, (int, float)) or not 0 <= lock_wait <= 86_400:
+        problems.append(f"{label}: 'lock_wait' must be a number of seconds (0 to 86400)")
         lock_wait = DEFAULT_LOCK_WAIT_S
+    lock_timeout = value.get("lock_timeout")
+    if lock_timeout is not None and (isinstance(lock_timeout, bool) or not isinstance(lock_timeout, int)):
+        problems.append(f"{label}: 'lock_timeout' must be a whole number of milliseconds")
+        usable = False
     if not usable:
         return None
     try:
-        settings = load_settings(environ=env, database_url=url, schema=schema, lock_wait_s=float(lock_wait))
+        settings = load_settings(environ=env, database_url=url, schema=schema, lock_wait_s=float(lock_wait),
+                                 lock_timeout_ms=lock_timeout)
     except ConfigError as exc:
         problems.append(f"{label}: {exc.error.message}")
         return None
