@@ -40,6 +40,9 @@ class FleetPrinter:
         print(redact(text, self.secrets), file=sys.stderr if err else self.out, flush=True)
 
     def __call__(self, event) -> None:
+        if isinstance(event, TargetEvent) and isinstance(event.event, DrillSkipped):
+            self._skipped(event.target, event.event)
+            return
         if self.quiet:
             return
         if isinstance(event, WaveStarted):
@@ -61,14 +64,19 @@ class FleetPrinter:
         elif isinstance(event, TargetSkipped):
             self.line(f"[{event.target}] ⏭  skipped: {event.reason}")
 
-    def _step(self, name: str, event) -> None:
-        if isinstance(event, DrillSkipped):
-            for text in (f"[{name}] ⚠️  DRILL AND REHEARSAL SKIPPED ({event.reason}).", f"   Risk: {event.risk}."):
+    def _skipped(self, name: str, event: DrillSkipped) -> None:
+        """Loudly, as `run` says it: on stdout (unless --json) and on stderr."""
+        for text in (f"[{name}] ⚠️  DRILL AND REHEARSAL SKIPPED ({event.reason}).", f"   Risk: {event.risk}."):
+            if not self.quiet:
                 self.line(text)
-        elif isinstance(event, ChecklistFinished) and event.ok:
+            self.line(text, err=True)
+
+    def _step(self, name: str, event) -> None:
+        if isinstance(event, ChecklistFinished) and event.ok and self.action != "check":
             self.line(f"[{name}]   ✓ checklist: {event.message}")
         elif isinstance(event, BackupFinished) and event.ok:
-            self.line(f"[{name}]   ✓ backup: {event.path} ({human_bytes(event.size)}, sha256 {str(event.sha256)[:12]}…)")
+            size = human_bytes(event.size)
+            self.line(f"[{name}]   ✓ backup: {event.path} ({size}, sha256 {str(event.sha256)[:12]}…)")
         elif isinstance(event, (DrillFinished, RehearsalFinished)) and event.ok:
             what = "drill" if isinstance(event, DrillFinished) else "rehearsal"
             self.line(f"[{name}]   ✓ {what}: {event.message}")

@@ -197,8 +197,9 @@ def _target(number: int, entry: dict[str, Any], defaults: dict[str, Any], env: M
     try:
         settings = load_settings(environ=env, database_url=url, schema=schema, lock_wait_s=float(lock_wait),
                                  lock_timeout_ms=lock_timeout)
-    except ConfigError as exc:
-        problems.append(f"{label}: {exc.error.message}")
+    except ConfigError as exc:  # its words name DATABASE_URL: here the URL came from the file or a variable
+        source = entry["url_env"] if "url_env" in entry else "its url"
+        problems.append(f"{label}: {exc.error.message.replace('DATABASE_URL', source)}")
         return None
     return FleetTarget(str(name), str(wave), settings, drill if isinstance(drill, bool) else None)
 

@@ -136,3 +136,20 @@ def test_a_good_file_is_read_with_its_waves_defaults_and_host_lists(tmp_path):
     assert [t.drill for t in fleet.targets] == [False, True, False, False]
     assert fleet.targets[2].settings.schema == "tenant" and fleet.targets[0].settings.lock_wait_s == 2
     assert CANARY in fleet.secrets() and all(CANARY not in t.masked_url for t in fleet.targets)
+
+
+def test_only_and_a_bad_url_in_a_variable(tmp_path):
+    path = write_fleet(tmp_path / "fleet.toml", [target("a", "w"), target("b", "w"), target("c", "w2")])
+    environ = {env_var("a"): URL.format(pw=CANARY), env_var("b"): URL.format(pw=CANARY).replace("/app", "/b"),
+               env_var("c"): URL.format(pw=CANARY).replace("/app", "/c")}
+    fleet = read_fleet(path, environ=environ)
+    assert [t.name for t in fleet.only(["c", "a"]).targets] == ["a", "c"]  # the file's order
+    with pytest.raises(ConfigError, match="--only names no target") as caught:
+        fleet.only(["a", "nope"])
+    assert "a, b, c" in caught.value.error.hint
+    environ[env_var("b")] = f"mysql://root:{CANARY}@h/db"
+    with pytest.raises(FleetFileError) as bad:
+        read_fleet(path, environ=environ)
+    assert [p.split(":")[0] for p in bad.value.problems] == ["target 'b'"]
+    assert env_var("b") in bad.value.problems[0] and "DATABASE_URL" not in bad.value.problems[0]
+    assert CANARY not in bad.value.problems[0]
