@@ -166,16 +166,17 @@ class AuditLog:
                 self.write_errors.append(reason)
 
     def record(self, settings: Settings | None, operation: str, event: str, run_id: str | None = None,
-               **fields: Any) -> None:
+               target_name: str | None = None, **fields: Any) -> None:
         """One line not tied to an engine event (e.g. 'refused: needs --cascade')."""
         data = to_jsonable(fields)
-        entry = self._base(settings, operation, run_id or uuid.uuid4().hex[:12])
+        entry = self._base(settings, operation, run_id or uuid.uuid4().hex[:12], target_name)
         entry.update(event=event, **_summary(data), data=data)
         self.write(entry, settings.secrets() if settings else ())
 
-    def tap(self, settings: Settings, operation: str, emit: Callable[[Any], None] | None = None
-            ) -> Callable[[Any], None]:
-        """An event callback that records each event, then calls ``emit`` (if any).
+    def tap(self, settings: Settings, operation: str, emit: Callable[[Any], None] | None = None,
+            target_name: str | None = None) -> Callable[[Any], None]:
+        """An event callback that records each event, then calls ``emit`` (if any). ``target_name``: the
+        fleet target the operation serves (each line then carries it, for ``migrate-tui log --target``).
 
         Progress ticks are not recorded; repeated lock-wait refreshes only when the blocking
         sessions change."""
@@ -196,7 +197,7 @@ class AuditLog:
                     key = (data.get("attempt"), tuple(b.get("pid") for b in data.get("blockers", [])))
                     skip, last_wait[0] = key == last_wait[0], key
                 if not skip:
-                    entry = self._base(settings, operation, run_id)
+                    entry = self._base(settings, operation, run_id, target_name)
                     entry.update(event=name, **_summary(data), data=data)
                     self.write(entry, secrets)
             except Exception as exc:  # the log never breaks the operation it records
@@ -207,7 +208,8 @@ class AuditLog:
         return handler
 
     @staticmethod
-    def _base(settings: Settings | None, operation: str, run_id: str) -> dict[str, Any]:
+    def _base(settings: Settings | None, operation: str, run_id: str, target_name: str | None = None
+              ) -> dict[str, Any]:
         from . import connected
         from .version import version
 
@@ -221,6 +223,8 @@ class AuditLog:
             "operation": operation,
             "run": run_id,
         }
+        if target_name is not None:
+            entry["target_name"] = target_name
         server = connected.server(settings.database_url) if settings else None
         if server is not None:
             entry["server"] = connected.describe(*server)
@@ -290,5 +294,7 @@ def describe(entry: dict[str, Any]) -> str:
     if entry.get("duration_ms") is not None:
         parts.append(f"{entry['duration_ms']:.0f} ms")
     parts.extend(details(entry))
+    if entry.get("target_name"):
+        parts.append(f"[{entry['target_name']}]")
     parts.append(f"by {entry.get('operator', '?')} on {entry.get('target', '?')}")
     return "  ".join(parts)

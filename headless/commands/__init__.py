@@ -3,4 +3,5 @@
 To add a command, write its module here and list it in COMMANDS.
 """
 
-COMMANDS = ("run", "sql", "rollback", "log", "check", "backup", "drill", "rehearse", "verify", "cron-secret")
+COMMANDS = ("run", "sql", "rollback", "log", "check", "backup", "drill", "rehearse", "verify", "cron-secret",
+            "fleet")
