@@ -61,6 +61,8 @@ class Shop:
 
     def drop(self) -> None:
         self.server.drop_database(DATABASE)
+        with self.server.admin() as conn:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(ROLE)))
 
     @property
     def url(self) -> str:
