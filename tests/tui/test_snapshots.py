@@ -1,10 +1,10 @@
 """Snapshot tests (pytest-textual-snapshot) of every screen, with deterministic content.
 
 The apps here replay events recorded from real engine runs (tests/tui/recorded/: the Target
-overviews, the migrations — the cancelled one included —, the verifications and the rollback) with
-``deterministic=True`` (no clocks, timings or spinner frames), so the pictures only change when the
-UI or the engine does; tests/tui/test_recorded_events.py proves the recording is what the engine
-emits now. Update after an intended change with ``pytest tests/tui/test_snapshots.py
+overviews, the unreachable one included; the migrations, the cancelled one included; the
+verifications and the rollback) with ``deterministic=True`` (no clocks, timings or spinner frames),
+so the pictures only change when the UI or the engine does; tests/tui/test_recorded_events.py
+proves the recording is what the engine emits now. Update after an intended change with ``pytest tests/tui/test_snapshots.py
 --snapshot-update`` and review the SVGs.
 """
 
@@ -12,22 +12,17 @@ from __future__ import annotations
 
 import pytest
 from conftest import settle, wait_until, wizard_source
-from fakes import fixed_settings, unreachable
+from fakes import fixed_settings
 from recorded import Replay, describe, events
 
-from migration.errors import OperatorError
 from tui.app import MigrateApp
 
-UNREACHABLE = OperatorError(
-    "Connection to server failed at db.internal.example (10.0.0.5), port 5432: connection refused.",
-    "Is the server running on that host and accepting TCP/IP connections? Verify DATABASE_URL is correct, check "
-    "network connectivity, and ensure the database server is running.")
 SIZES = pytest.mark.parametrize("size", [(80, 24), (100, 30)], ids=["80x24", "100x30"])
 
 
 def wizard(overview="overview-absent", events="migration-success", **kwargs) -> MigrateApp:
     """The wizard over a recorded Target overview, replaying a recorded migration."""
-    return MigrateApp(settings=fixed_settings(), describe=kwargs.pop("describe", None) or describe(overview),
+    return MigrateApp(settings=fixed_settings(), describe=describe(overview),
                       migration_factory=Replay.of(events), deterministic=True, **kwargs)
 
 
@@ -58,7 +53,7 @@ def test_target_at_200x50(snap_compare):
 
 
 def test_target_unreachable(snap_compare):
-    assert snap_compare(wizard(describe=unreachable(UNREACHABLE)), run_before=keys(), terminal_size=(80, 24))
+    assert snap_compare(wizard("overview-unreachable"), run_before=keys(), terminal_size=(80, 24))
 
 
 def test_target_light_theme(snap_compare):

@@ -18,6 +18,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
+from urllib.parse import urlsplit
 
 HERE = Path(__file__).resolve().parent
 FIXTURE = HERE / "events.json"
@@ -67,6 +68,10 @@ class Shop:
     @property
     def url(self) -> str:
         return self.server.url(DATABASE, ROLE, CANARY)
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port
 
     def connect(self, admin: bool = False, **kwargs) -> psycopg.Connection:
         return self.server.admin(DATABASE) if admin else psycopg.connect(self.url, autocommit=True, **kwargs)
@@ -145,6 +150,7 @@ def scenarios(shop: Shop) -> Iterator[tuple[str, Any]]:
     from migration.preflight import Preflight
     from migration.rollback.drop import Rollback
     from migration.runner import Migration
+    from migration.settings import load_settings
     from migration.verify import Verify
 
     s = settings(shop)
@@ -160,6 +166,10 @@ def scenarios(shop: Shop) -> Iterator[tuple[str, Any]]:
         return {"events": normalize([describe_target(s)])}
 
     yield "overview-absent", overview()
+    from migration.pgserver import free_port
+
+    closed = load_settings(database_url=shop.url.replace(f":{shop.port}/", f":{free_port()}/"), environ={})
+    yield "overview-unreachable", {"events": normalize([describe_target(closed)])}  # nothing listens there
     shop.admin("ALTER SCHEMA public OWNER TO postgres", "REVOKE CREATE ON SCHEMA public FROM PUBLIC")
     yield "checklist-failure", checklist()
     shop.admin("ALTER SCHEMA public OWNER TO shop_app")

@@ -39,7 +39,7 @@ VOLATILE_FIELDS: dict[str, tuple[Any, str]] = {
 SERVER_TIME = VOLATILE_FIELDS["server_time"][0]
 # Each entry: a pattern found inside strings, its fixed replacement, and why it differs by run.
 VOLATILE_TEXT: list[tuple[str, str, str]] = [
-    (r"127\.0\.0\.1:\d+", "db.internal.example:5432",
+    (r"127\.0\.0\.1(:|, port )\d+", r"db.internal.example\g<1>5432",
      "the throwaway server's address (a free port) inside messages and URLs: the snapshots' target address"),
     (r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", SERVER_TIME, "the server's clock inside messages"),
     (r"(\d{8}T\d{6}Z|\d{8}_\d{6})(_\d+)?", "20260115T103025Z",
