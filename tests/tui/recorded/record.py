@@ -88,8 +88,9 @@ class Shop:
 
     def waiting(self, application_name: str) -> bool:
         with self.connect(admin=True) as conn:
-            return bool(conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s "
-                                     "AND wait_event_type = 'Lock'", (application_name,)).fetchone()[0])
+            return bool(conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                     "AND application_name LIKE %s AND wait_event_type = 'Lock'",
+                                     (application_name,)).fetchone()[0])
 
     @contextmanager
     def held(self, statement: str, admin: bool = True, application_name: str = "") -> Iterator[None]:
@@ -106,10 +107,10 @@ class Shop:
                 conn.execute("ROLLBACK")
 
 
-def settings(shop: Shop, **overrides):
+def settings(shop: Shop):
     from migration.settings import load_settings
 
-    return load_settings(database_url=shop.url, environ={}, **overrides)
+    return load_settings(database_url=shop.url, environ={})
 
 
 def until(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> None:
@@ -147,6 +148,7 @@ def scenarios(shop: Shop) -> Iterator[tuple[str, Any]]:
     from migration.backup.dump import Backup
     from migration.options import BackupOptions, RollbackOptions
     from migration.overview import describe_target
+    from migration.pgserver import free_port
     from migration.preflight import Preflight
     from migration.rollback.drop import Rollback
     from migration.runner import Migration
@@ -159,15 +161,13 @@ def scenarios(shop: Shop) -> Iterator[tuple[str, Any]]:
     def checklist() -> dict:
         return {"events": normalize(events_of(lambda emit: Preflight(s, emit, options=options)))}
 
-    def migration(**overrides) -> dict:
-        return {"events": normalize(events_of(lambda emit: Migration(settings(shop, **overrides), emit)))}
+    def migration() -> dict:
+        return {"events": normalize(events_of(lambda emit: Migration(s, emit)))}
 
     def overview() -> dict:
         return {"events": normalize([describe_target(s)])}
 
     yield "overview-absent", overview()
-    from migration.pgserver import free_port
-
     closed = load_settings(database_url=shop.url.replace(f":{shop.port}/", f":{free_port()}/"), environ={})
     yield "overview-unreachable", {"events": normalize([describe_target(closed)])}  # nothing listens there
     shop.admin("ALTER SCHEMA public OWNER TO postgres", "REVOKE CREATE ON SCHEMA public FROM PUBLIC")
