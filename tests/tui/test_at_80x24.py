@@ -14,7 +14,8 @@ import re
 
 import pytest
 from conftest import flat, make_app, screen_text, settle, target_ready, wait_until, widget_text
-from fakes import Replay, describe_with, fixed_settings, running_events, success_events
+from fakes import fixed_settings
+from recorded import Replay, describe
 from textual.app import App
 from textual.widgets import Button, DataTable, Footer, Input
 
@@ -30,9 +31,9 @@ from tui.widgets.step_panel import StepPanel
 SIZE = (80, 24)
 
 
-def wizard(events=success_events, **kwargs) -> MigrateApp:
-    return MigrateApp(settings=fixed_settings(), describe=describe_with(), migration_factory=Replay.of(events),
-                      deterministic=True, **kwargs)
+def wizard(events="migration-success", **kwargs) -> MigrateApp:
+    return MigrateApp(settings=fixed_settings(), describe=describe("overview-absent"),
+                      migration_factory=Replay.of(events), deterministic=True, **kwargs)
 
 
 async def press(app, pilot, *keys: str) -> None:
@@ -162,12 +163,13 @@ def test_copy_lines_are_one_line_and_keep_the_file_name(width):
 # -- 4. Footers, button bars, Back/Cancel ------------------------------------------------------------------------
 async def test_every_screen_of_a_run_fits_80_columns_with_one_back_or_cancel():
     replays = []
+    cancelled = Replay.of("migration-cancelled", pause=True)  # waits in Table Creation until cancelled
 
     def factory(settings, emit):
-        replays.append(Replay(settings, emit, running_events))
+        replays.append(cancelled(settings, emit))
         return replays[-1]
 
-    app = MigrateApp(settings=fixed_settings(), describe=describe_with(), migration_factory=factory,
+    app = MigrateApp(settings=fixed_settings(), describe=describe("overview-absent"), migration_factory=factory,
                      deterministic=True)
     try:
         async with app.run_test(size=SIZE) as pilot:

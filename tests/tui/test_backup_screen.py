@@ -1,21 +1,20 @@
 """The Backup screen: Pilot on real PostgreSQL 18 (cancel mid-dump, a failing dump then a confirmed skip)
-and snapshots over replayed, deterministic backup events."""
+and snapshots replaying backups recorded from real runs (tests/tui/recorded/: a verified one, and one
+cancelled while pg_dump waited on another session's lock)."""
 
 from __future__ import annotations
 
 import contextlib
-import threading
 from pathlib import Path
 
 import pytest
 from conftest import assert_no_secret, flat, make_app, screen_text, settle, target_ready, wait_until
 from engine.engine_support import wait_until as wait_for
-from fakes import describe_with, fixed_settings
+from fakes import fixed_settings
+from recorded import Replay, describe
 
-from migration.events import BackupFinished, BackupProgress, BackupStarted, BackupVerifying
 from migration.events import Outcome
 from migration.options import BackupOptions, DrillOptions
-from migration.pgtools import PgTool
 from tui.app import MigrateApp
 from tui.screens.backup import BackupScreen
 from tui.dialogs.confirm import ConfirmDialog
@@ -127,58 +126,31 @@ async def test_failed_backup_explains_and_skip_needs_confirmation(db18, settings
     assert list((tmp_path / "b").iterdir()) == []
 
 
-# --- snapshots over replayed events ----------------------------------------------------------------
-
-TOOL = PgTool("pg_dump", Path("/usr/lib/postgresql/18/bin/pg_dump"), "18.6", 18, "system")
-FILE = "backups/backup_before_migration_20260115_103025.sql"
-SHA = "3f0a" * 16
-
-
-class ReplayedBackup:
-    """Emits a fixed backup; ``finish=False`` stays at 42 % until cancelled."""
-
-    def __init__(self, settings, emit, finish: bool) -> None:
-        self.emit, self.finish = emit, finish
-        self._cancel = threading.Event()
-
-    def run(self) -> BackupFinished:
-        self.emit(BackupStarted(FILE, "plain", 12, "shop", 1_395_864_371, "PostgreSQL 18.6", TOOL))
-        self.emit(BackupProgress(5, 12, "public.orders", 301_989_888, 0.42, 12.0, 16.5))
-        if not self.finish:
-            self._cancel.wait(60)
-            result = BackupFinished(Outcome.CANCELLED, "Backup cancelled; the partial file was deleted")
-        else:
-            self.emit(BackupProgress(12, 12, None, 734_003_200, 1.0, 27.0, 0.0))
-            self.emit(BackupVerifying(FILE, "end-of-dump marker"))
-            result = BackupFinished(Outcome.SUCCESS, "Backup written and verified", None, 27_300.0, FILE, 734_003_200,
-                                    SHA, FILE + ".manifest.json", 27.0, 0.3)
-        self.emit(result)
-        return result
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
+# --- snapshots over recorded events ---------------------------------------------------------------
 
 def backup_app(finish: bool, press: tuple[str, ...] = ()):
-    app = MigrateApp(settings=fixed_settings(), describe=describe_with(), deterministic=True, preflight=True)
-    replays: list[ReplayedBackup] = []
+    app = MigrateApp(settings=fixed_settings(), describe=describe("overview-absent"), deterministic=True,
+                     preflight=True)
+    replays: list[Replay] = []
+    # Not finishing: the cancelled backup, paused where pg_dump waited on the lock until cancelled.
+    recorded = Replay.of("backup-verified") if finish else Replay.of("backup-cancelled", pause=True)
 
     def factory(settings, emit):
-        replays.append(ReplayedBackup(settings, emit, finish))
+        replays.append(recorded(settings, emit))
         return replays[-1]
 
     async def run_before(pilot):
         await settle(pilot.app, pilot)
         for step in ("target", "checklist"):
             pilot.app.journey.mark(step, "done")
-        # The replayed backup has no file to drill: the drill is off, as with --skip-drill (tests/tui/test_drill_panel.py
-        # drives the drill and the rehearsal on real backups).
+        # The replayed backup's file is gone with the recording: the drill is off, as with --skip-drill
+        # (tests/tui/test_drill_panel.py drives the drill and the rehearsal on real backups).
         screen = BackupScreen(fixed_settings(), backup_factory=factory, drill=DrillOptions(enabled=False))
         await pilot.app.push_screen(screen)
         if finish:
             await settle(pilot.app, pilot)
         else:
-            await wait_until(pilot, lambda: "public.orders" in str(screen.query_one("#backup-status").content),
+            await wait_until(pilot, lambda: "Current table" in str(screen.query_one("#backup-status").content),
                              "the progress to show")
             await pilot.pause()
             await pilot.pause()
@@ -209,10 +181,12 @@ async def test_continue_button_and_footer_name_the_same_key_and_c_copies_the_bac
         assert "Continue to migrate (Enter)" in flat(screen_text(app))
         assert "Enter Continue" in footer and "c Continue" not in footer, footer
         lines = screen_text(app).splitlines()
-        assert any(line.rstrip().endswith(f" File     {FILE}") for line in lines), lines  # whole, on its own line
-        assert any(line.rstrip().endswith(f" SHA-256  {SHA}") for line in lines), lines
+        path, sha = screen.result.path, screen.result.sha256  # the recorded backup's
+        assert path.startswith("backups/backup_before_migration_") and len(sha) == 64
+        assert any(line.rstrip().endswith(f" File     {path}") for line in lines), lines  # whole, on its own line
+        assert any(line.rstrip().endswith(f" SHA-256  {sha}") for line in lines), lines
         await pilot.press("c")  # copies the backup's path
-        assert app.clipboard == FILE and app.screen is screen
+        assert app.clipboard == path and app.screen is screen
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, MigrateScreen)

@@ -1,15 +1,15 @@
 """The Checklist screen: Pilot on real PostgreSQL 18 (the whole Target → Checklist → Backup → Migrate flow,
-a failing check that blocks Continue until fixed and re-run) and snapshots with deterministic rows."""
+a failing check that blocks Continue until fixed and re-run) and snapshots whose rows were recorded from real
+checklists (tests/tui/recorded/: every field of every row compared with the engine by test_recorded_events)."""
 
 from __future__ import annotations
 
 import pytest
 from conftest import assert_no_secret, flat, make_app, screen_text, settle, target_ready, widget_text
-from fakes import describe_with, fixed_settings
+from fakes import fixed_settings
+from recorded import checks, describe
 
-from migration.options import BackupOptions
 from migration.events import Outcome
-from migration.preflight import CheckResult, Status
 from tui.app import MigrateApp
 from tui.screens.backup import BackupScreen
 from tui.screens.checklist import ChecklistScreen
@@ -116,73 +116,18 @@ async def test_valid_table_goes_straight_to_migrate_without_a_backup(db18, setti
     assert not (tmp_path / "backups").exists()
 
 
-# --- snapshots: fixed rows, no hostnames, ports, clocks or paths ------------------------------------
-
-def fixed_results(failing: bool) -> list[CheckResult]:
-    ok, info, warn, fail = Status.OK, Status.INFO, Status.WARNING, Status.FAILURE
-    env, con, per, tab, bak = "Environment", "Connection", "Permissions", "Table", "Backup"
-    after = "not set — needed by the backup system after the migration (not by the migration itself)"
-    return [
-        CheckResult("env_file", env, ".env file", ok, "loaded /srv/shop/.env"),
-        CheckResult("database_url", env, "DATABASE_URL", ok, "valid: postgresql://shop_app:****@db.internal.example:5432/shop"),
-        CheckResult("cron_secret", env, "CRON_SECRET", ok, "set"),
-        CheckResult("cloudflare_access_key_id", env, "CLOUDFLARE_ACCESS_KEY_ID", info, after,
-                    "Add CLOUDFLARE_ACCESS_KEY_ID=<your R2 key> to .env before deploying the backup system."),
-        CheckResult("cloudflare_secret_access_key", env, "CLOUDFLARE_SECRET_ACCESS_KEY", info, after,
-                    "Add CLOUDFLARE_SECRET_ACCESS_KEY=<your R2 key> to .env before deploying the backup system."),
-        CheckResult("connection", con, "Connection", ok, "PostgreSQL 18.6 at db.internal.example:5432/shop as "
-                    "shop_app; server time 2026-01-15 10:30:25"),
-        CheckResult("latency", con, "Round trip", ok, "0.4 ms (median of 5)"),
-        CheckResult("ssl", con, "SSL", warn, "not in use: the password and data cross the network unencrypted",
-                    "Add sslmode=require to DATABASE_URL if the server supports SSL."),
-        CheckResult("pooler", con, "Direct connection", ok, "no connection pooler detected"),
-        CheckResult("schema_create", per, "CREATE on schema public", fail if failing else ok,
-                    "shop_app has no CREATE privilege on schema public" if failing
-                    else "shop_app may create tables and indexes in public",
-                    "Ask an administrator to run: GRANT CREATE ON SCHEMA public TO shop_app;" if failing else ""),
-        CheckResult("primary", per, "Primary server", ok, "not in recovery: the server accepts writes"),
-        CheckResult("read_write", per, "Read-write session", ok, "transactions are read-write"),
-        CheckResult("table", tab, "Table database_backups", ok, "absent: public.database_backups will be created"),
-        CheckResult("index_names", tab, "Index names", ok, "idx_database_backups_created_at, "
-                    "idx_database_backups_status, idx_database_backups_created_by are free"),
-        CheckResult("pg_dump", bak, "pg_dump", ok, "18.6 at /usr/lib/postgresql/18/bin/pg_dump (server is 18)"),
-        CheckResult("backup_read", bak, "Readable by pg_dump", ok, "shop_app can read every table and sequence"),
-        CheckResult("backup_dir", bak, "Backup directory", ok, "backups (will be created, mode 0700)"),
-        CheckResult("disk_space", bak, "Disk space", ok, "41.2 GB free in backups; the database is 1.3 GB"),
-        CheckResult("backup_format", bak, "Backup format", ok, "plain (1.3 GB database; --format directory --jobs N "
-                    "pays off above 5.0 GB)"),
-        CheckResult("drill", "Drill", "Restore drill", ok, "into a throwaway PostgreSQL 18.6 (system, "
-                    "/usr/lib/postgresql/18/bin); then the migration is rehearsed on it"),
-        CheckResult("drill_room", "Drill", "Drill room and time", ok, "needs about 1.6 GB in /tmp (41.2 GB free); "
-                    "takes about 36 s for 1.3 GB"),
-    ]
-
-
-def fixed_checks(failing: bool):
-    def checks(settings, checklist, **options):
-        checklist.table_state = "absent"
-        for result in fixed_results(failing):
-            checklist.results.append(result)
-            yield result
-    return checks
-
-
-def test_fixed_rows_match_what_the_engine_checks(db18, tmp_path):
-    from migration.preflight import run_checklist
-    from migration.settings import load_settings
-
-    real = run_checklist(load_settings(database_url=db18.url, environ={}), options=BackupOptions(backup_dir=tmp_path))
-    fixed = fixed_results(False)
-    assert [(r.key, r.group, r.name) for r in real.results] == [(r.key, r.group, r.name) for r in fixed]
-
+# --- snapshots: rows of real checklists (recorded: the server's address, clock and this machine's paths fixed) ---
 
 def checklist_app(failing: bool, acknowledge: bool = False):
-    app = MigrateApp(settings=fixed_settings(), describe=describe_with(), deterministic=True, preflight=True)
+    """failing: a role without CREATE on the schema; else a table with an extra column (a warning to read)."""
+    app = MigrateApp(settings=fixed_settings(), describe=describe("overview-absent"), deterministic=True,
+                     preflight=True)
+    recorded = checks("checklist-failure" if failing else "checklist-warning")
 
     async def run_before(pilot):
         await settle(pilot.app, pilot)
         pilot.app.journey.mark("target", "done")
-        await pilot.app.push_screen(ChecklistScreen(fixed_settings(), checks=fixed_checks(failing)))
+        await pilot.app.push_screen(ChecklistScreen(fixed_settings(), checks=recorded))
         await settle(pilot.app, pilot)
         if acknowledge:
             await pilot.press("a")

@@ -1,46 +1,28 @@
 """Snapshot tests (pytest-textual-snapshot) of every screen, with deterministic content.
 
-The apps here replay fixed events (tests/tui/fakes.py) over a fixed target, with
-``deterministic=True`` (no clocks, timings or spinner frames), so the pictures
-only change when the UI does. Update after an intended change with
-``pytest tests/tui/test_snapshots.py --snapshot-update`` and review the SVGs.
-The last test proves the replayed events are what the engine really emits.
+The apps here replay events recorded from real engine runs (tests/tui/recorded/: the Target
+overviews, the unreachable one included; the migrations, the cancelled one included; the
+verifications and the rollback) with ``deterministic=True`` (no clocks, timings or spinner frames),
+so the pictures only change when the UI or the engine does; tests/tui/test_recorded_events.py
+proves the recording is what the engine emits now. Update after an intended change with ``pytest tests/tui/test_snapshots.py
+--snapshot-update`` and review the SVGs.
 """
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from conftest import settle, wait_until, wizard_source
-from fakes import (
-    ABSENT,
-    CLASH,
-    INVALID,
-    Replay,
-    clash_events,
-    describe_with,
-    fixed_settings,
-    invalid_events,
-    not_needed_events,
-    running_events,
-    success_events,
-)
+from fakes import fixed_settings
+from recorded import Replay, describe, events
 
-from migration.errors import OperatorError
-from migration.events import RunFinished, RunStarted, StepFailed, StepFinished, StepSkipped, StepStarted
-from migration.runner import Migration
 from tui.app import MigrateApp
 
-UNREACHABLE = OperatorError(
-    "Connection to server failed at db.internal.example (10.0.0.5), port 5432: connection refused.",
-    "Is the server running on that host and accepting TCP/IP connections? Verify DATABASE_URL is correct, check "
-    "network connectivity, and ensure the database server is running.")
 SIZES = pytest.mark.parametrize("size", [(80, 24), (100, 30)], ids=["80x24", "100x30"])
 
 
-def wizard(report=ABSENT, events=success_events, error=None, **kwargs) -> MigrateApp:
-    return MigrateApp(settings=fixed_settings(), describe=describe_with(report, error),
+def wizard(overview="overview-absent", events="migration-success", **kwargs) -> MigrateApp:
+    """The wizard over a recorded Target overview, replaying a recorded migration."""
+    return MigrateApp(settings=fixed_settings(), describe=describe(overview),
                       migration_factory=Replay.of(events), deterministic=True, **kwargs)
 
 
@@ -59,11 +41,11 @@ def test_target_absent(snap_compare, size):
 
 
 def test_target_invalid(snap_compare):
-    assert snap_compare(wizard(INVALID), run_before=keys(), terminal_size=(80, 24))
+    assert snap_compare(wizard("overview-invalid"), run_before=keys(), terminal_size=(80, 24))
 
 
 def test_target_index_name_clash(snap_compare):
-    assert snap_compare(wizard(CLASH), run_before=keys(), terminal_size=(80, 24))
+    assert snap_compare(wizard("overview-clash"), run_before=keys(), terminal_size=(80, 24))
 
 
 def test_target_at_200x50(snap_compare):
@@ -71,7 +53,7 @@ def test_target_at_200x50(snap_compare):
 
 
 def test_target_unreachable(snap_compare):
-    assert snap_compare(wizard(error=UNREACHABLE), run_before=keys(), terminal_size=(80, 24))
+    assert snap_compare(wizard("overview-unreachable"), run_before=keys(), terminal_size=(80, 24))
 
 
 def test_target_light_theme(snap_compare):
@@ -84,17 +66,19 @@ def test_migrate_success(snap_compare, size):
 
 
 def test_migrate_index_clash_failed(snap_compare):
-    assert snap_compare(wizard(CLASH, clash_events), run_before=keys("m"), terminal_size=(80, 24))
+    assert snap_compare(wizard("overview-clash", "migration-clash"), run_before=keys("m"), terminal_size=(80, 24))
 
 
 def _running(confirm: bool):
     replays = []
 
+    cancelled = Replay.of("migration-cancelled", pause=True)  # waits in Table Creation until cancelled
+
     def factory(settings, emit):
-        replays.append(Replay(settings, emit, running_events))
+        replays.append(cancelled(settings, emit))
         return replays[-1]
 
-    app = MigrateApp(settings=fixed_settings(), describe=describe_with(), migration_factory=factory,
+    app = MigrateApp(settings=fixed_settings(), describe=describe("overview-absent"), migration_factory=factory,
                      deterministic=True)
 
     async def run_before(pilot):
@@ -135,11 +119,11 @@ def test_result_at_200x50(snap_compare):
 
 
 def test_result_not_needed(snap_compare):
-    assert snap_compare(wizard(events=not_needed_events), run_before=keys("m", "enter"), terminal_size=(80, 24))
+    assert snap_compare(wizard(events="migration-not-needed"), run_before=keys("m", "enter"), terminal_size=(80, 24))
 
 
 def test_result_failed_missing_column(snap_compare):
-    assert snap_compare(wizard(INVALID, invalid_events), run_before=keys("m", "enter"), terminal_size=(80, 24))
+    assert snap_compare(wizard("overview-invalid", "migration-invalid"), run_before=keys("m", "enter"), terminal_size=(80, 24))
 
 
 def test_migrate_cancelled(snap_compare):
@@ -186,8 +170,8 @@ def test_help(snap_compare, end):
     assert snap_compare(wizard(), run_before=run_before, terminal_size=(80, 24))
 
 
-# -- the Post-migration screen (replayed verification; the working directory has no .env) -----------------------
-def _post_migration(events, secret: str | None = None, press: tuple[str, ...] = ()):
+# -- the Post-migration screen (a recorded verification; the working directory has no .env) ----------------------
+def _post_migration(events: str, secret: str | None = None, press: tuple[str, ...] = ()):
     from tui.screens.post_migration import PostMigrationScreen
 
     app = wizard()
@@ -208,18 +192,14 @@ def _post_migration(events, secret: str | None = None, press: tuple[str, ...] = 
 
 @pytest.mark.parametrize("broken", [False, True], ids=["verified", "a-difference"])
 def test_post_migration(snap_compare, broken, tmp_path, monkeypatch):
-    from fakes import broken_verify_events, verify_events
-
     monkeypatch.chdir(tmp_path)
-    app, run_before = _post_migration(broken_verify_events if broken else verify_events)
+    app, run_before = _post_migration("verify-difference" if broken else "verify-verified")
     assert snap_compare(app, run_before=run_before, terminal_size=(80, 24))
 
 
 def test_post_migration_scrolled_to_its_ticks(snap_compare, tmp_path, monkeypatch):
-    from fakes import verify_events
-
     monkeypatch.chdir(tmp_path)
-    app, run_before = _post_migration(verify_events, press=("end",))
+    app, run_before = _post_migration("verify-verified", press=("end",))
 
     async def scrolled(pilot):
         await run_before(pilot)
@@ -228,26 +208,26 @@ def test_post_migration_scrolled_to_its_ticks(snap_compare, tmp_path, monkeypatc
 
 
 def test_post_migration_replace_dialog(snap_compare, tmp_path, monkeypatch):
-    from fakes import verify_events
-
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text("# shop\nCRON_SECRET=already-set-value\n")
     (tmp_path / ".env").chmod(0o600)
-    app, run_before = _post_migration(verify_events, press=("g",))
+    app, run_before = _post_migration("verify-verified", press=("g",))
     assert snap_compare(app, run_before=run_before, terminal_size=(80, 24))
 
 
-# -- the Rollback screen: waiting behind a session the role may not see, then failed -----------------------------
+# -- the Rollback screen: waiting behind a session the role may not see, then failed (recorded) ------------------
 def _rollback(finish: bool):
-    from fakes import ReplayedRollback, rollback_failed_events
-
+    from migration.events import PreviewReady
     from migration.options import RollbackOptions
     from tui.screens.rollback import RollbackScreen
-    from test_rollback_wizard import PREVIEW
 
-    app = MigrateApp(settings=fixed_settings(), describe=describe_with(), deterministic=True,
+    # The screen reads the recorded rollback's own preview (a view and a foreign key depend on the table).
+    preview = next(e.preview for e in events("rollback-lock-timeout") if isinstance(e, PreviewReady))
+
+    app = MigrateApp(settings=fixed_settings(), describe=describe("overview-absent"), deterministic=True,
                      audit_log=__import__("pathlib").Path("audit.log"))
-    factory = ReplayedRollback.of(rollback_failed_events, finish=finish)
+    # Not finishing: the replay stays where the real DROP waited for its lock, until cancelled.
+    factory = Replay.of("rollback-lock-timeout", stop_before=None if finish else "LockTimedOut")
     replays = []
 
     def recorded(*args):
@@ -256,7 +236,7 @@ def _rollback(finish: bool):
 
     async def run_before(pilot):
         await settle(pilot.app, pilot)
-        screen = RollbackScreen(fixed_settings(), reader=lambda s: PREVIEW, options=RollbackOptions(),
+        screen = RollbackScreen(fixed_settings(), reader=lambda s: preview, options=RollbackOptions(),
                                 rollback_factory=recorded)
         await pilot.app.push_screen(screen)
         await settle(pilot.app, pilot)
@@ -302,77 +282,22 @@ class _Crash:
 
 
 def test_error_dialog(snap_compare):
-    app = MigrateApp(settings=fixed_settings(), describe=describe_with(), migration_factory=_Crash,
+    app = MigrateApp(settings=fixed_settings(), describe=describe("overview-absent"), migration_factory=_Crash,
                      deterministic=True)
     assert snap_compare(app, run_before=keys("m"), terminal_size=(80, 24))
 
 
-# -- the replayed events are the engine's ------------------------------------------------------
-def normalize(events) -> list[tuple]:
-    out = []
-    for e in events:
-        if isinstance(e, RunStarted):
-            out.append(("started", e.schema, e.table))
-        elif isinstance(e, StepStarted):
-            out.append(("step", e.step))
-        elif isinstance(e, StepFinished):
-            details = tuple(re.sub(r"\d", "9", d) for d in e.details)
-            out.append(("finished", e.step, e.message, details, e.warning, e.quiet))
-        elif isinstance(e, StepSkipped):
-            out.append(("skipped", e.step, e.reason))
-        elif isinstance(e, StepFailed):
-            out.append(("failed", e.step, e.error.message, e.error.hint, e.error.sqlstate))
-        elif isinstance(e, RunFinished):
-            out.append(("run", e.outcome, e.rolled_back, e.message, e.report.state if e.report else None))
-    return out
-
-
-def real_run(settings) -> list:
-    events: list = []
-    Migration(settings, events.append).run()
-    return events
-
-
-def test_replayed_events_match_a_real_run(db18, settings_for):
-    settings = settings_for(db18)
-    masked = settings.masked_url
-    assert normalize(real_run(settings)) == normalize(success_events(masked))
-    assert normalize(real_run(settings)) == normalize(not_needed_events(masked))
-
-    db18.execute("ALTER TABLE database_backups DROP COLUMN metadata")
-    assert normalize(real_run(settings)) == normalize(invalid_events(masked))
-
-    db18.execute("DROP TABLE database_backups")
-    db18.execute("CREATE TABLE other_things (status TEXT)")
-    db18.execute("CREATE INDEX idx_database_backups_status ON other_things(status)")
-    assert normalize(real_run(settings)) == normalize(clash_events(masked))
-
-
-def test_replayed_verification_matches_a_real_one(db18, settings_for):
-    from fakes import verify_events
-
-    from migration.verify import Verify
-
-    settings = settings_for(db18)
-    real_run(settings)
-    events: list = []
-    Verify(settings, events.append).run()
-
-    def lines(evs):
-        return [(line.section, line.name, line.actual, line.ok) for line in evs[-1].lines]
-    assert lines(events) == lines(verify_events(settings.masked_url))
-
-
 def test_no_snapshot_shows_the_password(canary):
-    """The snapshot apps' DATABASE_URL carries the canary password: no picture may contain it."""
+    """The snapshot apps' DATABASE_URL carries the canary password, and the recorded events were recorded with it:
+    no picture (of any snapshot test) may contain it."""
     from pathlib import Path
 
     from harness import CANARY
     from urllib.parse import quote
 
     assert fixed_settings().password == CANARY == canary
-    pictures = sorted((Path(__file__).parent / "__snapshots__" / "test_snapshots").glob("*.svg"))
-    assert len(pictures) >= 19
+    pictures = sorted((Path(__file__).parent / "__snapshots__").glob("*/*.svg"))
+    assert len(pictures) >= 30
     for picture in pictures:
         text = picture.read_text()
         assert canary not in text and quote(canary) not in text, picture.name
