@@ -221,3 +221,67 @@ def test_fleet_file_problems_are_reported_before_the_wizard_starts(tmp_path, cap
     with pytest.raises(SystemExit):
         main(["--fleet", str(path), "check"])  # the wizard's option, not the command's
     assert "migrate-tui fleet FILE" in capsys.readouterr().err
+
+
+def _replayed_fleet():
+    """A fleet in the middle of its production wave: what the engine emits, fixed (no clocks, ports or paths)."""
+    from migration.catalog import GUIDE_FIX_INVALID
+    from migration.errors import OperatorError
+    from migration.events import BackupProgress, RunStarted, Step, StepStarted
+    from migration.fleet import Fleet, FleetTarget, TargetEvent, TargetFinished, TargetStarted, WaveStarted
+    from migration.settings import load_settings
+
+    waves = {"staging": "staging", "canary": "canary", "prod-eu": "production", "prod-us": "production",
+             "prod-asia": "production", "prod-au": "production", "prod-sa": "production"}
+    targets = tuple(FleetTarget(name, wave, load_settings(
+        database_url=f"postgresql://shop_app:{CANARY}@db-{name}.internal.example:5432/shop", environ={}))
+        for name, wave in waves.items())
+    fleet = Fleet(Path("/etc/migrate-tui/fleet.toml"), targets)
+    url = {t.name: t.masked_url for t in targets}
+    events: list = []
+    for name in ("staging", "canary"):
+        events += [WaveStarted(name, (name,)), TargetStarted(name, name, url[name]),
+                   TargetFinished(Outcome.SUCCESS, "Migration completed successfully!", None, 2400.0, name, name,
+                                  "migration", f"backups/{name}/backup_before_migration.sql")]
+    production = tuple(n for n, w in waves.items() if w == "production")
+    events.append(WaveStarted("production", production))
+    events += [TargetStarted(n, "production", url[n]) for n in production[:4]]
+    missing = OperatorError("Table database_backups: Required column metadata is missing from database_backups table",
+                            GUIDE_FIX_INVALID)
+    events += [
+        TargetEvent("prod-eu", RunStarted(url["prod-eu"], "public", "database_backups")),
+        TargetEvent("prod-eu", StepStarted(Step.INDEX_CREATION)),
+        TargetFinished(Outcome.FAILED, f"checklist failed: {missing.message}", missing, 310.0, "prod-us", "production",
+                       "checklist"),
+        TargetEvent("prod-asia", BackupProgress(2, 5, "public.orders", 1_200_000, 0.42, 1.0, 1.4)),
+    ]
+    return fleet, events
+
+
+def test_fleet_screen_snapshot_in_the_middle_of_a_wave(snap_compare, monkeypatch):
+    from migration.operation import Operation
+    from tui.fleet_source import FleetSource
+
+    fleet, events = _replayed_fleet()
+
+    class Replay(Operation):
+        name = "fleet"
+
+        def _perform(self):
+            for event in events:
+                self.emit(event)
+            while True:  # still running: the keys of a running fleet; the app's exit cancels it
+                self.pause(0.05)
+
+    monkeypatch.setattr(FleetScreen, "_build", lambda self, emit, log: Replay(fleet.targets[0].settings, emit))
+    app = FleetApp(FleetSource(lambda: fleet), deterministic=True)
+
+    async def run_before(pilot):
+        await wait_until(pilot, lambda: board(app) is not None, "the fleet")
+        await confirm(pilot, "s")
+        await wait_until(pilot, lambda: board(app).rows["prod-asia"].state == "backing up 42%", "the replay")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "Wave 3 of 3: production running" in text and "running 3" in text and CANARY not in text
+
+    assert snap_compare(app, run_before=run_before, terminal_size=SIZE)
