@@ -106,19 +106,24 @@ class FleetScreen(WizardScreen):
     def _state(self, row: TargetRow) -> Text:
         return Text(_cut(row.state, getattr(self, "state_width", 40)), style=STYLES.get(row.kind, ""))
 
-    def _refresh_status(self) -> None:
+    def _refresh_status(self, keys: bool = True) -> None:
+        """The lines above and below the table (each only when its text changed: a fleet sends many events);
+        ``keys``: the footer's keys too (what is offered changes with the fleet's own events only)."""
         board = self.board
         if board is None:
             return
-        self.query_one("#fleet-wave", Static).update(board.wave_line())
-        self.query_one("#fleet-counts", Static).update(board.counts_line())
         hint = "Enter: a target's log."
         if board.finished is not None and board.counts()[FAILED]:
             hint = "Enter on a failed target: its error and the fix. s runs the fleet again."
         elif board.finished is not None:
             hint = "Enter: a target's log. s runs the fleet again; an already migrated target is not needed."
-        self.query_one("#fleet-hint", Static).update(hint)
-        self.refresh_bindings()
+        for selector, text in (("#fleet-wave", board.wave_line()), ("#fleet-counts", board.counts_line()),
+                               ("#fleet-hint", hint)):
+            widget = self.query_one(selector, Static)
+            if str(widget.content) != text:
+                widget.update(text)
+        if keys:
+            self.refresh_bindings()
 
     def _refresh_row(self, name: str) -> None:
         assert self.board is not None
@@ -138,7 +143,9 @@ class FleetScreen(WizardScreen):
             screen = self.app.screen
             if isinstance(screen, FleetTargetScreen) and screen.row.name == changed:
                 screen.refresh_log()
-        self._refresh_status()
+        from migration.fleet import TargetEvent
+
+        self._refresh_status(keys=not isinstance(message.event, TargetEvent))  # a step's event changes no key
 
     def operation_ended(self, operation) -> None:
         super().operation_ended(operation)
@@ -271,7 +278,7 @@ class FleetTargetScreen(WizardScreen):
     """One target of the fleet, read-only: its state and its log lines so far (updated while it runs)."""
 
     CSS_PATH = "fleet.tcss"
-    BINDINGS = [Binding("escape,q", "app.pop_screen", "Back")]
+    BINDINGS = [Binding("escape,b", "app.pop_screen", "Back"), Binding("q", "app.quit", "Quit")]
     BODY = "#fleet-log"
 
     def __init__(self, row: TargetRow) -> None:
