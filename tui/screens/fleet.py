@@ -166,12 +166,12 @@ class FleetScreen(WizardScreen):
         if action == "start":
             return board is not None and bool(board.rows) and not running
         if action == "next_wave":
-            return running and held is not None and held.after_wave is not None  # type: ignore[attr-defined]
+            return running and held is not None and held.after_wave is not None
         if action == "pause":
             return running and held is None and board is not None and not board.pausing
         if action == "resume":
             return running and board is not None and (board.pausing or (
-                held is not None and held.after_wave is None))  # type: ignore[attr-defined]
+                held is not None and held.after_wave is None))
         if action == "cancel_all":
             return running
         return super().check_action(action, parameters)
@@ -225,12 +225,12 @@ class FleetScreen(WizardScreen):
             return
         from ..dialogs.confirm import ConfirmDialog
 
-        held = self.board.held  # type: ignore[union-attr]
-        names = ", ".join(held.waiting)  # type: ignore[attr-defined]
+        assert self.board is not None and self.board.held is not None
+        held = self.board.held
         self.app.push_screen(ConfirmDialog(
-            f"Start wave {held.wave}?",  # type: ignore[attr-defined]
-            f"{_plural(len(held.waiting), 'target')} ({names}) will be checked, backed up and migrated.",  # type: ignore[attr-defined]
-            yes=f"Yes, start wave {held.wave}", no="No"), self._go_answered)  # type: ignore[attr-defined]
+            f"Start wave {held.wave}?",
+            f"{_plural(len(held.waiting), 'target')} ({', '.join(held.waiting)}) will be checked, backed up and "
+            "migrated.", yes=f"Yes, start wave {held.wave}", no="No"), self._go_answered)
 
     def _go_answered(self, yes: bool | None) -> None:
         if yes and self.check_action("next_wave", ()) is True:
@@ -239,7 +239,7 @@ class FleetScreen(WizardScreen):
     def _go(self) -> None:
         assert self.board is not None
         self.board.held, self.board.pausing = None, False
-        self.operation.go()  # type: ignore[union-attr]
+        self.operation.go()  # type: ignore[attr-defined] - the screen's operation is its FleetRun
         self._refresh_status()
 
     def action_pause(self) -> None:
@@ -247,7 +247,7 @@ class FleetScreen(WizardScreen):
             return
         assert self.board is not None
         self.board.pausing = True
-        self.operation.hold()  # type: ignore[union-attr]
+        self.operation.hold()  # type: ignore[attr-defined] - the screen's operation is its FleetRun
         self._refresh_status()
 
     def action_resume(self) -> None:

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from migration.fleet import Fleet
+    from migration.events import FleetHeld
+    from migration.fleet import Fleet, FleetFinished
 
 # How a target stands: the counts above the table group them so.
 IDLE, QUEUED, RUNNING, OK, NOT_NEEDED, FAILED, CANCELLED, SKIPPED = (
@@ -37,9 +38,9 @@ class FleetBoard:
     deterministic: bool = False
     rows: dict[str, TargetRow] = field(default_factory=dict)
     wave: str | None = None  # the wave in progress (or the last one that ran)
-    held: object | None = None  # the FleetHeld the fleet waits on (None: not waiting)
+    held: "FleetHeld | None" = None  # what the fleet waits for (None: it does not wait)
     pausing: bool = False  # hold() asked, the running targets finish
-    finished: object | None = None  # the FleetFinished
+    finished: "FleetFinished | None" = None
     started: bool = False
 
     def __post_init__(self) -> None:
@@ -84,15 +85,14 @@ class FleetBoard:
         if not self.started:
             return f"Press s to start the first wave ({self.waves[0]})." if self.waves else "No target."
         if self.finished is not None:
-            message = self.finished.message.split(": ", 1)[-1]  # type: ignore[attr-defined]
+            message = self.finished.message.split(": ", 1)[-1]
             return f"Fleet finished: {message}."
         if self.held is not None:
             held = self.held
-            count = f"{len(held.waiting)} target{'s' if len(held.waiting) != 1 else ''}"  # type: ignore[attr-defined]
-            if held.after_wave is not None:  # type: ignore[attr-defined]
-                return (f"Wave {held.after_wave} done. Press n to start wave {held.wave} "  # type: ignore[attr-defined]
-                        f"({count}).")
-            return f"Paused in wave {held.wave}: {count} not started. Press p to resume."  # type: ignore[attr-defined]
+            count = f"{len(held.waiting)} target{'s' if len(held.waiting) != 1 else ''}"
+            if held.after_wave is not None:
+                return f"Wave {held.after_wave} done. Press n to start wave {held.wave} ({count})."
+            return f"Paused in wave {held.wave}: {count} not started. Press p to resume."
         if self.wave is None:
             return "Starting…"
         number = self.waves.index(self.wave) + 1 if self.wave in self.waves else 0
@@ -104,7 +104,14 @@ class FleetBoard:
     # -- events -------------------------------------------------------------------------------------
     def apply(self, event) -> str | None:
         from migration.events import FleetHeld
-        from migration.fleet import FleetFinished, TargetEvent, TargetFinished, TargetSkipped, TargetStarted, WaveStarted
+        from migration.fleet import (
+            FleetFinished,
+            TargetEvent,
+            TargetFinished,
+            TargetSkipped,
+            TargetStarted,
+            WaveStarted,
+        )
 
         if isinstance(event, WaveStarted):
             self.wave, self.held = event.wave, None
@@ -205,7 +212,8 @@ class FleetBoard:
             row.state = f"migrating step {int(event.step)}/8"
         elif isinstance(event, StepFinished):
             if not event.quiet:
-                log.append(f"  ✓ {int(event.step)}/8 {event.step.title}: {event.message}{self._took(event.elapsed_ms)}")
+                took = self._took(event.elapsed_ms)
+                log.append(f"  ✓ {int(event.step)}/8 {event.step.title}: {event.message}{took}")
         elif isinstance(event, StepSkipped):
             log.append(f"  – {int(event.step)}/8 {event.step.title}: {event.reason}")
         elif isinstance(event, StepFailed):
