@@ -4,6 +4,7 @@ is read back from its catalog afterwards."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -133,6 +134,10 @@ async def test_live_states_a_failed_canary_stops_the_later_wave_and_its_detail_s
         assert any(line.strip().startswith("Fix:") for line in app.screen.row.log)
         await pilot.press("escape")
         await wait_until(pilot, lambda: app.screen is screen, "back on the Fleet screen")
+    audit_lines = [json.loads(line) for line in (tmp_path / "audit.log").read_text().splitlines()]
+    named = {line.get("target_name") for line in audit_lines}
+    assert {"stage", "canary"} <= named and not {"prod-a", "prod-b"} & named  # each target's events, by name
+    assert CANARY not in (tmp_path / "audit.log").read_text()
 
 
 async def test_cancel_all_leaves_every_target_migrated_or_untouched_and_q_quits(tmp_path, monkeypatch, make_db):
