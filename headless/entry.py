@@ -22,7 +22,12 @@ _wizard_started = False  # console() leaves the interpreter's normal shutdown to
 
 
 def launch_wizard(args: argparse.Namespace) -> int:
-    setup = wizard_setup(args)  # a bad option value is reported first, terminal or not
+    try:
+        setup = wizard_setup(args)  # a bad option value is reported first, terminal or not
+    except Exception as exc:
+        for problem in getattr(exc, "problems", ()):  # a fleet file's: every one of them (FleetFileError)
+            print(f"  - {problem}", file=sys.stderr, flush=True)
+        raise
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         print("Error: the wizard needs an interactive terminal (stdin and stdout are not a TTY).", file=sys.stderr)
         print("  Fix: run headless instead: migrate-tui run --yes  (or migrate-tui run --demo --yes)",
@@ -45,8 +50,28 @@ def wizard_setup(args: argparse.Namespace):
 
         return settings_from_args(args, database_url=database_url)
 
+    if getattr(args, "fleet", None) is not None or getattr(args, "demo_fleet", False):
+        return _fleet_source(args), _operator_options(args), getattr(args, "audit_log", None)
     source = DemoSource(load) if getattr(args, "demo", False) else SettingsSource(load)
     return source, _operator_options(args), getattr(args, "audit_log", None)
+
+
+def _fleet_source(args: argparse.Namespace):
+    """``--fleet FILE`` (read and checked now: every problem reported, exit 78, before the wizard starts) or
+    ``--demo-fleet`` (the demo fleet starts in the wizard, after its first frame)."""
+    from migration.errors import ConfigError
+    from tui.fleet_source import DemoFleetSource, FleetSource
+
+    if sum(bool(getattr(args, name, None)) for name in ("fleet", "demo_fleet", "demo")) > 1:
+        raise ConfigError("--fleet, --demo-fleet and --demo each open a different wizard; nothing was started.",
+                          "Give one of them: migrate-tui --fleet FILE, migrate-tui --demo-fleet or migrate-tui --demo.")
+    lock_wait = getattr(args, "lock_wait", None)
+    if getattr(args, "demo_fleet", False):
+        return DemoFleetSource(lock_wait)
+    from migration.fleet import read_fleet
+
+    fleet = read_fleet(args.fleet, lock_wait=lock_wait)
+    return FleetSource(lambda: fleet)
 
 
 # What reaches the wizard's operations as OperatorOptions (the audit log goes to the app itself).

@@ -51,6 +51,9 @@ def main(argv: Sequence[str] | None = None, wizard: Wizard | None = None) -> int
     args = parser.parse_args(argv)
     given = [name for name in WIZARD_OPTIONS if getattr(args, f"wizard_{name}") is not None
              and getattr(args, f"wizard_{name}") is not False]  # (--retries 0 is given)
+    if args.command is not None and {"fleet", "demo_fleet"} & set(given):
+        parser.error("--fleet and --demo-fleet open the wizard (without a command); on the command line: "
+                     "migrate-tui fleet FILE check|run|rollback|verify")
     if args.command is not None and given:  # before the command they would be silently ignored
         parser.error(f"--{given[0].replace('_', '-')} goes after the command (migrate-tui {args.command} "
                      f"--{given[0].replace('_', '-')} ...)")

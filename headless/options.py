@@ -48,7 +48,8 @@ def add_target_options(parser: argparse.ArgumentParser, suppress: bool = True) -
 
 # The options of the headless commands that the wizard's operations take too (without a command).
 WIZARD_OPTIONS = ("backup_dir", "format", "trust_backup_dir", "jobs", "compress", "exact", "skip_drill",
-                  "skip_rehearsal", "drill", "drill_max_size", "drill_url", "retries", "no_table_backup", "audit_log")
+                  "skip_rehearsal", "drill", "drill_max_size", "drill_url", "retries", "no_table_backup", "audit_log",
+                  "fleet", "demo_fleet")
 
 
 def non_negative(text: str) -> int:
@@ -94,6 +95,10 @@ def add_wizard_options(parser: argparse.ArgumentParser, dest_prefix: str = "") -
                        help="the rollback's safety copy starts switched off")
     group.add_argument("--audit-log", dest=dest_prefix + "audit_log", metavar="PATH", default=None,
                        help=f"append the audit log here (default: ${ENV_VAR} or ./{DEFAULT_PATH})")
+    group.add_argument("--fleet", dest=dest_prefix + "fleet", metavar="FILE", default=None,
+                       help="open the Fleet screen on this fleet file (see migrate-tui fleet)")
+    group.add_argument("--demo-fleet", dest=dest_prefix + "demo_fleet", action="store_true",
+                       help="open the Fleet screen on a demo fleet: six databases on a throwaway embedded server")
 
 
 def add_audit_option(parser: argparse.ArgumentParser) -> None:

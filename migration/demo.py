@@ -2,6 +2,11 @@
 
 ``DemoDatabase().start()`` returns a DATABASE_URL (with a random password, so the
 masking is real); ``stop()`` removes everything. Needs the ``demo`` extra.
+
+``DemoFleet().start()`` (``migrate-tui --demo-fleet``) puts several copies of that database on the same server —
+a fleet of waves staging, canary and production, one production database broken (its ``database_backups`` table
+lacks a column) — and writes a fleet file for them (0600) into a private temporary directory; ``environ`` holds
+each target's URL under the variable its ``url_env`` names. ``stop()`` removes the server and the directory.
 """
 
 from __future__ import annotations
@@ -76,6 +81,7 @@ class DemoDatabase:
     def __init__(self) -> None:
         self.server: LocalServer | None = None
         self.url: str | None = None
+        self.password: str | None = None  # the application role's
 
     @property
     def bin_dir(self):
@@ -105,7 +111,7 @@ class DemoDatabase:
         admin = self.server.url()
         import secrets
 
-        app_password = secrets.token_urlsafe(16)
+        app_password = self.password = secrets.token_urlsafe(16)
         from psycopg import sql
 
         with connect_url(admin) as conn:
@@ -129,3 +135,98 @@ class DemoDatabase:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+# (target name, wave): the demo fleet's databases, in the fleet file's order; BROKEN lacks a column.
+DEMO_FLEET = (("staging", "staging"), ("canary", "canary"), ("prod-eu", "production"), ("prod-us", "production"),
+              ("prod-asia", "production"), ("prod-au", "production"))
+DEMO_FLEET_BROKEN = "prod-us"
+DEMO_FLEET_FILE = "fleet.toml"
+
+
+def _variable(name: str) -> str:
+    return "DEMO_FLEET_" + name.upper().replace("-", "_") + "_URL"
+
+
+class DemoFleet:
+    """Start with :meth:`start` (a few seconds: the server, then one database per target), always :meth:`stop`."""
+
+    def __init__(self) -> None:
+        self.demo = DemoDatabase()
+        self.directory: str | None = None
+        self.environ: dict[str, str] = {}
+
+    def start(self):
+        """The fleet file's path (in a private temporary directory)."""
+        import tempfile
+        from pathlib import Path
+
+        from .safe_files import open_dir
+
+        try:
+            self.demo.start()
+            self._databases()
+            self.directory = tempfile.mkdtemp(prefix="migrate-tui-demo-fleet-")  # 0700, the operator's
+            with open_dir(self.directory, what="demo fleet directory", own=True) as directory:
+                return Path(directory.write_new(DEMO_FLEET_FILE, self._fleet_file().encode()))
+        except BaseException as exc:
+            self.stop()
+            if isinstance(exc, ConfigError) or not isinstance(exc, Exception):
+                raise
+            raise ConfigError(f"The demo fleet could not be set up ({type(exc).__name__}).",
+                              "Check free disk space in the temp directory, then start it again.") from None
+
+    def _databases(self) -> None:
+        """One copy of the demo's database per target (CREATE DATABASE ... TEMPLATE), then one of them broken."""
+        from psycopg import sql
+
+        from .db import outside_transaction
+
+        server = self.demo.server
+        assert server is not None and self.demo.password is not None
+        with connect_url(server.url()) as conn:
+            for name, _ in DEMO_FLEET:
+                outside_transaction(conn, sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
+                    sql.Identifier(_dbname(name)), sql.Identifier(DEMO_DB), sql.Identifier(DEMO_USER)))
+        for name, _ in DEMO_FLEET:
+            self.environ[_variable(name)] = server.url(_dbname(name), DEMO_USER, self.demo.password)
+        self._break(self.environ[_variable(DEMO_FLEET_BROKEN)])
+
+    @staticmethod
+    def _break(url: str) -> None:
+        """The table of an earlier, different migration: the guide's columns but ``metadata``."""
+        from .runner import Migration
+        from .settings import load_settings
+
+        result = Migration(load_settings(database_url=url, environ={}), lambda event: None).run()
+        if not result.ok:
+            raise ConfigError(f"The demo fleet's broken database could not be prepared: {result.message}",
+                              "Start the demo fleet again.")
+        with connect_url(url) as conn:
+            conn.execute("ALTER TABLE public.database_backups DROP COLUMN metadata")
+
+    def _fleet_file(self) -> str:
+        lines = ["# The demo fleet of migrate-tui --demo-fleet: copies of the demo database on one throwaway server.",
+                 f"# {DEMO_FLEET_BROKEN} is broken on purpose: its database_backups table lacks the metadata column.",
+                 "", "[defaults]", "drill = false", ""]
+        for name, wave in DEMO_FLEET:
+            lines += ["[[target]]", f'name = "{name}"', f'url_env = "{_variable(name)}"', f'wave = "{wave}"', ""]
+        return "\n".join(lines)
+
+    def stop(self) -> None:
+        import shutil
+
+        self.demo.stop()
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _dbname(name: str) -> str:
+    return "shop_" + name.replace("-", "_")

@@ -412,24 +412,100 @@ class MigrateApp(App):
         if event.state is WorkerState.ERROR:
             self.report_worker_error(event.worker)
 
+    def secrets(self) -> list[str]:
+        """What no error text may show (the target's password)."""
+        return self.settings.secrets() if self.settings else []
+
     def report_worker_error(self, worker: Worker) -> None:
         """An unexpected exception in a worker: an error dialog with a message and a fix hint."""
         from migration.errors import explain
 
         from .dialogs.error import ErrorDialog
 
-        secrets = self.settings.secrets() if self.settings else []
-        error = explain(worker.error, secrets=secrets)
+        error = explain(worker.error, secrets=self.secrets())
         self.push_screen(ErrorDialog(
             "Something went wrong in the background", error,
             "The database is as the engine leaves it after any failure: uncommitted work is rolled back."))
 
 
+class FleetApp(MigrateApp):
+    """The wizard on a fleet (``--fleet FILE``, ``--demo-fleet``): the Fleet screen instead of one target. The
+    fleet comes from its source in a worker, after the first frame (the demo fleet starts a server)."""
+
+    SUB_TITLE = "Fleet"
+
+    def __init__(self, source, *, concurrency: int | None = None, **kwargs) -> None:
+        super().__init__(source, **kwargs)
+        self.fleet = None
+        self.concurrency = concurrency
+
+    def get_default_screen(self) -> Screen:
+        from .screens.fleet import FleetScreen
+
+        self.target_screen = None  # type: ignore[assignment]
+        self.fleet_screen = FleetScreen(self.concurrency)
+        return self.fleet_screen
+
+    def on_ready(self) -> None:
+        self.resolve_settings()
+
+    @work(thread=True, exit_on_error=False, group="settings", exclusive=True)
+    def resolve_settings(self) -> None:
+        from migration.children import remove_stale_passfiles
+        from migration.errors import MigrateError, explain
+
+        from .screens.fleet import FleetReady
+
+        for path in remove_stale_passfiles():
+            self.call_from_thread(self.notify, f"Removed a password file left by a killed run: {path}", timeout=10)
+        try:
+            fleet = self.source()
+        except MigrateError as exc:
+            self.post_message(SettingsFailed(exc.error))
+            return
+        except Exception as exc:  # noqa: BLE001 - shown as a configuration screen, never a traceback
+            self.post_message(SettingsFailed(explain(exc)))
+            return
+        self.post_message(FleetReady(fleet))
+
+    def on_fleet_ready(self, message) -> None:
+        self.fleet = message.fleet
+        self.fleet_screen.fleet_ready(message.fleet)
+
+    def on_settings_failed(self, message: SettingsFailed) -> None:
+        from .screens.config_error import ConfigErrorScreen
+
+        self.config_error = message.error
+        self.push_screen(ConfigErrorScreen(message.error))
+
+    def action_retry_settings(self) -> None:
+        from .screens.config_error import ConfigErrorScreen
+
+        if isinstance(self.screen, ConfigErrorScreen):
+            self.config_error = None
+            self.pop_screen()
+            self.resolve_settings()
+
+    def action_back_to_target(self) -> None:
+        """No single target here."""
+
+    def secrets(self) -> list[str]:
+        return self.fleet.secrets() if self.fleet is not None else []
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        for command in super().get_system_commands(screen):
+            if command.title != "Back to target":
+                yield command
+
+
 def wizard_app(source: SettingsSource, options: "OperatorOptions | None" = None,
                audit_log: "Path | str | None" = None, **kwargs) -> MigrateApp:
-    """The wizard as ``migrate-tui [--demo] [options]`` builds it (tests build it the same way)."""
+    """The wizard as ``migrate-tui [--demo] [options]`` builds it (tests build it the same way); the Fleet screen
+    for a fleet source (``--fleet FILE``, ``--demo-fleet``: :mod:`tui.fleet_source`)."""
     from pathlib import Path
 
+    if getattr(source, "fleet", False):
+        return FleetApp(source, options=options, audit_log=Path(audit_log) if audit_log else None, **kwargs)
     return MigrateApp(source, preflight=True, options=options, audit_log=Path(audit_log) if audit_log else None,
                       **kwargs)
 

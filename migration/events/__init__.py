@@ -36,6 +36,7 @@ from .migrate import (
     StepStarted,
 )
 from ..outcome import Finished, Notice, Outcome
+from .fleet import FleetHeld
 from .pooler import PoolerDetected
 from .rollback import (
     Blocker,
@@ -69,7 +70,7 @@ __all__ = [
     "DrillCompared", "DrillEvent", "DrillFinished", "DrillPhase", "DrillProgress", "DrillStarted", "DrillTableChecked",
     "PhaseResult", "RehearsalEvent", "RehearsalFinished", "RehearsalPhaseFinished", "RehearsalPhaseStarted",
     "RehearsalStarted", "Rehearsed", "TableCheck", "Dropped",
-    "Event", "Finished", "LockAcquired", "LockTimedOut", "MigrateEvent", "Notice", "Outcome", "Preview",
+    "Event", "Finished", "FleetHeld", "LockAcquired", "LockTimedOut", "MigrateEvent", "Notice", "Outcome", "Preview",
     "PoolerDetected", "PreviewReady", "RestoreEvent", "RestoreFinished", "RestoreStarted", "RollbackEvent",
     "RollbackFinished", "RollbackStarted", "RunFinished", "RunStarted", "SafetyCopy", "SafetyCopyFinished",
     "SafetyCopySkipped", "SafetyCopyStarted", "Status", "Step", "StepFailed", "StepFinished", "StepSkipped",

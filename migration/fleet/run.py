@@ -8,6 +8,10 @@ that runs — each ends fully migrated or untouched — and starts no other.
   :class:`~.pipeline.TargetRun` in a thread of its own.
 - A wave with a target that did not end ok (failed, busy, cancelled) stops the later waves — the earlier ones are
   the canaries — unless ``keep_going``; their targets are reported as skipped.
+- A front end can steer it (any thread): ``hold()`` starts no new target once those running have finished (then
+  :class:`~migration.events.FleetHeld`), ``go()`` starts them again; with ``wave_by_wave`` the fleet holds after
+  every wave that succeeded until ``go()`` (the wizard: the operator starts each wave). ``cancel()`` also ends a
+  hold: whatever has not started is skipped.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import time
 from dataclasses import dataclass
 
 from ..errors import OperatorError, explain
+from ..events.fleet import FleetHeld
 from ..operation import Emit, Operation
 from ..options import BackupOptions, DrillOptions, RollbackOptions
 from ..outcome import Finished, Outcome
@@ -73,18 +78,37 @@ class FleetRun(Operation):
     cancelled_hint = "Targets that had not finished were rolled back and left untouched. Run the fleet again."
 
     def __init__(self, fleet: Fleet, action: str, emit: Emit | None = None, *, concurrency: int = DEFAULT_CONCURRENCY,
-                 keep_going: bool = False, audit=None, backup: BackupOptions | None = None,
+                 keep_going: bool = False, wave_by_wave: bool = False, audit=None, backup: BackupOptions | None = None,
                  drill: DrillOptions | None = None, rollback: RollbackOptions | None = None) -> None:
         super().__init__(fleet.targets[0].settings if fleet.targets else None, emit)  # type: ignore[arg-type]
         self.fleet, self.action = fleet, action
         self.concurrency = max(1, int(concurrency))
         self.keep_going = keep_going
+        self.wave_by_wave = wave_by_wave
+        self._held = False
         self._options = dict(audit=audit, backup=backup, drill=drill, rollback=rollback)
         self._running: dict[str, TargetRun] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # an event consumer may steer (hold, go) from inside emit
         self._changed = threading.Condition(self._lock)
         self.results: list[TargetFinished] = []
         self.skipped: list[TargetSkipped] = []
+
+    # -- steering (any thread) ---------------------------------------------------------------------------
+    def hold(self) -> None:
+        """Start no new target: those running finish, then the fleet waits for :meth:`go` (FleetHeld)."""
+        with self._lock:
+            self._held = True
+            self._changed.notify_all()
+
+    def go(self) -> None:
+        """Start targets again: the rest of the wave that was held, or the next wave."""
+        with self._lock:
+            self._held = False
+            self._changed.notify_all()
+
+    @property
+    def held(self) -> bool:
+        return self._held
 
     # -- the lifecycle ----------------------------------------------------------------------------------
     def _interrupt(self) -> None:
@@ -106,7 +130,8 @@ class FleetRun(Operation):
 
     def _perform(self) -> FleetFinished:
         stopped: str | None = None
-        for wave in self.fleet.waves:
+        waves = self.fleet.waves
+        for index, wave in enumerate(waves):
             targets = [t for t in self.fleet.targets if t.wave == wave]
             if self.cancelled:
                 stopped = "the fleet was cancelled before this wave"
@@ -122,6 +147,8 @@ class FleetRun(Operation):
             elif not self.keep_going and any(not r.ok for r in ended):
                 failed = ", ".join(r.target for r in ended if not r.ok)
                 stopped = f"wave '{wave}' did not succeed ({failed}); pass --keep-going to go on anyway"
+            elif index + 1 < len(waves) and (self.wave_by_wave or self._held):
+                self._hold_after(wave, waves[index + 1])
         outcome = fleet_outcome(self.results, self.cancelled)
         return self._ended(outcome, self._message(outcome))
 
@@ -135,14 +162,24 @@ class FleetRun(Operation):
         text = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items()) or "no target"
         return f"{self.action}: {text}"
 
+    def _hold_after(self, wave: str, following: str) -> None:
+        """Between waves: wait for go() (or cancel())."""
+        waiting = tuple(t.name for t in self.fleet.targets if t.wave == following)
+        with self._lock:
+            self._held = True
+            self.emit(FleetHeld(following, waiting, after_wave=wave))
+            while self._held and not self.cancelled:
+                self._changed.wait(0.5)
+
     # -- one wave ---------------------------------------------------------------------------------------
     def _wave(self, targets: list[FleetTarget]) -> list[TargetFinished]:
         pending = list(targets)
         ended: list[TargetFinished] = []
         threads: list[threading.Thread] = []
+        announced = False  # FleetHeld said for this hold
         while True:
             with self._lock:
-                while pending and len(self._running) < self.concurrency and not self.cancelled:
+                while pending and len(self._running) < self.concurrency and not self.cancelled and not self._held:
                     target = pending.pop(0)
                     target_run = TargetRun(target, self.action, self.emit, **self._options)
                     self._running[target.name] = target_run
@@ -153,6 +190,9 @@ class FleetRun(Operation):
                     thread.start()
                 if not self._running and (not pending or self.cancelled):
                     break
+                if self._held and not self._running and not announced:
+                    self.emit(FleetHeld(targets[0].wave, tuple(t.name for t in pending)))
+                announced = self._held and not self._running
                 self._changed.wait(0.5)
         for thread in threads:
             thread.join()
