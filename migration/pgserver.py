@@ -66,6 +66,26 @@ def _server_os_user() -> str | None:
     return "embedded_postgres"
 
 
+def _others_can_traverse(path: Path) -> bool:
+    try:
+        return all(p.stat().st_mode & stat.S_IXOTH for p in [path, *path.parents])
+    except OSError:
+        return False
+
+
+def scratch_dir() -> Path:
+    """Where throwaway servers live: the temp directory (``TMPDIR``), unless the tool runs as root and the
+    server's unprivileged OS user could not reach it (a private ``TMPDIR`` under a 0700 home): then the
+    system's world-traversable ``/tmp`` (or ``/var/tmp``). The server's own directory is 0700 and its own."""
+    base = Path(tempfile.gettempdir())
+    if os.geteuid() != 0 or _others_can_traverse(base):
+        return base
+    for other in (Path("/tmp"), Path("/var/tmp")):
+        if other.is_dir() and _others_can_traverse(other):
+            return other
+    return base
+
+
 def _make_traversable(path: Path) -> None:
     """As root: let the server user reach binaries installed under e.g. /root (o+x on each parent)."""
     for parent in [path, *path.parents]:
@@ -110,7 +130,7 @@ class LocalServer:
 
     def start(self) -> "LocalServer":
         self.os_user = _server_os_user()
-        self.root = Path(tempfile.mkdtemp(prefix=self.prefix))
+        self.root = Path(tempfile.mkdtemp(prefix=self.prefix, dir=scratch_dir()))
         pwfile = self.root / "pwfile"
         pwfile.write_text(self.password + "\n")
         pwfile.chmod(0o600)

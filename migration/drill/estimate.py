@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 
 PLAIN_BYTES_PER_S = 40 * 1024 ** 2  # one psql, one transaction
 ARCHIVE_BYTES_PER_S = 40 * 1024 ** 2  # one pg_restore job
@@ -32,7 +31,10 @@ def room_needed(database_bytes: int) -> int:
 
 
 def temp_dir() -> str:
-    return tempfile.gettempdir()
+    """Where the drill's throwaway server will live (:func:`migration.pgserver.scratch_dir`)."""
+    from ..pgserver import scratch_dir
+
+    return str(scratch_dir())
 
 
 def free_bytes(path: str | None = None) -> int:

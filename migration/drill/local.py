@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..children import child_environ
-from ..errors import OperatorError
-from ..pgserver import SYSTEM_PG_ROOT, LocalServer, embedded_bin_dir
+from ..errors import MigrateError, OperatorError
+from ..pgserver import SYSTEM_PG_ROOT, LocalServer, embedded_bin_dir, scratch_dir
 
 PREFIX = "migrate-tui-drill-"
 REHEARSAL_PREFIX = "migrate-tui-rehearsal-"  # the rehearsal's private directory for its safety copy
@@ -150,6 +150,16 @@ class LocalCopy:
     def start(self) -> "LocalCopy":
         try:
             self.server.start()
+        except subprocess.CalledProcessError as exc:
+            self.cleanup()
+            program = Path(str(exc.cmd[exc.cmd.index("--") + 1] if "--" in exc.cmd else exc.cmd[0])).name
+            lines = [line for line in (exc.stderr or exc.stdout or "").splitlines() if line.strip()]
+            raise MigrateError(OperatorError(
+                f"The throwaway PostgreSQL {self.candidate.version} could not be started ({program} failed); "
+                "nothing was restored.",
+                f"See the detail. The server runs in {scratch_dir()}: it needs room there and, when "
+                "migrate-tui runs as root, must be reachable by its unprivileged OS user. Or drill on a scratch "
+                "server: --drill-url URL.", detail="; ".join(lines[-3:]) or None)) from None
         except BaseException:
             self.cleanup()
             raise
@@ -228,11 +238,14 @@ def _server_users() -> set[int]:
 def remove_stale(tmp: str | None = None) -> list[str]:
     """Throwaway servers of drills (and rehearsal directories) whose process is gone: stopped and deleted;
     their paths."""
-    root = Path(tmp or tempfile.gettempdir())
-    try:
-        entries = list(os.scandir(root))
-    except OSError:
-        return []
+    # The servers live in scratch_dir(), the rehearsals' private directories in the temp directory: both looked at.
+    roots = [Path(tmp)] if tmp else list(dict.fromkeys([scratch_dir(), Path(tempfile.gettempdir())]))
+    entries = []
+    for root in roots:
+        try:
+            entries += list(os.scandir(root))
+        except OSError:
+            continue
     owners = _server_users()
     removed = []
     for entry in entries:

@@ -108,7 +108,7 @@ async def test_ctrl_q_while_waiting_leaves_nothing_behind(db, settings_for, tmp_
                     await pilot.press("a")
                     await pilot.pause()
                     holder = Holder(db, where)
-                    await pilot.press("c")
+                    await pilot.press("enter")  # Continue
             await _until(pilot, lambda: waiting_on_lock(db, APP[where]), f"the {where} to wait on the lock")
             (operation,) = app.running_operations
             await pilot.press("ctrl+q")

@@ -84,7 +84,7 @@ def test_backup_sidecars_are_never_written_through_a_planted_link(db18, shared, 
     planted = plant_links(shared.backups, backup_names(parts=parts), shared.victim.path)
     result = run_cli("backup", cwd=shared.base, env=env_for(db18.url, tmp_path / "audit.log"))
     assert result.returncode == exit_codes.FAILURE, result.output
-    assert "  Verifying: end-of-dump marker…" in result.stdout  # the dump itself was written and verified
+    assert "  Verifying: end-of-dump marker" in result.stdout  # the dump itself was written and verified
     assert named(NAMED_LINK, result.output, planted).endswith(suffix)
     shared.victim.assert_untouched()
     assert_links_intact(shared.backups, planted, shared.victim.path)
