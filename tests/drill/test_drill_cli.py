@@ -205,3 +205,26 @@ def test_rehearse_command_leaves_the_production_catalog_unchanged(db, tmp_path, 
                                    "✓ Rehearsal passed:", "  The throwaway copy was removed."])
     assert catalog(db) == before and not db.table_exists()
     assert drill_dirs(private_tmp) == [] and not list(private_tmp.glob("migrate-tui-rehearsal-*"))
+
+
+def test_a_private_tmpdir_still_drills_where_the_server_can_run(db18, tmp_path):
+    """As root the throwaway server runs as an unprivileged OS user, which cannot reach a private TMPDIR (0700
+    under a 0700 home): the drill runs in the system's /tmp instead, the checklist says so, and nothing stays.
+    As another user the server is the user's own, and the drill runs in TMPDIR itself."""
+    import os
+
+    seed(db18)
+    private = tmp_path / "private-tmp"
+    private.mkdir(mode=0o700)
+    where = "/tmp" if os.geteuid() == 0 else str(private)
+    before = set(drill_dirs(where))
+    path = backup(db18, tmp_path).path
+    env = cli_env(db18.url, TMPDIR=str(private))
+    check = run_cli("check", "--audit-log", str(tmp_path / "audit.log"), cwd=tmp_path, env=env)
+    assert check.returncode == exit_codes.OK, check.output
+    room = next(line for line in check.stdout.splitlines() if "Drill room and time" in line)
+    assert f" in {where} (" in room, room
+    result = run_cli("drill", path, "--audit-log", str(tmp_path / "audit.log"), cwd=tmp_path, env=env, timeout=120)
+    assert result.returncode == exit_codes.OK, result.output
+    assert "Unexpected error" not in result.output
+    assert set(drill_dirs(where)) <= before and not drill_dirs(private), "the throwaway server was removed"
