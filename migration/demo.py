@@ -137,10 +137,11 @@ class DemoDatabase:
         self.stop()
 
 
-# (target name, wave): the demo fleet's databases, in the fleet file's order; BROKEN lacks a column.
-DEMO_FLEET = (("staging", "staging"), ("canary", "canary"), ("prod-eu", "production"), ("prod-us", "production"),
+# (target name, wave): the demo fleet's databases, in the fleet file's order; BROKEN lacks a column. It is a
+# canary, so the demo shows what canaries are for: its failure stops the production wave before it starts.
+DEMO_FLEET = (("staging", "staging"), ("canary-eu", "canary"), ("canary-us", "canary"), ("prod-eu", "production"),
               ("prod-asia", "production"), ("prod-au", "production"))
-DEMO_FLEET_BROKEN = "prod-us"
+DEMO_FLEET_BROKEN = "canary-us"
 DEMO_FLEET_FILE = "fleet.toml"
 
 

@@ -188,7 +188,7 @@ async def test_pause_lets_the_running_targets_finish_and_starts_no_other(tmp_pat
         assert all(table_state(db) == "valid" for db in dbs.values())
 
 
-async def test_demo_fleet_writes_its_fleet_file_runs_the_waves_and_the_broken_target_fails(tmp_path, monkeypatch):
+async def test_demo_fleet_writes_its_fleet_file_and_its_broken_canary_stops_production(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     app = wizard_app(*wizard_setup(_wizard_args(["--demo-fleet", "--backup-dir", str(tmp_path / "backups")])))
     path = None
@@ -200,16 +200,19 @@ async def test_demo_fleet_writes_its_fleet_file_runs_the_waves_and_the_broken_ta
             assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
             assert path.parent.stat().st_uid == os.geteuid() and "drill = false" in path.read_text()
             text = screen_text(app)
-            assert "6 targets in 3 waves" in flat(text) and "production (4)" in text and "prod-us" in text
-            for wave in ("staging", "canary"):
-                await confirm(pilot, "s" if wave == "staging" else "n")
-                await wait_until(pilot, lambda: board(app).held is not None, f"wave {wave} to end", tries=1200)
-            await confirm(pilot, "n")
+            assert "6 targets in 3 waves" in flat(text) and "canary (2)" in text and "production (3)" in text
+            await confirm(pilot, "s")
+            await wait_until(pilot, lambda: board(app).held is not None, "wave staging to end", tries=1200)
+            await confirm(pilot, "n")  # the canaries: one of them is broken
             await wait_until(pilot, lambda: board(app).finished is not None, "the fleet to finish", tries=1200)
             await pilot.pause()
             text = screen_text(app)
-            assert "Fleet finished: 5 ok, 1 failed." in text and "ok 5 · not needed 0 · failed 1 · waiting 0" in text
-            assert board(app).rows["prod-us"].state.startswith("failed: Table database_backups: Required column")
+            assert "Fleet finished: 2 ok, 1 failed, 3 skipped." in text
+            assert "ok 2 · not needed 0 · failed 1 · waiting 0 · not started 3" in text
+            assert board(app).rows["canary-us"].state.startswith("failed: Table database_backups: Required column")
+            assert board(app).rows["canary-eu"].state == "done"
+            for name in ("prod-eu", "prod-asia", "prod-au"):
+                assert board(app).rows[name].state.startswith("not started"), board(app).rows[name].state
             for secret in app.fleet.secrets():
                 assert_no_secret(app, secret)
     finally:
