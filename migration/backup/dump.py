@@ -30,7 +30,7 @@ from ..catalog_objects import counts
 from ..children import child_env
 from ..errors import MigrateError, OperatorError
 from ..events import BackupFinished, BackupStarted, BackupVerifying, Outcome
-from ..operation import Emit, Operation, Stop
+from ..operation import Cancelled, Emit, Operation, Stop
 from ..options import FORMATS, BackupOptions
 from ..pgtools import Locator, PgTool, ToolSearch, explain_tool_failure, public_conninfo
 from ..pooler import DIRECT_URL_HINT, DUMP_REFUSED, PoolerReport
@@ -341,9 +341,17 @@ class Backup(Operation):
                 while not eof.wait(self.progress_interval_s) and proc.poll() is None:
                     written = follower.count if follower else pending.size()
                     self.emit(progress.event(written, self.elapsed_ms / 1000, monitor.tuples()))
-            except BaseException:
+            except (Cancelled, MigrateError, KeyboardInterrupt):
                 proc.terminate()
                 raise
+            except Exception:  # noqa: BLE001 - our own session was lost (terminated, the server gone): pg_dump
+                # decides. Its own failure is the one to report; if it still runs, it is waited for (cancellable).
+                while not eof.wait(self.progress_interval_s) and proc.poll() is None:
+                    if self.cancelled:
+                        proc.terminate()
+                        raise Cancelled() from None
+                if proc.wait() == 0:
+                    raise
             finally:
                 if monitor is not None:
                     monitor.close()
