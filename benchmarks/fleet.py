@@ -100,7 +100,7 @@ def bench(server: LocalServer, args, work: Path) -> int:
         version = conn.execute("SHOW server_version").fetchone()[0]
         size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
         tables = conn.execute("SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n "
-                              "ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname = 'public'").fetchone()[0]
+                              "ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname = 'public'").fetchone()[0] or 0
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k not in ("DATABASE_URL",)}
     env.pop("MIGRATE_AUDIT_LOG", None)
     variables = {name: f"FLEET_{name.upper()}_URL" for name in names}
@@ -112,7 +112,7 @@ def bench(server: LocalServer, args, work: Path) -> int:
 
     print(f"machine: {os.cpu_count()} CPUs, {_ram_gib():.0f} GiB RAM, load average {_load()}; Python "
           f"{platform.python_version()}; PostgreSQL {version} (embedded wheel, fsync on)")
-    print(f"{args.databases} databases of {args.tables} tables ({tables / MB:.1f} MB of rows and indexes), "
+    print(f"{args.databases} databases of {args.tables} tables ({int(tables) / MB:.1f} MB of rows and indexes), "
           f"{size / MB:.1f} MB each (filled in "
           f"{time.perf_counter() - started:.0f} s); one wave; per database: {work_done}migration, audit log")
     startup = [timed([CLI, "run", "--help"], env, work) for _ in range(5)]
