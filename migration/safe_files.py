@@ -294,7 +294,15 @@ def reserve(directory: CheckedDir, names) -> PendingFile:
                 raise UnsafePath(_exists_error(directory, name))
         if taken:
             continue
-        return PendingFile(directory, final)
+        try:
+            return PendingFile(directory, final)
+        except UnsafePath:
+            # Created meanwhile: by another backup of ours in the same second (a regular file of ours: the
+            # next name), or by someone else (anything else there: the error that names it).
+            st = directory.lstat(partial_name(final))
+            if st is not None and stat.S_ISREG(st.st_mode) and st.st_uid == me:
+                continue
+            raise
     raise UnsafePath(OperatorError("Too many files with the same name in " + directory.shown + ".",
                                    "Wait a second and try again."))
 

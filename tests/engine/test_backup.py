@@ -191,4 +191,5 @@ def test_two_backups_in_the_same_second_get_distinct_names(db, tmp_path):
         t.start()
     for t in threads:
         t.join(120)
-    assert all(r.ok for r in results) and len({r.path for r in results}) == 2
+    assert all(r.ok for r in results) and len({r.path for r in results}) == 2, \
+        [(r.outcome, r.message, r.error) for r in results]
