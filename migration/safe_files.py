@@ -86,6 +86,12 @@ class CheckedDir:
 
     def create(self, name: str, mode: int = 0o600, *, lock: bool = False) -> int:
         """A new file: never an existing one, never through a link. ``lock``: hold an flock while it is written."""
+        if lock:  # created and locked under the directory's lock: a concurrent stale-file cleanup never sees it unlocked
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+            try:
+                return self.create(name, mode)
+            finally:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
         try:
             fd = os.open(name, _CREATE, mode, dir_fd=self.fd)
         except FileExistsError:
@@ -97,8 +103,7 @@ class CheckedDir:
                                            "Choose a directory you can write to.")) from None
         try:
             os.fchmod(fd, mode)  # whatever the umask
-            if lock:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else can hold it
         except BaseException:
             os.close(fd)
             raise
@@ -418,6 +423,14 @@ def describe_dir(path: str | os.PathLike[str], *, trust: bool = False) -> tuple[
 
 def remove_stale_partials(d: CheckedDir) -> list[str]:
     """Delete temporary files of ours that no running process holds (left by a killed run); their names."""
+    fcntl.flock(d.fd, fcntl.LOCK_EX)  # no file is being created (and not yet locked) meanwhile
+    try:
+        return _remove_stale_partials(d)
+    finally:
+        fcntl.flock(d.fd, fcntl.LOCK_UN)
+
+
+def _remove_stale_partials(d: CheckedDir) -> list[str]:
     removed = []
     me = os.geteuid()
     for entry in os.scandir(d.fd):
