@@ -92,12 +92,14 @@ async def test_escape_cancels_the_drill_then_x_skips_it_knowingly(db18, settings
     app = make_app(settings)
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await open_backup(app, pilot, settings, tmp_path)
-        await wait_until(pilot, lambda: "Restoring" in str(screen.query_one("#drill-status").content)
-                         or "Database" in str(screen.query_one("#drill-status").content), "the restore", 1200)
+        # The restore's progress line: the copy now sleeps 60 s in the CHECK (the drill cannot pass meanwhile).
+        await wait_until(pilot, lambda: str(screen.query_one("#drill-status").content).startswith("Tables "),
+                         "the restore", 1200)
+        assert proof(screen).state == "drilling"
         assert list(private.glob("migrate-tui-drill-*")), "the throwaway server should be there"
         assert not screen.check_action("continue", ())  # not while the drill runs
         await pilot.press("escape")
-        await wait_until(pilot, lambda: proof(screen).state == "cancelled", "the cancel", 1200)
+        await wait_until(pilot, lambda: proof(screen).state == "cancelled", "the cancel", 400)  # 20 s, not the 60
         await settle(app, pilot)
         assert list(private.glob("migrate-tui-drill-*")) == []
         assert not screen.check_action("continue", ()) and isinstance(app.screen, BackupScreen)
