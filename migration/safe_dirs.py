@@ -23,7 +23,7 @@ import stat
 from pathlib import Path
 
 from .errors import OperatorError
-from .safe_files import PARTIAL, CheckedDir, UnsafePath, _exists_error, _mode, _owner, partial_name
+from .safe_files import PARTIAL, CheckedDir, UnsafePath, _exists_error, _mode, _owner, partial_name, reserve_name
 
 _RENAME_NOREPLACE = 1
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -118,21 +118,22 @@ class PendingDir:
         self.dir = directory
         self.final = final
         self.temporary = partial_name(final)
-        try:
-            os.mkdir(self.temporary, 0o700, dir_fd=directory.fd)
-        except FileExistsError:
-            raise UnsafePath(_exists_error(directory, self.temporary)) from None
-        try:
-            self.fd = os.open(self.temporary, _DIR_FLAGS, dir_fd=directory.fd)
-        except OSError:
-            raise UnsafePath(_exists_error(directory, self.temporary)) from None
-        try:
-            os.fchmod(self.fd, 0o700)  # whatever the umask
-            _check_own_dir(self.fd, self.temporary_path, "new backup directory", private=True)
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BaseException:
-            os.close(self.fd)
-            raise
+        with directory.locked():  # made and locked before a concurrent stale-directory cleanup can look at it
+            try:
+                os.mkdir(self.temporary, 0o700, dir_fd=directory.fd)
+            except FileExistsError:
+                raise UnsafePath(_exists_error(directory, self.temporary)) from None
+            try:
+                self.fd = os.open(self.temporary, _DIR_FLAGS, dir_fd=directory.fd)
+            except OSError:
+                raise UnsafePath(_exists_error(directory, self.temporary)) from None
+            try:
+                os.fchmod(self.fd, 0o700)  # whatever the umask
+                _check_own_dir(self.fd, self.temporary_path, "new backup directory", private=True)
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # new: nobody else can hold it
+            except BaseException:
+                os.close(self.fd)
+                raise
 
     @property
     def path(self) -> Path:
@@ -186,23 +187,17 @@ class PendingDir:
 
 
 def reserve_dir(directory: CheckedDir, names) -> PendingDir:
-    """The first of ``names`` free in the directory (neither it nor its temporary name exist)."""
-    me = os.geteuid()
-    for final in names:
-        taken = [n for n in (final, partial_name(final)) if directory.lstat(n) is not None]
-        for name in taken:
-            st = directory.lstat(name)
-            if st is not None and not (stat.S_ISDIR(st.st_mode) and st.st_uid == me):
-                raise UnsafePath(_exists_error(directory, name))
-        if taken:
-            continue
-        return PendingDir(directory, final)
-    raise UnsafePath(OperatorError("Too many backups with the same name in " + directory.shown + ".",
-                                   "Wait a second and try again."))
+    """The first of ``names`` free in the directory, as a :class:`PendingDir` (see :func:`reserve_name`)."""
+    return reserve_name(directory, names, stat.S_IFDIR, PendingDir)
 
 
 def remove_stale_partial_dirs(d: CheckedDir) -> list[str]:
     """Temporary backup directories of ours that no running process holds (a killed run): removed; their names."""
+    with d.locked():  # no directory is being made (and not yet locked) meanwhile
+        return _remove_stale_partial_dirs(d)
+
+
+def _remove_stale_partial_dirs(d: CheckedDir) -> list[str]:
     removed = []
     me = os.geteuid()
     for entry in os.scandir(d.fd):

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -23,6 +24,7 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator, TypeVar
 
 from .errors import MigrateError, OperatorError
 
@@ -84,14 +86,21 @@ class CheckedDir:
         except FileNotFoundError:
             return None
 
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """The directory's own flock: a temporary is created and locked under it, and the stale-temporary cleanup
+        scans under it, so the cleanup never finds another run's new temporary before that run has locked it."""
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+
     def create(self, name: str, mode: int = 0o600, *, lock: bool = False) -> int:
         """A new file: never an existing one, never through a link. ``lock``: hold an flock while it is written."""
-        if lock:  # created and locked under the directory's lock: a concurrent stale-file cleanup never sees it unlocked
-            fcntl.flock(self.fd, fcntl.LOCK_EX)
-            try:
+        if lock:
+            with self.locked():
                 return self.create(name, mode)
-            finally:
-                fcntl.flock(self.fd, fcntl.LOCK_UN)
         try:
             fd = os.open(name, _CREATE, mode, dir_fd=self.fd)
         except FileExistsError:
@@ -285,30 +294,41 @@ class PendingFile:
 
 
 def reserve(directory: CheckedDir, names) -> PendingFile:
-    """The first of ``names`` free in the directory (neither it nor its temporary name exist).
+    """The first of ``names`` free in the directory, as a :class:`PendingFile` (see :func:`reserve_name`)."""
+    return reserve_name(directory, names, stat.S_IFREG, PendingFile)
 
-    A name taken by a regular file of ours (an earlier backup of the same second) is skipped; anything
-    else there (a link, another user's file) is an error that names it.
+
+_Pending = TypeVar("_Pending")
+
+
+def reserve_name(directory: CheckedDir, names, kind: int, make: Callable[[CheckedDir, str], _Pending]) -> _Pending:
+    """``make(directory, final)`` for the first of ``names`` free in the directory (neither it nor its temporary
+    name exist); ``make`` creates the temporary exclusively (it raises UnsafePath when something is there).
+
+    A name taken by an entry of ours of this ``kind`` (``stat.S_IFREG``, ``stat.S_IFDIR``: an earlier backup of
+    the same second, or one created meanwhile by another backup of ours) is skipped; anything else there (a
+    link, another user's file) is an error that names it.
     """
     me = os.geteuid()
+
+    def ours(name: str) -> bool:
+        st = directory.lstat(name)
+        return st is not None and stat.S_IFMT(st.st_mode) == kind and st.st_uid == me
+
     for final in names:
         taken = [n for n in (final, partial_name(final)) if directory.lstat(n) is not None]
         for name in taken:
-            st = directory.lstat(name)
-            if st is not None and not (stat.S_ISREG(st.st_mode) and st.st_uid == me):
+            if not ours(name) and directory.lstat(name) is not None:
                 raise UnsafePath(_exists_error(directory, name))
         if taken:
             continue
         try:
-            return PendingFile(directory, final)
+            return make(directory, final)
         except UnsafePath:
-            # Created meanwhile: by another backup of ours in the same second (a regular file of ours: the
-            # next name), or by someone else (anything else there: the error that names it).
-            st = directory.lstat(partial_name(final))
-            if st is not None and stat.S_ISREG(st.st_mode) and st.st_uid == me:
+            if ours(partial_name(final)):  # created meanwhile by another backup of ours: the next name
                 continue
             raise
-    raise UnsafePath(OperatorError("Too many files with the same name in " + directory.shown + ".",
+    raise UnsafePath(OperatorError("Too many backups with the same name in " + directory.shown + ".",
                                    "Wait a second and try again."))
 
 
@@ -423,11 +443,8 @@ def describe_dir(path: str | os.PathLike[str], *, trust: bool = False) -> tuple[
 
 def remove_stale_partials(d: CheckedDir) -> list[str]:
     """Delete temporary files of ours that no running process holds (left by a killed run); their names."""
-    fcntl.flock(d.fd, fcntl.LOCK_EX)  # no file is being created (and not yet locked) meanwhile
-    try:
+    with d.locked():  # no file is being created (and not yet locked) meanwhile
         return _remove_stale_partials(d)
-    finally:
-        fcntl.flock(d.fd, fcntl.LOCK_UN)
 
 
 def _remove_stale_partials(d: CheckedDir) -> list[str]:

@@ -182,14 +182,17 @@ def test_truncated_dump_fails_verification_and_is_deleted(db, tmp_path, fmt):
     assert isinstance(events[-1], BackupFinished) and any(isinstance(e, BackupVerifying) for e in events)
 
 
-def test_two_backups_in_the_same_second_get_distinct_names(db, tmp_path):
+@pytest.mark.parametrize("fmt", ["plain", "directory"])
+def test_backups_in_the_same_second_get_distinct_names(db, tmp_path, fmt):
+    """Three at once: each takes its own name (the next free one), none fails on another's new temporary
+    file or directory, none deletes another's as a stale leftover."""
     backup_dir = tmp_path / "b"
     results = []
     threads = [threading.Thread(target=lambda: results.append(
-        Backup(settings(db), None, BackupOptions(backup_dir=backup_dir)).run())) for _ in range(2)]
+        Backup(settings(db), None, BackupOptions(backup_dir=backup_dir, fmt=fmt)).run())) for _ in range(3)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(120)
-    assert all(r.ok for r in results) and len({r.path for r in results}) == 2, \
+    assert len(results) == 3 and all(r.ok for r in results) and len({r.path for r in results}) == 3, \
         [(r.outcome, r.message, r.error) for r in results]
