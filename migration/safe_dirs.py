@@ -23,7 +23,8 @@ import stat
 from pathlib import Path
 
 from .errors import OperatorError
-from .safe_files import PARTIAL, CheckedDir, UnsafePath, _exists_error, _mode, _owner, partial_name, reserve_name
+from .safe_files import (CheckedDir, UnsafePath, _exists_error, _mode, _owner, partial_name, remove_unlocked_partials,
+                         reserve_name)
 
 _RENAME_NOREPLACE = 1
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -192,37 +193,16 @@ def reserve_dir(directory: CheckedDir, names) -> PendingDir:
 
 
 def remove_stale_partial_dirs(d: CheckedDir) -> list[str]:
-    """Temporary backup directories of ours that no running process holds (a killed run): removed; their names."""
-    with d.locked():  # no directory is being made (and not yet locked) meanwhile
-        return _remove_stale_partial_dirs(d)
+    """Temporary backup directories of ours that no running process holds (a killed run), when empty: removed;
+    their names."""
 
+    def remove(fd: int, name: str) -> bool:
+        if not _empty(fd):
+            return False
+        os.rmdir(name, dir_fd=d.fd)
+        return True
 
-def _remove_stale_partial_dirs(d: CheckedDir) -> list[str]:
-    removed = []
-    me = os.geteuid()
-    for entry in os.scandir(d.fd):
-        if not PARTIAL.match(entry.name) or not entry.is_dir(follow_symlinks=False):
-            continue
-        try:
-            fd = os.open(entry.name, _DIR_FLAGS, dir_fd=d.fd)
-        except OSError:
-            continue
-        try:
-            if os.fstat(fd).st_uid != me:
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:  # a running backup holds it
-                continue
-            if not _empty(fd):
-                continue
-            os.rmdir(entry.name, dir_fd=d.fd)
-            removed.append(str(d.name(entry.name)))
-        except OSError:
-            continue
-        finally:
-            os.close(fd)
-    return removed
+    return remove_unlocked_partials(d, stat.S_IFDIR, _DIR_FLAGS, remove)
 
 
 def open_own_dir(d: CheckedDir, name: str, what: str = "backup directory") -> int:

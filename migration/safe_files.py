@@ -443,30 +443,37 @@ def describe_dir(path: str | os.PathLike[str], *, trust: bool = False) -> tuple[
 
 def remove_stale_partials(d: CheckedDir) -> list[str]:
     """Delete temporary files of ours that no running process holds (left by a killed run); their names."""
-    with d.locked():  # no file is being created (and not yet locked) meanwhile
-        return _remove_stale_partials(d)
+    return remove_unlocked_partials(d, stat.S_IFREG, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                                    lambda fd, name: d.unlink(name))
 
 
-def _remove_stale_partials(d: CheckedDir) -> list[str]:
+def remove_unlocked_partials(d: CheckedDir, kind: int, flags: int, remove: Callable[[int, str], bool]) -> list[str]:
+    """``remove(fd, name)`` each temporary (``.NAME.partial``) of ours of this ``kind`` that no running process
+    holds (its flock is free: a killed run left it); the names it removed. It scans under the directory's lock,
+    so a temporary being created (not yet locked) is never among them. Opened with ``flags`` (never following
+    a link), checked and locked through that descriptor."""
     removed = []
     me = os.geteuid()
-    for entry in os.scandir(d.fd):
-        if not PARTIAL.match(entry.name) or not entry.is_file(follow_symlinks=False):
-            continue
-        try:
-            fd = os.open(entry.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=d.fd)
-        except OSError:
-            continue
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode) or st.st_uid != me:
+    with d.locked():
+        for entry in os.scandir(d.fd):
+            if not PARTIAL.match(entry.name):
                 continue
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:  # a running backup holds it
+                fd = os.open(entry.name, flags, dir_fd=d.fd)
+            except OSError:
                 continue
-            if d.unlink(entry.name):
-                removed.append(str(d.name(entry.name)))
-        finally:
-            os.close(fd)
+            try:
+                st = os.fstat(fd)
+                if stat.S_IFMT(st.st_mode) != kind or st.st_uid != me:
+                    continue
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:  # a running backup holds it
+                    continue
+                if remove(fd, entry.name):
+                    removed.append(str(d.name(entry.name)))
+            except OSError:
+                continue
+            finally:
+                os.close(fd)
     return removed
