@@ -28,9 +28,15 @@ from .backup import run_backup
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    parser = sub.add_parser("drill", help="restore a backup into a throwaway PostgreSQL and compare it with the source")
-    parser.add_argument("backup", nargs="?", metavar="BACKUP",
-                        help="a backup written by migrate-tui (default: take a verified backup now, then drill it)")
+    return add_backup_proof_parser(
+        sub, "drill", "restore a backup into a throwaway PostgreSQL and compare it with the source",
+        "a backup written by migrate-tui (default: take a verified backup now, then drill it)")
+
+
+def add_backup_proof_parser(sub, name: str, help: str, backup_help: str) -> argparse.ArgumentParser:
+    """``drill`` and ``rehearse``: [BACKUP], the target, where a new backup goes and how, --drill-url, the log."""
+    parser = sub.add_parser(name, help=help)
+    parser.add_argument("backup", nargs="?", metavar="BACKUP", help=backup_help)
     add_target_options(parser)
     add_backup_location(parser)
     add_dump_options(parser)
@@ -60,11 +66,18 @@ def backup_to_drill(args: argparse.Namespace, settings, out: TextIO | None = Non
 
 
 def handle(args: argparse.Namespace) -> int:
+    return prove_backup(args, lambda settings, options, path, audit_log:
+                        run_drill(settings, options, path, audit_log=audit_log)[1])
+
+
+def prove_backup(args: argparse.Namespace, prove) -> int:
+    """``drill`` and ``rehearse``: the backup named (or a new verified one), then ``prove(settings, options,
+    path, audit_log)`` → its Finished; the exit code of whichever ended the command."""
     with target(args) as settings:
         options = drill_options(args)
-        audit.AuditLog(getattr(args, "audit_log", None)).ensure()
+        audit_log = getattr(args, "audit_log", None)
+        audit.AuditLog(audit_log).ensure()
         path, stop = backup_to_drill(args, settings)
         if stop is not None:
             return stop
-        _, result = run_drill(settings, options, path, audit_log=getattr(args, "audit_log", None))
-        return exit_codes.for_outcome(result.outcome)
+        return exit_codes.for_outcome(prove(settings, options, path, audit_log).outcome)

@@ -12,26 +12,18 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from migration import audit, exit_codes
+from migration import audit
 
-from ..options import add_audit_option, add_backup_location, add_drill_url, add_dump_options, add_target_options, \
-    drill_options
 from ..printers.rehearsal import RehearsalView
-from ..running import interrupts_raise, run_cancellable, target
-from .drill import backup_to_drill, run_drill
+from ..running import interrupts_raise, run_cancellable
+from .drill import add_backup_proof_parser, prove_backup, run_drill
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    parser = sub.add_parser("rehearse", help="drill a backup, then rehearse the migration and its rollback on the "
-                                             "restored copy (production is only read)")
-    parser.add_argument("backup", nargs="?", metavar="BACKUP",
-                        help="a backup written by migrate-tui (default: take a verified backup now)")
-    add_target_options(parser)
-    add_backup_location(parser)
-    add_dump_options(parser)
-    add_drill_url(parser)
-    add_audit_option(parser)
-    return parser
+    return add_backup_proof_parser(
+        sub, "rehearse", "drill a backup, then rehearse the migration and its rollback on the restored copy "
+                         "(production is only read)", "a backup written by migrate-tui (default: take a verified "
+                                                      "backup now)")
 
 
 def drill_and_rehearse(settings, options, backup, *, out: TextIO | None = None, audit_log=None):
@@ -56,11 +48,5 @@ def drill_and_rehearse(settings, options, backup, *, out: TextIO | None = None, 
 
 
 def handle(args: argparse.Namespace) -> int:
-    with target(args) as settings:
-        options = drill_options(args)
-        audit.AuditLog(getattr(args, "audit_log", None)).ensure()
-        path, stop = backup_to_drill(args, settings)
-        if stop is not None:
-            return stop
-        result = drill_and_rehearse(settings, options, path, audit_log=getattr(args, "audit_log", None))
-        return exit_codes.for_outcome(result.outcome)
+    return prove_backup(args, lambda settings, options, path, audit_log:
+                        drill_and_rehearse(settings, options, path, audit_log=audit_log))
