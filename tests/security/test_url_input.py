@@ -19,7 +19,7 @@ from files_support import env_for, flat, screen_text, settle
 
 from migration import exit_codes
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.xdist_group("system-tmp")]  # the CLI runs without TMPDIR: /tmp
 
 PASSWORD = "Secret@Pw-9xQ"
 FRAGMENTS = ("Secret", "Pw-9xQ", "9xQ", "Secret@Pw")

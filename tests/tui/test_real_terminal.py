@@ -58,6 +58,7 @@ def test_demo_wizard_in_tmux(tmp_path, size, no_color):
     migrate_tui = Path(sys.executable).with_name("migrate-tui")
     exe = str(migrate_tui) if migrate_tui.exists() else f"{sys.executable} -m headless.entry"
     env = {"TERM": "xterm-256color", "MIGRATE_AUDIT_LOG": str(tmp_path / "audit.log"), "PYTHONPATH": str(ROOT)}
+    env["TMPDIR"] = os.environ.get("TMPDIR", "/tmp")  # tmux runs the pane with its server's environment
     if no_color:
         env["NO_COLOR"] = "1"
     exports = " ".join(f"{k}='{v}'" for k, v in env.items())

@@ -35,6 +35,8 @@ class Wizard:
         migrate_tui = Path(sys.executable).with_name("migrate-tui")
         exe = str(migrate_tui) if migrate_tui.exists() else f"{sys.executable} -m headless.entry"
         env = {"TERM": "xterm-256color", "MIGRATE_AUDIT_LOG": str(tmp_path / "audit.log"), "PYTHONPATH": str(ROOT)}
+        # tmux runs the pane with its server's environment (the first client's): our TMPDIR, said explicitly
+        env["TMPDIR"] = os.environ.get("TMPDIR", "/tmp")
         if database_url:
             env["DATABASE_URL"] = database_url
         exports = " ".join(f"{k}='{v}'" for k, v in env.items())
