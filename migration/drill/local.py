@@ -2,8 +2,9 @@
 and removing it — on every exit path, and at the next start after a killed run.
 
 - :func:`choose` picks, among the system PostgreSQL installations (``/usr/lib/postgresql/N``) and the
-  embedded one, the lowest major at least as new as the dump's source whose share directory has every
-  extension the dump creates; when none has them all it names what is missing, with the fix.
+  embedded one (or only the directory ``MIGRATE_DRILL_PG_BIN`` names, checked: :mod:`.pg_bin`), the lowest
+  major at least as new as the dump's source whose share directory has every extension the dump creates;
+  when none has them all it names what is missing, with the fix.
 - :class:`LocalCopy` starts it (:class:`migration.pgserver.LocalServer`, in a temp directory named
   ``migrate-tui-drill-<pid>-…``), tuned for a one-off bulk load (no fsync, minimal WAL, no autovacuum),
   and removes it with an immediate shutdown (there is nothing to keep).
@@ -28,6 +29,7 @@ from pathlib import Path
 from ..children import child_environ
 from ..errors import MigrateError, OperatorError
 from ..pgserver import SYSTEM_PG_ROOT, LocalServer, embedded_bin_dir, scratch_dir
+from . import pg_bin
 
 PREFIX = "migrate-tui-drill-"
 REHEARSAL_PREFIX = "migrate-tui-rehearsal-"  # the rehearsal's private directory for its safety copy
@@ -43,7 +45,7 @@ class Candidate:
     bin_dir: Path
     major: int
     version: str
-    source: str  # "system" or "embedded"
+    source: str  # "system", "embedded" or "MIGRATE_DRILL_PG_BIN"
     extensions: frozenset[str]
 
     def describe(self) -> str:
@@ -93,10 +95,32 @@ def candidates(system_root: Path | None = SYSTEM_PG_ROOT, embedded: bool = True)
     return tuple(found)
 
 
+def override() -> Candidate | OperatorError | None:
+    """The directory ``MIGRATE_DRILL_PG_BIN`` names as the only candidate (checked, then probed like the others),
+    why it cannot be used, or None when it is not set."""
+    value = pg_bin.chosen()
+    if value is None:
+        return None
+    bin_dir, problem = pg_bin.check(value)
+    if problem is not None:
+        return problem
+    version = _version(bin_dir)
+    if version is None:
+        return OperatorError(f"{pg_bin.ENV}={value} cannot be used for the drill's throwaway PostgreSQL: "
+                             f"{bin_dir / 'postgres'} --version does not name a PostgreSQL version.",
+                             f"Point {pg_bin.ENV} at a PostgreSQL bin directory, or unset it.")
+    return Candidate(bin_dir, version[1], version[0], pg_bin.ENV, _extensions(bin_dir))
+
+
 def choose(source_major: int, extensions: list[str] | tuple[str, ...],
            found: tuple[Candidate, ...] | None = None) -> tuple[Candidate | None, OperatorError | None, tuple[str, ...]]:
-    """(the server to restore into, or None with why and the extensions that are missing everywhere)."""
-    found = candidates() if found is None else found
+    """(the server to restore into, or None with why and the extensions that are missing everywhere).
+    ``found``: the local servers to choose from; by default MIGRATE_DRILL_PG_BIN's when set, else :func:`candidates`."""
+    if found is None:
+        chosen = override()
+        if isinstance(chosen, OperatorError):
+            return None, chosen, ()
+        found = candidates() if chosen is None else (chosen,)
     new_enough = [c for c in found if c.major >= source_major]
     if not new_enough:
         have = ", ".join(c.describe() for c in found) or "none"
