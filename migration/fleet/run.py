@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from ..errors import OperatorError, explain
 from ..events.fleet import FleetHeld
 from ..operation import Emit, Operation
-from ..options import BackupOptions, DrillOptions, RollbackOptions
+from ..options import DEFAULT_FLEET_CONCURRENCY, BackupOptions, DrillOptions, RollbackOptions
 from ..outcome import Finished, Outcome
 from .file import Fleet, FleetTarget
 from .pipeline import TargetFinished, TargetRun
 
-DEFAULT_CONCURRENCY = 4
+DEFAULT_CONCURRENCY = DEFAULT_FLEET_CONCURRENCY
 
 
 @dataclass(frozen=True)
