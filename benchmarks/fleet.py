@@ -499,7 +499,8 @@ def report(fleets: list[Measured], sequences: list[Sequential], startup: float, 
     print(f"  client CPU (user + system, its children included; medians): fleet {fleet_cpu:.1f} s, sequential "
           f"{seq_cpu:.1f} s")
     print(f"  peak memory of the fleet's whole process tree, the highest of the runs (goal <= {GOAL_MB} MB):")
-    print(f"    every page once (children between fork and exec left out: they map the fleet's own pages): "
+    print(f"    without children between fork and exec (they map the fleet's own pages; shared libraries still count "
+          f"once per process, PSS splits them): "
           f"{real.peak_real / MB:.0f} MB ({real.real_parts}; PSS {real.peak_pss / MB:.0f} MB): "
           f"{'PASS' if real.peak_real <= GOAL_MB * MB else 'not met'}")
     print(f"    the raw sum of RSS over every process: {peak.peak_rss / MB:.0f} MB ({peak.peak_parts}): "

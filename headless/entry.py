@@ -52,6 +52,7 @@ def wizard_setup(args: argparse.Namespace):
 
     if getattr(args, "fleet", None) is not None or getattr(args, "demo_fleet", False):
         return _fleet_source(args), _operator_options(args), getattr(args, "audit_log", None)
+    _no_fleet_options(args)
     source = DemoSource(load) if getattr(args, "demo", False) else SettingsSource(load)
     return source, _operator_options(args), getattr(args, "audit_log", None)
 
@@ -66,18 +67,87 @@ def _fleet_source(args: argparse.Namespace):
         raise ConfigError("--fleet, --demo-fleet and --demo each open a different wizard; nothing was started.",
                           "Give one of them: migrate-tui --fleet FILE, migrate-tui --demo-fleet or migrate-tui --demo.")
     lock_wait = getattr(args, "lock_wait", None)
+    select = _fleet_selection(args)
     if getattr(args, "demo_fleet", False):
-        return DemoFleetSource(lock_wait)
+        if getattr(args, "only", None):
+            from migration.demo import DEMO_FLEET
+
+            _only_known(args.only, [name for name, _ in DEMO_FLEET], "the demo fleet")
+        return DemoFleetSource(lock_wait, select=select)
     from migration.fleet import read_fleet
 
-    fleet = read_fleet(args.fleet, lock_wait=lock_wait)
-    return FleetSource(lambda: fleet)
+    fleet = select(read_fleet(args.fleet, lock_wait=lock_wait))
+    return FleetSource(lambda: fleet, selection=select.description)
+
+
+def _no_fleet_options(args: argparse.Namespace) -> None:
+    """The Fleet screen's options open no wizard of their own: refused (rather than ignored) without a fleet."""
+    from .options import FLEET_WIZARD_OPTIONS
+
+    given = [name for name in FLEET_WIZARD_OPTIONS if _given(getattr(args, name, None))]
+    if given:
+        from migration.errors import ConfigError
+
+        flag = "--" + given[0].replace("_", "-")
+        raise ConfigError(f"{flag} is an option of the Fleet screen, but no fleet was given; nothing was started.",
+                          f"Add --fleet FILE (or --demo-fleet): migrate-tui --fleet FILE {flag} ...; or leave {flag} "
+                          "out.")
+
+
+class _Selection:
+    """``--only NAME…`` and ``--shard K/N`` (or ``--shard-count N`` with $JOB_COMPLETION_INDEX), as ``migrate-tui
+    fleet`` applies them: checked now (exit 78), applied to the fleet when it is read."""
+
+    def __init__(self, only, shard) -> None:
+        self.only, self.shard = only, shard
+        parts = ([f"only {', '.join(only)}"] if only else []) + ([f"shard {shard[0]}/{shard[1]}"] if shard else [])
+        self.description = "; ".join(parts)
+
+    def __call__(self, fleet):
+        from migration.fleet import select_shard
+
+        if self.only:
+            fleet = fleet.only(self.only)
+        if self.shard is not None:
+            fleet = select_shard(fleet, *self.shard)
+        if not fleet.targets:
+            from migration.errors import ConfigError
+
+            raise ConfigError(f"No target of {fleet.path} is in this selection ({self.description}); nothing to do.",
+                              "Pick another shard, or other names with --only.")
+        return fleet
+
+
+def _fleet_selection(args: argparse.Namespace) -> _Selection:
+    from migration.errors import ConfigError
+    from migration.fleet.shard import parse_shard
+
+    from .options import fleet_options
+
+    fleet_options(args)  # --concurrency: a bad value is reported now, before anything starts
+    count = getattr(args, "shard_count", None)
+    if count is not None:
+        text = str(count).strip()
+        if not text.isdigit() or int(text) < 1:
+            raise ConfigError(f"--shard-count must be a whole number of 1 or more, got '{count}'.",
+                              "Pass --shard-count N (the number of shards; $JOB_COMPLETION_INDEX gives K).")
+        count = int(text)
+    return _Selection(getattr(args, "only", None), parse_shard(getattr(args, "shard", None), count, os.environ))
+
+
+def _only_known(names: list[str], known: list[str], what: str) -> None:
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        from migration.errors import ConfigError
+
+        raise ConfigError(f"--only names no target of {what}: {', '.join(unknown)}.",
+                          f"Use the names of its targets: {', '.join(sorted(known))}.")
 
 
 # What reaches the wizard's operations as OperatorOptions (the audit log goes to the app itself).
 _OPERATION_OPTIONS = ("lock_timeout", "backup_dir", "format", "trust_backup_dir", "retries", "no_table_backup",
                       "jobs", "compress", "exact", "skip_drill", "skip_rehearsal", "drill", "drill_max_size",
-                      "drill_url")
+                      "drill_url", "concurrency", "keep_going")
 
 
 def _given(value) -> bool:
@@ -89,10 +159,11 @@ def _operator_options(args: argparse.Namespace):
     """The options every operation of the wizard uses, from the same command line as the headless ones."""
     if not any(_given(getattr(args, name, None)) for name in _OPERATION_OPTIONS):
         return None  # the defaults: nothing to import before the first frame
-    from .options import backup_options, drill_options, rollback_options
+    from .options import backup_options, drill_options, fleet_options, rollback_options
     from migration.options import OperatorOptions
 
-    return OperatorOptions(backup=backup_options(args), rollback=rollback_options(args), drill=drill_options(args))
+    return OperatorOptions(backup=backup_options(args), rollback=rollback_options(args), drill=drill_options(args),
+                           fleet=fleet_options(args))
 
 
 def _wizard_args(argv: list[str]) -> argparse.Namespace | None:

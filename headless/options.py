@@ -15,6 +15,7 @@ import os
 from migration.errors import ConfigError
 from migration.options import (
     COMPRESSIONS,
+    DEFAULT_FLEET_CONCURRENCY,
     DEFAULT_DRILL_MAX_BYTES,
     DEFAULT_RETRIES,
     DEFAULT_ROLLBACK_LOCK_TIMEOUT_MS,
@@ -22,8 +23,10 @@ from migration.options import (
     MAX_JOBS,
     BackupOptions,
     DrillOptions,
+    FleetOptions,
     RollbackOptions,
     default_jobs,
+    parse_concurrency,
     parse_size,
 )
 from migration.settings import DEFAULT_BACKUP_DIR, Settings, load_settings
@@ -49,7 +52,9 @@ def add_target_options(parser: argparse.ArgumentParser, suppress: bool = True) -
 # The options of the headless commands that the wizard's operations take too (without a command).
 WIZARD_OPTIONS = ("backup_dir", "format", "trust_backup_dir", "jobs", "compress", "exact", "skip_drill",
                   "skip_rehearsal", "drill", "drill_max_size", "drill_url", "retries", "no_table_backup", "audit_log",
-                  "fleet", "demo_fleet")
+                  "fleet", "demo_fleet") + ("concurrency", "keep_going", "only", "shard", "shard_count")
+# Of those, the Fleet screen's own (as `fleet FILE run` takes them): without --fleet / --demo-fleet they are refused.
+FLEET_WIZARD_OPTIONS = ("concurrency", "keep_going", "only", "shard", "shard_count")
 
 
 def non_negative(text: str) -> int:
@@ -99,6 +104,18 @@ def add_wizard_options(parser: argparse.ArgumentParser, dest_prefix: str = "") -
                        help="open the Fleet screen on this fleet file (see migrate-tui fleet)")
     group.add_argument("--demo-fleet", dest=dest_prefix + "demo_fleet", action="store_true",
                        help="open the Fleet screen on a demo fleet: six databases on a throwaway embedded server")
+    # The Fleet screen's options, as `fleet FILE run` takes them; their values are checked (exit 78, with a fix)
+    # before the wizard starts: headless.entry.
+    group.add_argument("--concurrency", dest=dest_prefix + "concurrency", metavar="N", default=None,
+                       help="Fleet screen: targets of a wave at once (default 4)")
+    group.add_argument("--keep-going", dest=dest_prefix + "keep_going", action="store_true",
+                       help="Fleet screen: a failed target does not stop the later waves")
+    group.add_argument("--only", dest=dest_prefix + "only", nargs="+", action="extend", metavar="NAME", default=None,
+                       help="Fleet screen: only these targets (by name)")
+    group.add_argument("--shard", dest=dest_prefix + "shard", metavar="K/N", default=None,
+                       help="Fleet screen: only shard K of N (as migrate-tui fleet --shard)")
+    group.add_argument("--shard-count", dest=dest_prefix + "shard_count", metavar="N", default=None,
+                       help="Fleet screen: with $JOB_COMPLETION_INDEX as K, shard K of N")
 
 
 def add_audit_option(parser: argparse.ArgumentParser) -> None:
@@ -207,6 +224,13 @@ def drill_options(args: argparse.Namespace) -> DrillOptions:
                                              else "MIGRATE_DRILL_MAX_SIZE") if size else DEFAULT_DRILL_MAX_BYTES,
                         jobs=getattr(args, "jobs", None) or default_jobs(), drill_url=url,
                         exact=bool(getattr(args, "exact", False)))
+
+
+def fleet_options(args: argparse.Namespace) -> FleetOptions:
+    concurrency = getattr(args, "concurrency", None)
+    return FleetOptions(
+        concurrency=DEFAULT_FLEET_CONCURRENCY if concurrency is None else parse_concurrency(concurrency),
+        keep_going=bool(getattr(args, "keep_going", False)))
 
 
 def rollback_options(args: argparse.Namespace) -> RollbackOptions:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import errno
+import functools
 import getpass
 import json
 import os
@@ -42,10 +43,16 @@ def default_path(environ: dict[str, str] | None = None) -> Path:
 
 
 def operator() -> str:
+    """Who runs this (every audit line says it): looked up once per user and environment, not per line."""
+    return _operator(os.getuid(), *(os.environ.get(name) for name in ("LOGNAME", "USER", "LNAME", "USERNAME")))
+
+
+@functools.lru_cache(maxsize=8)
+def _operator(uid: int, *environment: str | None) -> str:  # getpass.getuser() reads these variables, then pwd
     try:
         return getpass.getuser()
     except Exception:  # pragma: no cover - no passwd entry and no $USER
-        return f"uid {os.getuid()}"
+        return f"uid {uid}"
 
 
 def to_jsonable(value: Any) -> Any:

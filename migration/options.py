@@ -44,6 +44,30 @@ class RollbackOptions:
         return min(self.backoff_s * (2 ** (attempt - 1)), self.backoff_max_s)
 
 
+DEFAULT_FLEET_CONCURRENCY = 4  # targets of a wave at once (fleet --concurrency)
+MAX_FLEET_CONCURRENCY = 64
+
+
+@dataclass(frozen=True)
+class FleetOptions:
+    """How a fleet runs (``fleet FILE run`` and the wizard's Fleet screen)."""
+
+    concurrency: int = DEFAULT_FLEET_CONCURRENCY  # targets of a wave at once
+    keep_going: bool = False  # a wave with a target that did not end ok does not stop the later waves
+
+
+def parse_concurrency(text) -> int:
+    """``--concurrency N``: a whole number from 1 to MAX_FLEET_CONCURRENCY."""
+    from .errors import ConfigError
+
+    value = str(text).strip()
+    if not value.isdigit() or not 1 <= int(value) <= MAX_FLEET_CONCURRENCY:
+        raise ConfigError(f"--concurrency must be a whole number from 1 to {MAX_FLEET_CONCURRENCY}, got '{text}'.",
+                          f"Pass --concurrency N: how many targets of a wave run at once (default "
+                          f"{DEFAULT_FLEET_CONCURRENCY}), e.g. --concurrency 8.")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class OperatorOptions:
     """Every operation's options together: what the wizard gets from the command line."""
@@ -51,6 +75,7 @@ class OperatorOptions:
     backup: BackupOptions = field(default_factory=BackupOptions)
     rollback: RollbackOptions = field(default_factory=RollbackOptions)
     drill: "DrillOptions" = field(default_factory=lambda: DrillOptions())
+    fleet: FleetOptions = field(default_factory=FleetOptions)
 
 
 DEFAULT_DRILL_MAX_BYTES = 10 * 1024 ** 3  # drill and rehearse by default below this database size (see README)

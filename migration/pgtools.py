@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping
@@ -55,11 +56,53 @@ class ToolSearch:
     problem: OperatorError | None = None
 
 
+_probed: dict[tuple, tuple[str, int] | None] = {}  # tool_version's answers, by what they depend on
+_probing = threading.Lock()  # guards _probe_locks
+_probe_locks: dict[tuple, threading.Lock] = {}
+
+
+def _probe_key(path: Path, env: dict[str, str]) -> tuple | None:
+    """What ``path --version`` depends on: the file (and the one a link leads to: device, inode, size, mtime,
+    ctime), PostgreSQL's installed versions (Debian's ``pg_wrapper`` picks among them) and the child's
+    environment. None when the file cannot be read (then it is not cached)."""
+    def identity(target) -> tuple:
+        info = os.stat(target)
+        return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
+
+    try:
+        key = (str(path), identity(path), os.path.realpath(path), tuple(sorted(env.items())))
+        root = SYSTEM_PG_ROOT
+        return key + ((identity(root) if root is not None and root.is_dir() else None),)
+    except OSError:
+        return None
+
+
 def tool_version(path: Path) -> tuple[str, int] | None:
-    """("18.6", 18) from ``path --version``; None when it does not run."""
+    """("18.6", 18) from ``path --version``; None when it does not run.
+
+    Asked once per binary and process (a fleet run asks for every target): the answer is kept for as long as
+    the file, the file a link leads to, the installed PostgreSQL versions and the environment stay the same."""
+    env = child_environ()
+    key = _probe_key(path, env)
+    if key is not None and key in _probed:
+        return _probed[key]
+    if key is None:
+        return _run_version(path, env)
+    with _probing:
+        lock = _probe_locks.setdefault(key, threading.Lock())
+    with lock:  # a fleet's targets ask at once: one probe of each binary, the others wait for its answer
+        if key in _probed:
+            return _probed[key]
+        answer = _run_version(path, env)
+        if answer is not None:
+            _probed[key] = answer
+    return answer
+
+
+def _run_version(path: Path, env: dict[str, str]) -> tuple[str, int] | None:
     try:
         out = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=10,
-                             stdin=subprocess.DEVNULL, env=child_environ()).stdout
+                             stdin=subprocess.DEVNULL, env=env).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     match = _VERSION.search(out)

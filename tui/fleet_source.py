@@ -20,8 +20,9 @@ class FleetSource:
     fleet = True  # tui.app.wizard_app opens the Fleet screen for it
     description = "Reading the fleet file"
 
-    def __init__(self, read: Callable[[], "Fleet"]) -> None:
+    def __init__(self, read: Callable[[], "Fleet"], selection: str = "") -> None:
         self._read = read
+        self.selection = selection  # what --only / --shard kept of the file ("" for all of it)
 
     def __call__(self) -> "Fleet":
         return self._read()
@@ -35,11 +36,13 @@ class DemoFleetSource(FleetSource):
 
     description = "Starting the demo fleet (embedded PostgreSQL, six databases)"
 
-    def __init__(self, lock_wait: float | None = None) -> None:
-        super().__init__(self._start)
+    def __init__(self, lock_wait: float | None = None, select: Callable[["Fleet"], "Fleet"] | None = None) -> None:
+        """``select``: --only / --shard, applied to the demo's fleet file once it is read."""
+        super().__init__(self._start, getattr(select, "description", ""))
         self._lock = threading.Lock()
         self._closed = False
         self._lock_wait = lock_wait
+        self._select = select
         self.demo = None
 
     def _start(self) -> "Fleet":
@@ -52,7 +55,8 @@ class DemoFleetSource(FleetSource):
                 raise ConfigError("The wizard is closing.", "Start it again.")
             self.demo = DemoFleet()
             path = self.demo.start()
-        return read_fleet(path, environ=self.demo.environ, lock_wait=self._lock_wait)
+        fleet = read_fleet(path, environ=self.demo.environ, lock_wait=self._lock_wait)
+        return self._select(fleet) if self._select is not None else fleet
 
     def close(self) -> None:
         with self._lock:

@@ -5,7 +5,9 @@ the same engine operations as the single-database command (``run``: checklist �
 ``--backup-dir/NAME`` → drill and rehearsal where configured → migration). A wave with a target that did not end
 ok stops the later waves unless ``--keep-going``. Ctrl+C / SIGTERM cancel every running target: each ends fully
 migrated or untouched. ``--shard K/N`` (or ``$JOB_COMPLETION_INDEX`` with ``--shard-count N``) runs one
-deterministic part of the fleet (:mod:`migration.fleet.shard`).
+deterministic part of the fleet (:mod:`migration.fleet.shard`). ``rollback --cascade [--accept-loss]`` confirms
+what ``migrate-tui rollback --yes --cascade [--accept-loss]`` confirms, per target: the objects its own preview
+shows depending on its table (without ``--cascade`` such a target needs confirmation and nothing is dropped there).
 
 Exit codes: 0 every target ok or not needed, 1 any failed (or skipped after a failed wave), 75 any busy
 (another migration held its lock), 130 cancelled, 78 the fleet file or an option is wrong (nothing attempted).
@@ -62,6 +64,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument("--shard-count", type=_positive, metavar="N", default=None,
                         help="with $JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) as K: run shard K of N")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON (nothing else on stdout)")
+    parser.add_argument("--cascade", action="store_true",
+                        help="rollback: also drop the objects that depend on each target's table (as rollback "
+                             "--cascade: what each target's own preview lists; never another role's objects)")
+    parser.add_argument("--accept-loss", action="store_true",
+                        help="rollback, with --cascade: also drop dependents no safety copy can hold (marked NOT "
+                             "recoverable, e.g. a column of another table of the table's row type)")
     parser.add_argument("--lock-wait", type=float, metavar="SECONDS", default=None,
                         help="how long each target waits for another running migration (overrides the file's "
                              "lock_wait; default 10)")
@@ -81,6 +89,7 @@ def handle(args: argparse.Namespace) -> int:
             raise ConfigError(f"Refusing to {args.action} a fleet without confirmation.",
                               f"Pass --yes to run non-interactively, e.g. migrate-tui fleet {args.file} "
                               f"{args.action} --yes")
+        _rollback_only(args)
         shard = parse_shard(args.shard, args.shard_count, os.environ)
         fleet = read_fleet(args.file, lock_wait=args.lock_wait)
         if args.only:
@@ -98,7 +107,7 @@ def handle(args: argparse.Namespace) -> int:
         return exit_codes.OK
     if args.action in CHANGES and not args.yes:
         answer = input(f"{args.action.capitalize()} {len(fleet.targets)} target(s) of {args.file} "
-                       f"({', '.join(t.name for t in fleet.targets)})? [y/N] ")
+                       f"({', '.join(t.name for t in fleet.targets)}){_cascading(args)}? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("Aborted; nothing was changed.")
             return exit_codes.FAILURE
@@ -118,9 +127,9 @@ def _run(args, fleet, log, options) -> int:
     if not args.json:
         waves = ", ".join(fleet.waves)
         printer.line(f"Fleet {args.file}: {len(fleet.targets)} target(s), waves {waves}; {args.action}, "
-                     f"up to {args.concurrency} at once")
+                     f"up to {args.concurrency} at once{_cascading(args)}")
     fleet_run = FleetRun(fleet, args.action, printer, concurrency=args.concurrency, keep_going=args.keep_going,
-                         audit=log, **options)
+                         audit=log, cascade=args.cascade, accept_loss=args.accept_loss, **options)
     result = run_cancellable(fleet_run, "cancelling every running target (each rolls back)")
     code = exit_codes.for_outcome(result.outcome)
     if result.skipped and code == exit_codes.OK:  # skipped after a failed wave: only with a failure, never ok
@@ -131,6 +140,24 @@ def _run(args, fleet, log, options) -> int:
     else:
         printer.summary(result, order)
     return code
+
+
+def _rollback_only(args) -> None:
+    """--cascade and --accept-loss confirm what a rollback drops: given to another action they would be ignored."""
+    for flag, given in (("--cascade", args.cascade), ("--accept-loss", args.accept_loss)):
+        if given and args.action != "rollback":
+            raise ConfigError(f"{flag} is an option of the fleet's rollback, not of {args.action}; nothing was "
+                              "started.", f"Leave {flag} out, or roll back: migrate-tui fleet {args.file} rollback "
+                              f"--yes {flag}")
+
+
+def _cascading(args) -> str:
+    """What --cascade / --accept-loss add to a rollback, in the prompt and the first line."""
+    if args.action != "rollback" or not args.cascade:
+        return ""
+    return (", with --cascade: the objects each target's preview lists as depending on its table are dropped "
+            "with it (kept in its safety copy" + ("; --accept-loss: also those no copy can hold, gone for good)"
+                                                  if args.accept_loss else "; none that no copy can hold)"))
 
 
 def _refused(args, exc: ConfigError, problems: tuple[str, ...]) -> int:

@@ -8,7 +8,15 @@ import sys
 from typing import TextIO
 
 from migration.backup import human_bytes
-from migration.events import BackupFinished, ChecklistFinished, DrillFinished, RehearsalFinished, RunFinished
+from migration.events import (
+    BackupFinished,
+    ChecklistFinished,
+    DrillFinished,
+    Dropped,
+    RehearsalFinished,
+    RunFinished,
+    SafetyCopyFinished,
+)
 from migration.fleet import (
     DrillSkipped,
     FleetFinished,
@@ -82,6 +90,14 @@ class FleetPrinter:
             self.line(f"[{name}]   ✓ {what}: {event.message}")
         elif isinstance(event, RunFinished) and event.ok:
             self.line(f"[{name}]   ✓ migration: {event.message}")
+        elif isinstance(event, SafetyCopyFinished):  # the rollback's, as `rollback` prints it
+            self.line(f"[{name}]   ✓ safety copy: {event.copy.path} ({event.copy.rows} rows)")
+            for lost in event.copy.not_kept:
+                self.line(f"[{name}]   ⚠️  not in the copy (cannot be recreated): {lost}")
+        elif isinstance(event, Dropped):
+            self.line(f"[{name}]   ✓ dropped: {event.statement}")
+            for label in event.dependents:
+                self.line(f"[{name}]     also dropped: {label}")
 
     def summary(self, result: FleetFinished, order: list[str]) -> None:
         """The table, in the fleet file's order."""

@@ -21,9 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ..safe_dirs import list_files, open_file
 from .dumptext import DumpReader
-from .hashing import lower_thread_priority
+from .hashing import READ_CHUNK, lower_thread_priority
 
-_CHUNK = 4 << 20
+_CHUNK = READ_CHUNK
+_TURN = 16 << 20  # a file's share of one pass before the other files get their turn
 DATA_FILE = re.compile(r"^(\d+)\.dat(\.gz)?$")  # the data files whose rows are counted here
 UNCOUNTABLE = re.compile(r"^\d+\.dat\.(?!gz$)\w+$")  # lz4, zst: no decompressor in the standard library
 
@@ -73,7 +74,7 @@ class Followed:
                     self.reader.feed(buffer, n)
             self.size += n
             total += n
-            if not complete and total >= 4 * _CHUNK:
+            if not complete and total >= _TURN:
                 break  # give the other files their turn
         if complete:
             self.done = True

@@ -43,7 +43,7 @@ from . import manifest as manifests
 from . import source as source_facts
 from .directory import UNCOUNTABLE, DirFollower, listing
 from .dumptext import DumpContents, DumpReader
-from .hashing import Follower
+from .hashing import READ_CHUNK, Follower
 from .progress import CopyMonitor, Progress, TableSize, table_sizes
 from .verify import CUSTOM_MAGIC, ArchiveReader, sha256_fd, verify_plain
 
@@ -524,7 +524,7 @@ class Backup(Operation):
 def _hash_and_read(fd: int) -> tuple[str, DumpContents]:
     """A whole plain dump read once: its sha256 and what it holds."""
     digest, reader = hashlib.sha256(), DumpReader()
-    buffer = bytearray(4 << 20)
+    buffer = bytearray(READ_CHUNK)
     view = memoryview(buffer)
     offset = 0
     while n := os.preadv(fd, [buffer], offset):

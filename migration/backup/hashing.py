@@ -8,7 +8,12 @@ import threading
 
 from .dumptext import DumpReader
 
-_HASH_CHUNK = 4 << 20  # the follower's reads: large, into one reused buffer
+# Every read of a backup (hashing, counting rows, feeding a restore) goes through a buffer of this size. Not
+# larger: hashing a 600 MB dump takes the same CPU time with 128 KiB, 256 KiB, 1 MiB or 4 MiB reads (sha256
+# dominates), but glibc keeps large blocks freed by a thread in that thread's malloc arena (after the first
+# 4 MiB block is freed its dynamic mmap threshold rises to 4 MiB), so with 4 MiB buffers a fleet of backups
+# grew by ~4 MiB per arena and kept it (see benchmarks/fleet.py in README.md).
+READ_CHUNK = 256 << 10
 _HASH_NICE = 10  # without SCHED_IDLE, the follower thread runs at nice +10 (Linux: per thread)
 _WRITEBACK_STEP = 32 << 20  # the follower starts writing back (and then drops) what it hashed, in steps
 
@@ -35,7 +40,7 @@ class Follower(threading.Thread):
 
     def run(self) -> None:
         lower_thread_priority()
-        buffer = bytearray(_HASH_CHUNK)
+        buffer = bytearray(READ_CHUNK)
         view = memoryview(buffer)
         writeback = _Writeback()
         while not self._handoff.is_set():
@@ -63,7 +68,7 @@ class Follower(threading.Thread):
     def finish(self) -> str:
         """The sha256 of the whole (complete) file: the rest is hashed here, in the caller's thread."""
         self.stop()
-        buffer = bytearray(_HASH_CHUNK)
+        buffer = bytearray(READ_CHUNK)
         view = memoryview(buffer)
         while n := os.preadv(self.fd, [buffer], self.count):
             self.digest.update(view[:n])

@@ -12,6 +12,7 @@ import threading
 from typing import TYPE_CHECKING, Callable
 
 from ..children import child_environ
+from .hashing import READ_CHUNK
 
 if TYPE_CHECKING:
     from ..pgtools import PgTool
@@ -21,7 +22,7 @@ PLAIN_HEADER = b"-- PostgreSQL database dump"
 PLAIN_TRAILER = b"-- PostgreSQL database dump complete"
 CUSTOM_MAGIC = b"PGDMP"
 _TAIL = 64 * 1024
-_CHUNK = 1 << 20
+_CHUNK = READ_CHUNK
 
 
 def sha256_fd(fd: int) -> str:
@@ -67,7 +68,7 @@ def verify_custom(fd: int, pg_restore: PgTool,
 
 _DATA_ENTRY = re.compile(r"^(\d+); \d+ (\d+) (TABLE DATA|BLOBS|LARGE OBJECTS|BLOB) ")
 _DATA_FILE = re.compile(r"^(\d+)\.dat(?:\.\w+)?$")
-_READ = 1 << 20
+_READ = READ_CHUNK
 
 
 class ArchiveReader:

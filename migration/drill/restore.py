@@ -24,6 +24,7 @@ from typing import Callable
 
 from ..backup.directory import sha256_file
 from ..backup.dumptext import DumpReader, split_identifiers
+from ..backup.hashing import READ_CHUNK
 from ..backup.manifest import LoadedBackup
 from ..children import child_env
 from ..errors import MigrateError, OperatorError
@@ -34,7 +35,7 @@ from ..safe_dirs import list_files, open_own_dir
 from ..settings import Settings
 
 APPLICATION_NAME = "migrate-tui drill"
-_CHUNK = 1 << 20
+_CHUNK = READ_CHUNK
 _STARTED = re.compile(r'processing data for table "(.+)"')
 _FINISHED = re.compile(r"finished item \d+ TABLE DATA (.+)$")
 
@@ -50,7 +51,7 @@ def open_checked_file(backup: LoadedBackup) -> int:
     fd = backup.directory.open_own(backup.name, "backup")
     try:
         digest, size = hashlib.sha256(), 0
-        buffer = bytearray(4 << 20)
+        buffer = bytearray(READ_CHUNK)
         view = memoryview(buffer)
         while n := os.preadv(fd, [buffer], size):
             digest.update(view[:n])

@@ -54,7 +54,9 @@ class TargetRun(Operation):
 
     def __init__(self, target: FleetTarget, action: str, emit: Emit | None = None, *, audit=None,
                  backup: BackupOptions | None = None, drill: DrillOptions | None = None,
-                 rollback: RollbackOptions | None = None) -> None:
+                 rollback: RollbackOptions | None = None, cascade: bool = False, accept_loss: bool = False) -> None:
+        """``cascade`` / ``accept_loss`` (``rollback`` only): what ``migrate-tui rollback --yes --cascade
+        [--accept-loss]`` confirms, for this target's own preview (:class:`~migration.rollback.Rollback`)."""
         if action not in ACTIONS:
             raise ValueError(f"unknown fleet action {action!r}")
         super().__init__(target.settings, emit)
@@ -65,6 +67,7 @@ class TargetRun(Operation):
         self.drill_options = drill if target.drill is None else replace(drill, enabled=target.drill)
         base_rollback = rollback or RollbackOptions()
         self.rollback_options = replace(base_rollback, backup_dir=Path(base_rollback.backup_dir) / target.name)
+        self.cascade, self.accept_loss = cascade, accept_loss
         self.stage = "waiting"
         self.backup_path: str | None = None
         self._inner: Operation | None = None
@@ -198,11 +201,20 @@ class TargetRun(Operation):
     def _rollback(self) -> TargetFinished:
         from ..rollback import Rollback
 
-        rollback = Rollback(self.settings, self._emit_for("rollback"), self.rollback_options)
+        rollback = Rollback(self.settings, self._emit_for("rollback"), self.rollback_options, cascade=self.cascade,
+                            accept_loss=self.accept_loss)
         result = self._step("rollback", rollback)
         copy = getattr(result, "copy", None)
         self.backup_path = getattr(copy, "path", None)
-        return self._stop(result)
+        preview = getattr(result, "preview", None)
+        dependents = preview.dependents if preview is not None and result.outcome is Outcome.SUCCESS else ()
+        if not dependents:
+            return self._stop(result)
+        # Dropped with CASCADE (confirmed by --cascade): the summary says so first, as `rollback` lists them.
+        lost = sum(1 for d in dependents if not d.recoverable or copy is None)
+        what = f"dropped with {len(dependents)} dependent object(s) (CASCADE" + (
+            f"; {lost} NOT recoverable" if lost else "") + "): "
+        return self._ended(result.outcome, what + result.message, result.error)
 
     def _verify(self) -> TargetFinished:
         from ..verify import Verify

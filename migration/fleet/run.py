@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from ..errors import OperatorError, explain
 from ..events.fleet import FleetHeld
 from ..operation import Emit, Operation
-from ..options import BackupOptions, DrillOptions, RollbackOptions
+from ..options import DEFAULT_FLEET_CONCURRENCY, BackupOptions, DrillOptions, RollbackOptions
 from ..outcome import Finished, Outcome
 from .file import Fleet, FleetTarget
 from .pipeline import TargetFinished, TargetRun
 
-DEFAULT_CONCURRENCY = 4
+DEFAULT_CONCURRENCY = DEFAULT_FLEET_CONCURRENCY
 
 
 @dataclass(frozen=True)
@@ -79,14 +79,16 @@ class FleetRun(Operation):
 
     def __init__(self, fleet: Fleet, action: str, emit: Emit | None = None, *, concurrency: int = DEFAULT_CONCURRENCY,
                  keep_going: bool = False, wave_by_wave: bool = False, audit=None, backup: BackupOptions | None = None,
-                 drill: DrillOptions | None = None, rollback: RollbackOptions | None = None) -> None:
+                 drill: DrillOptions | None = None, rollback: RollbackOptions | None = None, cascade: bool = False,
+                 accept_loss: bool = False) -> None:
         super().__init__(fleet.targets[0].settings if fleet.targets else None, emit)  # type: ignore[arg-type]
         self.fleet, self.action = fleet, action
         self.concurrency = max(1, int(concurrency))
         self.keep_going = keep_going
         self.wave_by_wave = wave_by_wave
         self._held = False
-        self._options = dict(audit=audit, backup=backup, drill=drill, rollback=rollback)
+        self._options = dict(audit=audit, backup=backup, drill=drill, rollback=rollback, cascade=cascade,
+                             accept_loss=accept_loss)
         self._running: dict[str, TargetRun] = {}
         self._lock = threading.RLock()  # an event consumer may steer (hold, go) from inside emit
         self._changed = threading.Condition(self._lock)

@@ -20,7 +20,7 @@ from migration.outcome import Outcome
 from migration.plan import advisory_key
 from tui.app import FleetApp, wizard_app
 from tui.screens.fleet import FleetScreen, FleetTargetScreen
-from tui.screens.fleet_board import CANCELLED, OK, SKIPPED
+from tui.screens.fleet_board import CANCELLED, OK, RUNNING, SKIPPED
 
 pytestmark = pytest.mark.timeout(120)
 SIZE = (80, 24)
@@ -293,3 +293,86 @@ def test_fleet_screen_snapshot_in_the_middle_of_a_wave(snap_compare, monkeypatch
         assert "Wave 3 of 3: production running" in text and "running 3" in text and CANARY not in text
 
     assert snap_compare(app, run_before=run_before, terminal_size=SIZE)
+
+
+def _offline_fleet(tmp_path, monkeypatch, names=("a", "b", "c", "d", "e")) -> Path:
+    """A valid fleet file whose URLs are never connected to (only the command line is checked)."""
+    for name in names:
+        monkeypatch.setenv(env_var(name), f"postgresql://app@127.0.0.1:1/{name}")
+    return write_fleet(tmp_path / "fleet.toml", [target(name, "one" if name < "c" else "two") for name in names])
+
+
+def test_fleet_options_reach_the_fleet_screen_and_a_bad_value_exits_78_before_the_terminal_check(
+        tmp_path, monkeypatch, capsys):
+    from migration.fleet import shard_of
+    from migration.options import FleetOptions
+
+    path = str(_offline_fleet(tmp_path, monkeypatch))
+    source, options, _ = wizard_setup(_wizard_args(["--fleet", path, "--concurrency", "3", "--keep-going"]))
+    assert options.fleet == FleetOptions(concurrency=3, keep_going=True)
+    assert wizard_setup(_wizard_args(["--fleet", path]))[1] is None  # the defaults: FleetOptions() (4, stop)
+    source, _, _ = wizard_setup(_wizard_args(["--fleet", path, "--only", "a", "d", "e", "--shard", "1/2"]))
+    names = ["a", "d", "e"]
+    assert [t.name for t in source().targets] == sorted(shard_of(names, 1, 2)) and source.selection == \
+        "only a, d, e; shard 1/2"
+    monkeypatch.setenv("JOB_COMPLETION_INDEX", "0")
+    source, _, _ = wizard_setup(_wizard_args(["--fleet", path, "--shard-count", "2"]))
+    assert {t.name for t in source().targets} == shard_of(list("abcde"), 0, 2)
+    monkeypatch.delenv("JOB_COMPLETION_INDEX")
+    for argv, said in [
+        (["--fleet", path, "--concurrency", "0"], "--concurrency must be a whole number from 1 to 64, got '0'"),
+        (["--fleet", path, "--concurrency", "many"], "--concurrency must be a whole number from 1 to 64"),
+        (["--fleet", path, "--shard", "2/2"], "shard 2 of 2 does not exist"),
+        (["--fleet", path, "--shard", "half"], "--shard must be K/N"),
+        (["--fleet", path, "--shard-count", "2"], "$JOB_COMPLETION_INDEX is not set"),
+        (["--fleet", path, "--only", "a", "zz"], "--only names no target of"),
+        (["--fleet", path, "--only", "a", "--shard", "1/2"], "No target of"),
+        (["--demo-fleet", "--only", "nowhere"], "--only names no target of the demo fleet: nowhere"),
+        (["--concurrency", "2"], "--concurrency is an option of the Fleet screen, but no fleet was given"),
+        (["--demo", "--keep-going"], "--keep-going is an option of the Fleet screen"),
+    ]:
+        assert main(argv) == 78, argv
+        err = capsys.readouterr().err
+        assert said in err and "Fix:" in err, (argv, err)
+        assert "interactive terminal" not in err, argv  # refused before the terminal check
+    with pytest.raises(SystemExit):
+        main(["--concurrency", "2", "fleet", path, "run"])  # the wizard's option before a command
+    assert "--concurrency goes after the command" in capsys.readouterr().err
+
+
+async def test_keep_going_concurrency_and_only_in_the_wizard(tmp_path, monkeypatch, make_db):
+    dbs = {"broken": make_db(), "fine": make_db(), "later": make_db(), "left-out": make_db()}
+    drop_column(dbs["broken"])
+    path = write_fleet(tmp_path / "fleet.toml", [target(name, "first" if name in ("broken", "fine") else "second")
+                                                 for name in dbs], defaults={"drill": False})
+    for name, db in dbs.items():
+        monkeypatch.setenv(env_var(name), db.url)
+    app = wizard_app(*wizard_setup(_wizard_args(
+        ["--fleet", str(path), "--backup-dir", str(tmp_path / "backups"), "--audit-log", str(tmp_path / "audit.log"),
+         "--concurrency", "1", "--keep-going", "--only", "broken", "fine", "later"])))
+    most = [0]
+    original = FleetScreen._refresh_row
+
+    def refresh(self, name):  # how many targets run at once, whenever a row changes
+        most[0] = max(most[0], sum(row.kind == RUNNING for row in self.board.rows.values()))
+        original(self, name)
+
+    monkeypatch.setattr(FleetScreen, "_refresh_row", refresh)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await loaded(app, pilot)
+        assert list(board(app).rows) == ["broken", "fine", "later"]  # --only: left-out is not in the table
+        text = flat(screen_text(app))
+        assert "3 targets in 2 waves" in text and "only broken, fine, later; up to 1 at once; --keep-going" in text
+        await confirm(pilot, "s")
+        await wait_until(pilot, lambda: board(app).held is not None, "the fleet to stop after wave first")
+        await pilot.pause()
+        assert "Wave first done, 1 failed. Press n to start wave second (1 target)." in \
+            screen_text(app)
+        await confirm(pilot, "n")  # offered after a failed wave: --keep-going
+        await wait_until(pilot, lambda: board(app).finished is not None, "the fleet to finish")
+        assert board(app).finished.outcome is Outcome.FAILED
+        kinds = {name: row.kind for name, row in board(app).rows.items()}
+        assert kinds == {"broken": "failed", "fine": OK, "later": OK}, kinds
+    assert most[0] == 1  # --concurrency 1
+    assert table_state(dbs["fine"]) == table_state(dbs["later"]) == "valid"
+    assert table_state(dbs["broken"]) == "invalid" and table_state(dbs["left-out"]) == "absent"

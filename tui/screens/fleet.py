@@ -1,9 +1,12 @@
 """Fleet: one table of every target of a fleet file, live, while the same migration runs on each of them.
 
-``migrate-tui --fleet FILE`` (or ``--demo-fleet``) opens it. The engine's :class:`migration.fleet.FleetRun`
-runs through :meth:`WizardScreen.run_operation` (every database off the UI thread; its events arrive as
-EngineEvent, each target's tagged with its name) with ``wave_by_wave``: the operator starts the first wave
-(``s``) and each next one (``n``) after the one before succeeded; a failed target stops the later waves.
+``migrate-tui --fleet FILE`` (or ``--demo-fleet``) opens it, with ``fleet run``'s ``--concurrency``,
+``--keep-going``, ``--only`` and ``--shard`` (:class:`migration.options.FleetOptions`; the selection is the
+source's, :mod:`headless.entry`). The engine's :class:`migration.fleet.FleetRun` runs through
+:meth:`WizardScreen.run_operation` (every database off the UI thread; its events arrive as EngineEvent, each
+target's tagged with its name) with ``wave_by_wave``: the operator starts the first wave
+(``s``) and each next one (``n``) after the one before succeeded; a failed target stops the later waves
+(unless ``--keep-going``).
 ``p`` pauses (the running targets finish, no other starts) and resumes; Escape / Ctrl+C cancels every running
 target (each is rolled back by the engine); ``q`` quits (what runs is cancelled first). Enter opens a target's
 log (:class:`FleetTargetScreen`). What the table shows is kept by :class:`tui.screens.fleet_board.FleetBoard`.
@@ -89,7 +92,7 @@ class FleetScreen(WizardScreen):
         waves = " › ".join(f"{w} ({sum(t.wave == w for t in fleet.targets)})" for w in fleet.waves)
         self.query_one("#fleet-file", Static).update(
             f"Fleet {fleet.path}: {_plural(len(fleet.targets), 'target')} in {_plural(len(fleet.waves), 'wave')}: "
-            f"{waves}")
+            f"{waves}{self._choices()}")
         table = self.query_one("#fleet-table", DataTable)
         table.clear(columns=True)
         name_width = min(20, max([6, *(len(t.name) for t in fleet.targets)]))
@@ -102,6 +105,27 @@ class FleetScreen(WizardScreen):
             table.add_row(_cut(row.name, name_width), _cut(row.wave, wave_width), self._state(row), key=row.name)
         table.focus()
         self._refresh_status()
+
+    @property
+    def fleet_options(self):
+        """The command line's --concurrency / --keep-going (FleetOptions); a test's FleetApp(concurrency=N) wins."""
+        from dataclasses import replace
+
+        options = self.app.options.fleet
+        return replace(options, concurrency=self.concurrency) if self.concurrency else options
+
+    def _choices(self) -> str:
+        """What the command line chose beyond the defaults: --only / --shard, --concurrency, --keep-going."""
+        from migration.options import DEFAULT_FLEET_CONCURRENCY
+
+        options = self.fleet_options
+        parts = [getattr(self.app.source, "selection", "")]
+        if options.concurrency != DEFAULT_FLEET_CONCURRENCY:
+            parts.append(f"up to {options.concurrency} at once")
+        if options.keep_going:
+            parts.append("--keep-going")
+        text = "; ".join(p for p in parts if p)
+        return f" — {text}" if text else ""
 
     def _state(self, row: TargetRow) -> Text:
         return Text(_cut(row.state, getattr(self, "state_width", 40)), style=STYLES.get(row.kind, ""))
@@ -185,10 +209,13 @@ class FleetScreen(WizardScreen):
         fleet = self.fleet
         first = fleet.waves[0]
         size = sum(t.wave == first for t in fleet.targets)
+        options = self.fleet_options
         message = (f"{_plural(len(fleet.targets), 'target')} in {_plural(len(fleet.waves), 'wave')} "
                    f"({', '.join(fleet.waves)}) will be changed: each is checked, backed up, then migrated (one that "
-                   f"is already migrated is left as it is). Wave {first} ({_plural(size, 'target')}) starts now; "
-                   "after each wave the fleet stops until you press n. A target that fails stops the later waves.")
+                   f"is already migrated is left as it is). Wave {first} ({_plural(size, 'target')}) starts now, up "
+                   f"to {options.concurrency} at once; after each wave the fleet stops until you press n. "
+                   + ("With --keep-going a target that fails does not stop the later waves." if options.keep_going
+                      else "A target that fails stops the later waves."))
         self.app.push_screen(ConfirmDialog(f"Migrate {_plural(len(fleet.targets), 'database')}?", message,
                                            yes=f"Yes, start wave {first}", no="No"), self._start_answered)
 
@@ -213,10 +240,10 @@ class FleetScreen(WizardScreen):
         self._refresh_status()
 
     def _build(self, emit, log):
-        from migration.fleet import DEFAULT_CONCURRENCY, FleetRun
+        from migration.fleet import FleetRun
 
-        options = self.app.options
-        return FleetRun(self.fleet, "run", emit, concurrency=self.concurrency or DEFAULT_CONCURRENCY,
+        options, fleet = self.app.options, self.fleet_options
+        return FleetRun(self.fleet, "run", emit, concurrency=fleet.concurrency, keep_going=fleet.keep_going,
                         wave_by_wave=True, audit=log, backup=options.backup, drill=options.drill,
                         rollback=options.rollback)
 

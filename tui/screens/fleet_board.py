@@ -91,7 +91,9 @@ class FleetBoard:
             held = self.held
             count = f"{len(held.waiting)} target{'s' if len(held.waiting) != 1 else ''}"
             if held.after_wave is not None:
-                return f"Wave {held.after_wave} done. Press n to start wave {held.wave} ({count})."
+                failed = sum(r.kind == FAILED for r in self.rows.values() if r.wave == held.after_wave)
+                done = f"done, {failed} failed" if failed else "done"  # (--keep-going: the header says it)
+                return f"Wave {held.after_wave} {done}. Press n to start wave {held.wave} ({count})."
             return f"Paused in wave {held.wave}: {count} not started. Press p to resume."
         if self.wave is None:
             return "Starting…"
