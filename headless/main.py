@@ -22,12 +22,25 @@ from .running import print_error
 Wizard = Callable[[argparse.Namespace], int]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error said as every other error is: what is wrong and how to fix it (exit 2).
+    Sub-commands' parsers are of the same class (argparse makes them with ``type(parent)``)."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        self.print_usage(sys.stderr)
+        command = self.prog.removeprefix("migrate-tui").strip()
+        print(f"Error: {message[:1].upper()}{message[1:]}.\n  Fix: correct the command line; "
+              f"`migrate-tui {command + ' ' if command else ''}--help` lists the options and their values.",
+              file=sys.stderr)
+        self.exit(exit_codes.USAGE)
+
+
 def _module(name: str):
     return importlib.import_module(f"{__package__}.commands.{name.replace('-', '_')}")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="migrate-tui",
         description="Safely add the database_backups table to a PostgreSQL database. "
                     "Without a command, opens the interactive wizard.",

@@ -240,3 +240,12 @@ def rollback_options(args: argparse.Namespace) -> RollbackOptions:
         table_backup=not getattr(args, "no_table_backup", False),
         backup_dir=Path(getattr(args, "backup_dir", None) or DEFAULT_BACKUP_DIR),
         trust_backup_dir=bool(getattr(args, "trust_backup_dir", False)))
+
+
+def check_accept_loss(args: argparse.Namespace, command: str) -> None:
+    """--accept-loss widens what --cascade drops: alone it would be silently ignored (ConfigError, exit 78)."""
+    if getattr(args, "accept_loss", False) and not getattr(args, "cascade", False):
+        raise ConfigError("--accept-loss only widens --cascade (dependents no safety copy can hold); alone it does "
+                          "nothing, and nothing was started.",
+                          f"Add --cascade to drop the dependents too ({command} --yes --cascade --accept-loss), or "
+                          "leave --accept-loss out.")

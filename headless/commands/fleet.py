@@ -29,6 +29,7 @@ from ..options import (
     add_drill_choice,
     add_dump_options,
     backup_options,
+    check_accept_loss,
     drill_options,
     rollback_options,
 )
@@ -144,6 +145,7 @@ def _run(args, fleet, log, options) -> int:
 
 def _rollback_only(args) -> None:
     """--cascade and --accept-loss confirm what a rollback drops: given to another action they would be ignored."""
+    check_accept_loss(args, f"migrate-tui fleet {args.file} rollback")
     for flag, given in (("--cascade", args.cascade), ("--accept-loss", args.accept_loss)):
         if given and args.action != "rollback":
             raise ConfigError(f"{flag} is an option of the fleet's rollback, not of {args.action}; nothing was "

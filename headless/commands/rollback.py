@@ -14,7 +14,7 @@ from pathlib import Path
 from migration import audit, exit_codes
 from migration.options import DEFAULT_RETRIES
 
-from ..options import add_audit_option, add_target_options, add_trust_option, rollback_options
+from ..options import add_audit_option, add_target_options, add_trust_option, check_accept_loss, rollback_options
 from ..printers.rollback import RestorePrinter, RollbackPrinter
 from ..running import print_error, run_cancellable, target
 
@@ -50,6 +50,7 @@ def handle(args: argparse.Namespace) -> int:
     if args.retries < 0:
         print("Error: --retries must be 0 or more.\n  Fix: pass --retries 0 or a positive number.")
         return exit_codes.USAGE
+    check_accept_loss(args, "migrate-tui rollback")
     log = audit.AuditLog(getattr(args, "audit_log", None))
     with target(args) as settings:
         log.ensure()

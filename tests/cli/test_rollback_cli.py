@@ -125,6 +125,26 @@ def test_bad_retries_is_a_usage_error(tmp_path):
     assert result.returncode == exit_codes.USAGE
 
 
+@pytest.mark.parametrize("args", [("run", "--lock-timeout", "abc"), ("frobnicate",), ("check", "--cascade"),
+                                  ("fleet", "fleet.toml", "run", "--concurrency", "0"), ("rollback", "--format", "x")])
+def test_a_usage_error_says_what_is_wrong_and_how_to_fix_it(tmp_path, args):
+    result = run_cli(*args, cwd=tmp_path, env=cli_env("postgresql://u@127.0.0.1/db"), explained=False)
+    assert result.returncode == exit_codes.USAGE, result.output
+    error, fix = [line.strip() for line in result.stderr.splitlines()[-2:]]
+    assert error.startswith("Error: ") and fix.startswith("Fix: ") and "--help" in fix, result.stderr
+
+
+@pytest.mark.parametrize("command", [("rollback", "--yes"), ("fleet", "fleet.toml", "rollback", "--yes")])
+def test_accept_loss_without_cascade_is_refused_before_anything_starts(tmp_path, command):
+    """Alone it would change nothing, silently: the operator is told, and nothing is attempted (the URL's
+    server does not exist: a connection attempt would be a different error)."""
+    (tmp_path / "fleet.toml").write_text('[[target]]\nname = "a"\nurl = "postgresql://u@127.0.0.1:1/db"\n')
+    (tmp_path / "fleet.toml").chmod(0o600)
+    result = run_cli(*command, "--accept-loss", cwd=tmp_path, env=cli_env("postgresql://u@127.0.0.1:1/db"))
+    assert result.returncode == exit_codes.CONFIG, result.output
+    assert "--accept-loss only widens --cascade" in result.output and "--cascade --accept-loss" in result.output
+
+
 def test_every_operation_is_in_the_audit_log(db18, tmp_path, canary):
     env = cli_env(db18.url, MIGRATE_AUDIT_LOG=str(tmp_path / "audit" / "ops.log"))
     for args in (("check",), ("backup",), ("run", "--yes"), ("rollback", "--yes")):
