@@ -89,7 +89,8 @@ def test_demo_wizard_in_tmux(tmp_path, size, no_color):
         assert "The database_backups table has been added to your database." in screen
         assert "Traceback" not in screen
         pane.keys("p")
-        screen = pane.wait_for("✓ It lists database_backups (1 row).")
+        pane.wait_for("✓ It lists database_backups (1 row).")
+        screen = pane.wait_for("palette")  # the footer is redrawn once the screen's keys are known (slow under load)
         assert "● Post-migration" in screen.splitlines()[0] and "✓ Result" in screen.splitlines()[0]
         footer = [line for line in screen.splitlines() if line.strip()][-1]
         assert footer.rstrip().endswith("palette") and "q Quit" in footer, screen  # the footer fits

