@@ -167,21 +167,28 @@ async def test_cancel_all_leaves_every_target_migrated_or_untouched_and_q_quits(
 
 async def test_pause_lets_the_running_targets_finish_and_starts_no_other(tmp_path, monkeypatch, make_db):
     dbs = {f"t{i}": make_db() for i in range(3)}
-    app = fleet_app(tmp_path, monkeypatch, dbs, {name: "all" for name in dbs}, concurrency=1)
+    # t0's migration waits for another migration's advisory lock: it is surely running when p comes (a small
+    # target takes half a second, shorter than a busy machine may take to deliver a key).
+    app = fleet_app(tmp_path, monkeypatch, dbs, {name: "all" for name in dbs}, {"t0": {"lock_wait": 60}},
+                    concurrency=1)
     async with app.run_test(size=SIZE) as pilot:
         await loaded(app, pilot)
-        await confirm(pilot, "s")
-        await wait_until(pilot, lambda: board(app).rows["t0"].state != "queued", "the first target to start")
-        await pilot.press("p")
+        with AdvisoryLockHolder(dbs["t0"], advisory_key("public")):
+            await confirm(pilot, "s")
+            await wait_until(pilot, lambda: board(app).rows["t0"].state.startswith("migrating step"),
+                             "t0 to wait in its migration")
+            await pilot.press("p")
+            await wait_until(pilot, lambda: board(app).pausing, "the pause to be asked")
+            assert "pausing: the running targets finish, no other starts" in flat(screen_text(app))
+            assert board(app).held is None  # t0 still runs: the fleet does not say it is paused yet
         await wait_until(pilot, lambda: board(app).held is not None, "the fleet to pause")
         await pilot.pause()
-        waiting = board(app).held.waiting
-        assert waiting and set(waiting) < set(dbs)
+        assert board(app).held.waiting == ("t1", "t2")
         text = screen_text(app)
-        assert f"Paused in wave all: {len(waiting)} target" in text and "Resume" in text
-        for name, db in dbs.items():  # the running target(s) finished; the rest never started
-            assert table_state(db) == ("absent" if name in waiting else "valid")
-            assert board(app).rows[name].state == ("queued" if name in waiting else "done")
+        assert "Paused in wave all: 2 targets" in text and "Resume" in text
+        for name, db in dbs.items():  # the running target finished; the rest never started
+            assert table_state(db) == ("valid" if name == "t0" else "absent")
+            assert board(app).rows[name].state == ("done" if name == "t0" else "queued")
         await pilot.press("p")  # resume
         await wait_until(pilot, lambda: board(app).finished is not None, "the fleet to finish")
         assert board(app).finished.outcome is Outcome.SUCCESS
