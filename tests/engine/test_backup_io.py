@@ -1,5 +1,6 @@
-"""How the backup treats the machine it runs on: the hashing thread only takes idle CPU, and the
-dump is written back to disk (and dropped from the page cache) behind the hash as it grows."""
+"""How the backup treats the machine it runs on: the hashing thread only takes idle CPU, the dump is
+written back to disk (and dropped from the page cache) behind the hash as it grows, and a directory
+archive's rows are counted with C-speed work per chunk, the end mark looked for at the end only."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import threading
 
 import pytest
 from engine_support import wait_until
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from migration.backup import hashing as backup_module
 
@@ -66,3 +69,47 @@ def test_the_follower_writes_back_and_drops_what_it_hashed(tmp_path, monkeypatch
         assert after[0] <= before[1] <= after[1]
     assert calls[-1][1] <= written
 
+
+
+# A row of COPY text as pg_dump writes it: a backslash or newline inside a value is escaped, so a row is never
+# the bare end mark "\." (a value "\." is written "\\.") and holds no newline.
+_ROW = st.lists(st.sampled_from(["a", "\t", ".", "\\N", "\\\\", "\\\\.", "\\n", "é"]), max_size=5).map(
+    lambda parts: "".join(parts).encode())
+
+
+@settings(max_examples=400, deadline=None)
+@given(rows=st.lists(_ROW, max_size=6), ending=st.sampled_from([b"\\.\n\n\n", b"\\.\n", b"\\.", b"", b"\\", b"\n"]),
+       cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=4))
+def test_a_data_file_s_rows_are_counted_in_any_chunks_and_only_when_its_end_mark_closes_it(rows, ending, cuts):
+    """The directory follower counts a data file's rows with one ``count`` per chunk and looks only at the end
+    for the mark: the same rows as the plain dump's reader of COPY blocks, however the file grows, and no count
+    (an incomplete file) when the mark is not its last line."""
+    from migration.backup.directory import CopyData
+    from migration.backup.dumptext import DumpReader
+
+    data = b"".join(row + b"\n" for row in rows) + ending
+    bounds = sorted({min(c, len(data)) for c in cuts}) + [len(data)]
+    counted, reader, start = CopyData(), DumpReader(in_copy="t"), 0
+    for end in bounds:
+        counted.feed(data[start:end])
+        reader.feed(data[start:end])
+        start = end
+    contents = reader.finish()
+    expected = None if contents.open_block is not None else contents.rows["t"]
+    assert counted.rows == expected
+    assert (counted.rows is not None) == ending.startswith(b"\\.")
+    if counted.rows is not None:
+        assert counted.rows == len(rows)
+
+
+def test_a_data_file_ending_in_a_long_run_of_blank_lines_still_shows_its_end_mark():
+    from migration.backup.directory import CopyData
+
+    counted = CopyData()
+    counted.feed(b"1\tx\n" * 3 + b"\\.\n")
+    for _ in range(3):
+        counted.feed(b"\n" * 100_000)
+    assert counted.rows == 3
+    truncated = CopyData()
+    truncated.feed(b"1\tx\n" * 3 + b"\n" * 100_000)
+    assert truncated.rows is None
