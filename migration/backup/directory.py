@@ -6,7 +6,8 @@ pg_dump ``--jobs N`` appends to one data file per table (``ID.dat``, ``ID.dat.gz
 it grows (like the plain dump's :class:`~.hashing.Follower`): it hashes the bytes and counts the
 lines of the COPY data (decompressing gzip as it goes) — two C-speed passes over each chunk, nothing
 per row in Python — and checks that the file ends with the end mark ``\\.`` that proves it complete
-(:class:`CopyData`). What is left when pg_dump exits (``toc.dat``, large objects, the tail of the last
+(:class:`CopyData`); behind it, it starts writing the file back to disk, so that pg_dump's fsync at
+its end (a pass over every file) finds little left to write. What is left when pg_dump exits (``toc.dat``, large objects, the tail of the last
 files) is read on every core; the page cache still holds it. A data file it cannot decompress
 (lz4, zstd) is only hashed: its rows are then counted from what pg_restore prints.
 """
@@ -21,9 +22,10 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 from ..safe_dirs import list_files, open_file
-from .hashing import lower_thread_priority
+from .hashing import lower_thread_priority, start_writeback
 
 _CHUNK = 4 << 20
+_WRITEBACK_STEP = 16 << 20  # the follower starts writing a data file back to disk behind it, in steps
 DATA_FILE = re.compile(r"^(\d+)\.dat(\.gz)?$")  # the data files whose rows are counted here
 UNCOUNTABLE = re.compile(r"^\d+\.dat\.(?!gz$)\w+$")  # lz4, zst: no decompressor in the standard library
 
@@ -99,6 +101,7 @@ class Followed:
         self.inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if match and match.group(2) else None
         self.done = False
         self._rows: int | None = None
+        self.written_back = 0  # the bytes whose write-back was started
 
     def read(self, fd: int, complete: bool = False) -> int:
         """Read what was appended since last time (everything when ``complete``); the bytes read."""
@@ -123,6 +126,13 @@ class Followed:
                     self.copy.feed(self.inflate.flush())
                 self._rows = self.copy.rows
         return total
+
+    def write_back(self, fd: int) -> None:
+        """Start writing what was read to disk, in steps (all of it once the file is complete). The pages stay
+        cached for pg_restore's read-back; pg_dump's own fsync at its end then has little left to write."""
+        if self.size - self.written_back >= _WRITEBACK_STEP or (self.done and self.size > self.written_back):
+            if start_writeback(fd, self.written_back, self.size - self.written_back):
+                self.written_back = self.size
 
     @property
     def rows(self) -> int | None:
@@ -177,6 +187,7 @@ class DirFollower:
                 continue
             try:
                 progressed |= followed.read(fd, complete=complete) > 0
+                followed.write_back(fd)
             finally:
                 os.close(fd)
         return progressed

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import hashlib
 import os
 import threading
@@ -92,6 +94,27 @@ class _Writeback:
         except OSError:  # advice only; the final fsync still makes the file durable
             self.enabled = False
         self.previous, self.current = self.current, hashed
+
+
+_SYNC_FILE_RANGE_WRITE = 2  # Linux: start writing the range's dirty pages, do not wait for them
+
+
+@functools.lru_cache(maxsize=1)
+def _sync_file_range():
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range  # called without the GIL
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    function.restype = ctypes.c_int
+    return function
+
+
+def start_writeback(fd: int, offset: int, length: int) -> bool:
+    """Start writing a range of a file to disk without waiting, and keep its pages cached (Linux
+    ``sync_file_range(SYNC_FILE_RANGE_WRITE)``); False where that is not available (advice only)."""
+    function = _sync_file_range()
+    return function is not None and function(fd, offset, length, _SYNC_FILE_RANGE_WRITE) == 0
 
 
 def lower_thread_priority() -> None:

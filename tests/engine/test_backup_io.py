@@ -113,3 +113,55 @@ def test_a_data_file_ending_in_a_long_run_of_blank_lines_still_shows_its_end_mar
     truncated = CopyData()
     truncated.feed(b"1\tx\n" * 3 + b"\n" * 100_000)
     assert truncated.rows is None
+
+
+def test_the_directory_follower_starts_writing_back_what_it_hashed_and_keeps_it_cached(tmp_path, monkeypatch):
+    """A data file growing like one of pg_dump --jobs': its write-back is started behind the hash in steps, without
+    a gap, up to its last byte once pg_dump finished it (so pg_dump's fsync at the end has little left), and nothing
+    is dropped from the page cache (pg_restore reads every file back next)."""
+    from migration.backup import directory
+
+    calls: list[tuple[int, int]] = []
+    real = directory.start_writeback
+
+    def recording(fd, offset, length):
+        calls.append((offset, offset + length))
+        return real(fd, offset, length)
+
+    def no_drop(*args):
+        raise AssertionError("the directory follower must not drop pages the verification reads next")
+
+    monkeypatch.setattr(directory, "_WRITEBACK_STEP", 64 << 10)
+    monkeypatch.setattr(directory, "start_writeback", recording)
+    monkeypatch.setattr(os, "posix_fadvise", no_drop)
+    folder = tmp_path / "archive.dir"
+    folder.mkdir(mode=0o700)
+    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    follower = directory.DirFollower(dir_fd)
+    os.close(dir_fd)
+    follower.start()
+    digest, written = hashlib.sha256(), 0
+    try:
+        with open(folder / "4242.dat", "ab") as out:
+            for _ in range(20):
+                chunk = b"1\tsome row\n" * 3000
+                out.write(chunk)
+                out.flush()
+                digest.update(chunk)
+                written += len(chunk)
+                wait_until(lambda: follower.files.get("4242.dat") is not None
+                           and follower.files["4242.dat"].size >= written, 120, f"the follower to hash {written} bytes")
+            out.write(b"\\.\n\n\n")
+            digest.update(b"\\.\n\n\n")
+            written += 5
+        follower.item_finished("4242")  # pg_dump reports the item finished: the follower reads it to its end
+        wait_until(lambda: follower.files["4242.dat"].done, 120, "the follower to complete the data file")
+        files = follower.finish()
+    finally:
+        follower.close()
+    assert files["4242.dat"] == (written, digest.hexdigest())
+    assert follower.rows() == {"4242": 60_000}
+    assert len(calls) >= 5 and calls[0][0] == 0, calls
+    for before, after in zip(calls, calls[1:]):
+        assert after[0] == before[1], calls  # contiguous: every byte's write-back started once
+    assert calls[-1][1] == written
