@@ -30,17 +30,6 @@ DATA_FILE = re.compile(r"^(\d+)\.dat(\.gz)?$")  # the data files whose rows are 
 UNCOUNTABLE = re.compile(r"^\d+\.dat\.(?!gz$)\w+$")  # lz4, zst: no decompressor in the standard library
 
 
-def sha256_file(dir_fd: int, name: str) -> tuple[int, str]:
-    """(size, sha256) of a file in a directory, read without following links."""
-    followed = Followed(name)
-    fd = open_file(dir_fd, name)
-    try:
-        followed.read(fd, complete=True)
-    finally:
-        os.close(fd)
-    return followed.size, followed.digest.hexdigest()
-
-
 def listing(files: dict[str, tuple[int, str]], prefix: str = "") -> str:
     """``sha256  prefix/name`` lines, sorted (``sha256sum -c`` reads them); their own sha256 names the whole dump."""
     return "".join(f"{digest}  {prefix}{name}\n" for name, (_, digest) in sorted(files.items()))
