@@ -43,9 +43,9 @@ from ..options import DrillOptions
 from ..outcome import Outcome
 from ..settings import Settings
 from . import local
+from .check import BackupCheck
 from .compare import RowCounter, object_differences, sequence_differences
 from .early_count import CountWhileRestoring
-from .check import BackupCheck
 from .restore import Restorer
 from .scratch import ScratchCopy
 
