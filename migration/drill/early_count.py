@@ -5,13 +5,16 @@ A table is counted as soon as the restore is done with it: pg_restore reported i
 every index and constraint the source has on it exists in the copy — so that the count's read lock
 never holds up the restore's ``ALTER TABLE … ADD PRIMARY KEY`` (which needs the table to itself).
 The count is the same ``count(*)`` the drill makes afterwards (:func:`.compare.count_rows`), on one
-connection of its own; it fills the CPU the restore leaves idle while its last jobs run alone, and
-whatever is not counted when the restore ends is counted then, as before. Only the rows loaded
-matter to a count: an index or constraint not recognised here only makes a table wait.
+connection of its own whose server process runs at idle priority (Linux ``SCHED_IDLE``, without
+parallel workers): it only takes CPU the restore leaves idle (while its last jobs run alone, while a
+worker waits). Whatever is not counted when the restore ends — the count running then is cancelled —
+is counted afterwards at normal priority, as before. Only the rows loaded matter to a count: an index
+or constraint not recognised here only makes a table wait.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from typing import Callable
@@ -31,6 +34,19 @@ JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = k.connamesp
 """
 
 
+def _idle_backend(conn) -> bool:
+    """The count's server process runs only on CPU the restore leaves idle (Linux ``SCHED_IDLE``; the throwaway
+    server is ours), in one process (no parallel workers, which would run at normal priority). False when that
+    cannot be done (a scratch server elsewhere, another OS user's processes)."""
+    conn.execute("SET max_parallel_workers_per_gather = 0")
+    pid = int(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+    try:
+        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        return False
+    return True
+
+
 def awaited(objects: dict, tables: list[str]) -> dict[str, set[str]]:
     """Per table (manifest key), the indexes and constraints (catalog_objects keys) the restore creates on it."""
     out: dict[str, set[str]] = {table: set() for table in tables}
@@ -47,7 +63,7 @@ def awaited(objects: dict, tables: list[str]) -> dict[str, set[str]]:
 
 class CountWhileRestoring:
     """:meth:`offer` (any thread) passes the tables whose data is loaded; a thread counts those the restore is done
-    with; :meth:`stop` ends it (the count running then completes) and returns what was counted."""
+    with, on idle CPU; :meth:`stop` ends it and returns what was counted."""
 
     def __init__(self, url: str, rows: dict[str, int], exact: dict[str, int] | None, objects: dict,
                  checked: Callable[[TableCheck], None], interval_s: float = 0.25) -> None:
@@ -79,6 +95,8 @@ class CountWhileRestoring:
         try:
             with connect_url(self.url, application_name="migrate-tui drill count") as conn:
                 self._conn = conn
+                if not _idle_backend(conn):
+                    return  # a count at normal priority would slow the restore more than it saves: counted afterwards
                 while not self._stop.wait(self.interval_s):
                     with self._lock:
                         waiting = sorted(self._loaded - set(self.results), key=lambda t: -self.rows[t])
@@ -108,7 +126,9 @@ class CountWhileRestoring:
                 pass
 
     def stop(self) -> dict[str, TableCheck]:
-        """No more tables; the count running now completes. The tables counted."""
-        self._stop.set()
-        self._thread.join()
+        """No more counts here: the one running is cancelled (on idle CPU it could wait long for a CPU; it is counted
+        again afterwards at normal priority). The tables counted."""
+        while self._thread.is_alive():
+            self.cancel()
+            self._thread.join(0.2)
         return dict(self.results)

@@ -159,7 +159,7 @@ def test_the_backup_is_hashed_on_idle_cpu_while_the_server_starts_and_whole_befo
 
 def test_tables_are_counted_while_the_restore_is_still_busy_with_another(db18, tmp_path):
     """An archive's tables are counted as soon as the restore is done with them (data loaded, indexes and
-    constraints there), while pg_restore still loads another table (here one that sleeps 4 s in a CHECK on the
+    constraints there), while pg_restore still loads another table (here one that sleeps 6 s in a CHECK on the
     copy): the drill's last phase only counts what was left, and every count is still right."""
     from urllib.parse import urlsplit
 
@@ -172,7 +172,7 @@ def test_tables_are_counted_while_the_restore_is_still_busy_with_another(db18, t
     port = urlsplit(db.server.admin_url).port
     with db.app() as conn:
         conn.execute("CREATE FUNCTION public.slow_here(x int) RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN "
-                     f"IF current_setting('port') <> '{port}' THEN PERFORM pg_sleep(4); END IF; RETURN true; END $$")
+                     f"IF current_setting('port') <> '{port}' THEN PERFORM pg_sleep(6); END IF; RETURN true; END $$")
         conn.execute("CREATE TABLE public.slow (x int CHECK (public.slow_here(x)))")
         conn.execute("INSERT INTO public.slow VALUES (1)")
     path = backup(db, tmp_path, "directory", jobs=2).path
