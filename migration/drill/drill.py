@@ -215,11 +215,12 @@ class Drill(Operation):
 
         how = "psql (one transaction)" if loaded.format == "plain" else f"pg_restore --jobs {self.options.jobs}"
         with self._phase("restore", f"Restoring the verified backup with {how}") as phase:
-            # An archive's tables are counted as the restore is done with each (a plain dump's load is one
-            # transaction: nothing is there to count before it ends).
-            early = self._early = None if loaded.format == "plain" else CountWhileRestoring(
-                copy.admin_url(), m["rows"], m.get("rows_exact") if self.options.exact else None, m.get("objects", {}),
-                self._checked_table)
+            # An archive's tables are counted in the throwaway server as the restore is done with each (a plain
+            # dump's load is one transaction: nothing is there to count before it ends; a scratch server is not ours
+            # to reprioritise).
+            early = self._early = None if loaded.format == "plain" or copy.scratch else CountWhileRestoring(
+                copy.admin_url(), copy.server.data_dir, m["rows"], m.get("rows_exact") if self.options.exact else None,
+                m.get("objects", {}), self._checked_table)
             self._restorer = Restorer(loaded, admin, jobs=self.options.jobs, bin_dir=getattr(copy, "bin_dir", None),
                                       server_major=copy.major, progress=progress, check_cancel=self.check_cancel,
                                       copy_rows=self._copy_rows, loaded=early.offer if early else None)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+from pathlib import Path
 from typing import Callable
 
 from ..backup.dumptext import split_identifiers
@@ -34,13 +35,16 @@ JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = k.connamesp
 """
 
 
-def _idle_backend(conn) -> bool:
+def _idle_backend(conn, data_dir: Path) -> bool:
     """The count's server process runs only on CPU the restore leaves idle (Linux ``SCHED_IDLE``; the throwaway
-    server is ours), in one process (no parallel workers, which would run at normal priority). False when that
-    cannot be done (a scratch server elsewhere, another OS user's processes)."""
+    server is ours), in one process (no parallel workers, which would run at normal priority). Only a process of
+    the throwaway server itself (its working directory is the data directory) is touched; False when that cannot
+    be done."""
     conn.execute("SET max_parallel_workers_per_gather = 0")
     pid = int(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
     try:
+        if os.path.realpath(os.readlink(f"/proc/{pid}/cwd")) != os.path.realpath(data_dir):
+            return False
         os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
     except (AttributeError, OSError):
         return False
@@ -65,9 +69,11 @@ class CountWhileRestoring:
     """:meth:`offer` (any thread) passes the tables whose data is loaded; a thread counts those the restore is done
     with, on idle CPU; :meth:`stop` ends it and returns what was counted."""
 
-    def __init__(self, url: str, rows: dict[str, int], exact: dict[str, int] | None, objects: dict,
+    def __init__(self, url: str, data_dir: Path, rows: dict[str, int], exact: dict[str, int] | None, objects: dict,
                  checked: Callable[[TableCheck], None], interval_s: float = 0.25) -> None:
+        """``url``, ``data_dir``: the throwaway server's (a local one: its process is put at idle priority)."""
         self.url = url
+        self.data_dir = data_dir
         self.rows = rows  # manifest key -> rows in the backup
         self.exact = exact or {}
         self.checked = checked
@@ -95,7 +101,7 @@ class CountWhileRestoring:
         try:
             with connect_url(self.url, application_name="migrate-tui drill count") as conn:
                 self._conn = conn
-                if not _idle_backend(conn):
+                if not _idle_backend(conn, self.data_dir):
                     return  # a count at normal priority would slow the restore more than it saves: counted afterwards
                 while not self._stop.wait(self.interval_s):
                     with self._lock:
