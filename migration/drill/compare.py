@@ -58,7 +58,7 @@ class RowCounter:
                                 return
                             name = pending.pop(0)
                         check_cancel()
-                        restored = count_rows(conn, name)
+                        restored = _count(conn, name)
                         check = TableCheck(name, rows[name], restored, (exact or {}).get(name))
                         with lock:
                             results[name] = check
@@ -79,7 +79,7 @@ class RowCounter:
         return [results[name] for name in sorted(results)]
 
 
-def count_rows(conn, name: str) -> int | None:
+def _count(conn, name: str) -> int | None:
     """Rows of one table of the copy (only its own rows, as pg_dump dumped them); None when it is missing."""
     from psycopg import errors
 

@@ -45,7 +45,6 @@ from ..settings import Settings
 from . import local
 from .check import BackupCheck
 from .compare import RowCounter, object_differences, sequence_differences
-from .early_count import CountWhileRestoring
 from .restore import Restorer
 from .scratch import ScratchCopy
 
@@ -78,8 +77,6 @@ class Drill(Operation):
         self.kept = False
         self._restorer: Restorer | None = None
         self._counter: RowCounter | None = None
-        self._early: CountWhileRestoring | None = None  # tables counted while the restore runs
-        self._counted: dict[str, TableCheck] = {}
         self._monitor = None
         self._checks: list[TableCheck] = []
         self._missing: tuple[str, ...] = ()
@@ -89,7 +86,7 @@ class Drill(Operation):
 
     # -- the lifecycle (migration.operation) ------------------------------------------------------------
     def _interrupt(self) -> None:
-        for part in (self._restorer, self._early, self._counter):
+        for part in (self._restorer, self._counter):
             if part is not None:
                 part.cancel()
 
@@ -215,24 +212,13 @@ class Drill(Operation):
 
         how = "psql (one transaction)" if loaded.format == "plain" else f"pg_restore --jobs {self.options.jobs}"
         with self._phase("restore", f"Restoring the verified backup with {how}") as phase:
-            # An archive's tables are counted in the throwaway server as the restore is done with each (a plain
-            # dump's load is one transaction: nothing is there to count before it ends; a scratch server is not ours
-            # to reprioritise).
-            early = self._early = None if loaded.format == "plain" or copy.scratch else CountWhileRestoring(
-                copy.admin_url(), copy.server.data_dir, m["rows"], m.get("rows_exact") if self.options.exact else None,
-                m.get("objects", {}), self._checked_table)
             self._restorer = Restorer(loaded, admin, jobs=self.options.jobs, bin_dir=getattr(copy, "bin_dir", None),
                                       server_major=copy.major, progress=progress, check_cancel=self.check_cancel,
-                                      copy_rows=self._copy_rows, loaded=early.offer if early else None)
+                                      copy_rows=self._copy_rows)
             # Every byte checked against the manifest first: the restore reads nothing before.
             fd = self._backup_check.finish(self.check_cancel)
             started = time.perf_counter()  # the restore's own time (and its ETA) from here
-            if early is not None:
-                early.start()
-            try:
-                self._restorer.run(fd)
-            finally:
-                self._counted = early.stop() if early is not None else {}
+            self._restorer.run(fd)
             self._restore_s = time.perf_counter() - started
             phase.done(f"Restored with {self._restorer.tool.name} {self._restorer.tool.version}")
 
@@ -248,19 +234,17 @@ class Drill(Operation):
         except Exception:  # noqa: BLE001 - progress is best effort
             return {}
 
-    def _checked_table(self, check: TableCheck) -> None:
-        self._checks.append(check)
-        self.emit(DrillTableChecked(check))
-
     def _count(self, rows: dict[str, int], exact: dict[str, int] | None) -> list[TableCheck]:
         with self._phase("count", f"Counting the rows of {len(rows)} tables in the copy") as phase:
             self._counter = RowCounter(self.copy.admin_url(), self.options.jobs)
-            left = {name: n for name, n in rows.items() if name not in self._counted}
-            counted = self._counter.count(left, exact, self._checked_table, self.check_cancel) if left else []
-            checks = sorted([*self._counted.values(), *counted], key=lambda c: c.table)
+
+            def checked(check: TableCheck) -> None:
+                self._checks.append(check)
+                self.emit(DrillTableChecked(check))
+
+            checks = self._counter.count(rows, exact, checked, self.check_cancel)
             wrong = sum(not c.ok for c in checks)
-            phase.done(f"{len(checks)} tables counted" + (f"; {wrong} do not match" if wrong else ", all match")
-                       + (f" ({len(self._counted)} while the restore ran)" if self._counted else ""))
+            phase.done(f"{len(checks)} tables counted" + (f"; {wrong} do not match" if wrong else ", all match"))
             return checks
 
     def _compare(self, m: dict) -> tuple[list[Difference], list[str]]:

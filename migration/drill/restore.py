@@ -59,8 +59,7 @@ class Restorer:
 
     def __init__(self, backup: LoadedBackup, settings: Settings, *, jobs: int, bin_dir, server_major: int,
                  progress: Callable[[int, tuple[str, ...], int, int], None], check_cancel: Callable[[], None],
-                 copy_rows: Callable[[], dict[str, int]] | None = None,
-                 loaded: Callable[[list[str]], None] | None = None) -> None:
+                 copy_rows: Callable[[], dict[str, int]] | None = None) -> None:
         self.backup = backup
         self.settings = settings  # the drill database, as the throwaway server's superuser
         self.jobs = max(1, jobs)
@@ -69,7 +68,6 @@ class Restorer:
         self.progress = progress
         self.check_cancel = check_cancel
         self.copy_rows = copy_rows  # rows copied so far by running COPYs, per table (read on the copy)
-        self.loaded = loaded  # told the tables whose data is loaded and committed (an archive's restore)
         self._proc: subprocess.Popen | None = None
         self._lock = threading.Lock()
         self._cancelled = False
@@ -164,8 +162,6 @@ class Restorer:
                         pass
                     self.check_cancel()
                     done, running = state.snapshot()
-                    if self.loaded is not None:
-                        self.loaded(done)
                     copying = self.copy_rows() if self.copy_rows else {}
                     rows = sum(tables.get(t, 0) for t in done) + sum(copying.get(t, 0) for t in running)
                     self.progress(len(done), tuple(running), rows, 0)

@@ -155,34 +155,3 @@ def test_the_backup_is_hashed_on_idle_cpu_while_the_server_starts_and_whole_befo
             check.close()
     finally:
         loaded.close()
-
-
-def test_tables_are_counted_while_the_restore_is_still_busy_with_another(db18, tmp_path):
-    """An archive's tables are counted as soon as the restore is done with them (data loaded, indexes and
-    constraints there), while pg_restore still loads another table (here one that sleeps 6 s in a CHECK on the
-    copy): the drill's last phase only counts what was left, and every count is still right."""
-    from urllib.parse import urlsplit
-
-    from migration.drill.drill import Drill
-    from migration.events import DrillPhase, DrillTableChecked
-    from migration.options import DrillOptions
-
-    db = db18
-    seed(db)
-    port = urlsplit(db.server.admin_url).port
-    with db.app() as conn:
-        conn.execute("CREATE FUNCTION public.slow_here(x int) RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN "
-                     f"IF current_setting('port') <> '{port}' THEN PERFORM pg_sleep(6); END IF; RETURN true; END $$")
-        conn.execute("CREATE TABLE public.slow (x int CHECK (public.slow_here(x)))")
-        conn.execute("INSERT INTO public.slow VALUES (1)")
-    path = backup(db, tmp_path, "directory", jobs=2).path
-    events: list = []
-    result = Drill(settings(db), events.append, path, DrillOptions(jobs=2)).run()
-    assert result.ok, result
-    restored = next(i for i, e in enumerate(events)
-                    if isinstance(e, DrillPhase) and e.phase == "restore" and e.elapsed_ms is not None)
-    early = {e.check.table for e in events[:restored] if isinstance(e, DrillTableChecked)}
-    assert set(ROWS) <= early, early  # the seed's tables were done long before the slow one
-    assert {c.table: c.rows_restored for c in result.tables} == {**ROWS, "public.slow": 1}
-    counted = next(e for e in events if isinstance(e, DrillPhase) and e.phase == "count" and e.elapsed_ms is not None)
-    assert "while the restore ran" in counted.message
