@@ -79,7 +79,10 @@ def main() -> int:
                   + (" (goal <= 0.75)" if name == "several" else "")
                   + f"; control raw pg_dump --jobs {args.jobs}: {r['raw_parallel'] / r['raw_dump']:.3f}")
             print(f"  {name}: drill {r['drill']:.2f} s vs raw pg_restore --jobs {args.jobs} into a fresh server "
-                  f"{r['raw_restore']:.2f} s -> ratio {r['drill'] / r['raw_restore']:.3f} (goal <= 1.15)")
+                  f"{r['raw_restore']:.2f} s -> ratio {r['drill'] / r['raw_restore']:.3f} (goal <= 1.15); the drill's "
+                  f"pg_restore {r['drill_restore']:.2f} s, the rest of the operation {r['drill_rest']:.2f} s (server start "
+                  f"and sha256 check, roles, counting, comparison, removal), interpreter start-up and output "
+                  f"{r['drill_startup']:.2f} s")
             print(f"  {name}: extra reads of user tables by migrate-tui backup over raw pg_dump: "
                   f"{r['extra_backup']}; by the drill: {r['extra_drill']} (goal 0); with --exact: {r['extra_exact']}")
         print(f"load average after: {os.getloadavg()[0]:.2f}")
@@ -168,12 +171,13 @@ def bench(server: LocalServer, bin_dir: Path, name: str, args, work: Path) -> di
             _quiesce(server, name)
             contender(run)
         print(f"    run {run}: raw {times['raw_dump'][-1]:.2f} s, directory --jobs {args.jobs} {times['backup'][-1]:.2f} s"
-              f" (control {times['raw_parallel'][-1]:.2f} s)")
+              f" (control {times['raw_parallel'][-1]:.2f} s); load average {os.getloadavg()[0]:.2f}")
 
     (archive,) = [p for p in kept.iterdir() if p.suffix == ".dir"]
     manifest = json.loads(Path(f"{archive}.manifest.json").read_text())
     print(f"    the kept backup: {manifest['size_bytes'] / 1e6:.0f} MB in {len(manifest['files'])} files, "
-          f"compression {manifest.get('compression')}, verified in {manifest['verify_seconds']:.2f} s, "
+          f"compression {manifest.get('compression')}, pg_dump done {manifest['dump_seconds']:.2f} s after the start, "
+          f"verified in {manifest['verify_seconds']:.2f} s, "
           f"{manifest['rows_total']:,} rows counted")
 
     def raw_restore(run: int) -> None:
@@ -195,13 +199,20 @@ def bench(server: LocalServer, bin_dir: Path, name: str, args, work: Path) -> di
         t = time.perf_counter()
         _cli(env, work, "drill", str(archive), "--jobs", str(args.jobs))
         times["drill"].append(time.perf_counter() - t)
+        recorded = json.loads(Path(f"{archive}.manifest.json").read_text())["drill"]  # its own phases' times
+        times.setdefault("drill_restore", []).append(recorded["restore_s"])
+        times.setdefault("drill_inside", []).append(recorded["elapsed_s"])
+        times.setdefault("drill_rest", []).append(recorded["elapsed_s"] - recorded["restore_s"])
+        times.setdefault("drill_startup", []).append(times["drill"][-1] - recorded["elapsed_s"])
 
     print(f"  restores: raw pg_restore --jobs {args.jobs} into a fresh server vs migrate-tui drill --jobs {args.jobs}")
     for run in range(1, args.runs + 1):
         for contender in ([raw_restore, drill] if run % 2 else [drill, raw_restore]):
             _quiesce(server, name)
             contender(run)
-        print(f"    run {run}: raw {times['raw_restore'][-1]:.2f} s, drill {times['drill'][-1]:.2f} s")
+        print(f"    run {run}: raw {times['raw_restore'][-1]:.2f} s, drill {times['drill'][-1]:.2f} s (of which its "
+              f"pg_restore {times['drill_restore'][-1]:.2f} s, the operation {times['drill_inside'][-1]:.2f} s); "
+              f"load average {os.getloadavg()[0]:.2f}")
 
     print("  the production server's read work (pg_stat_user_tables: scans / tuples; pg_stat_database: tuples "
           "returned+fetched / blocks)")

@@ -4,15 +4,16 @@ every table's data file, on idle CPU, with no extra work for the server.
 pg_dump ``--jobs N`` appends to one data file per table (``ID.dat``, ``ID.dat.gz``, …) and reports
 ``finished item ID TABLE DATA name`` once it is closed. :class:`DirFollower` reads each data file as
 it grows (like the plain dump's :class:`~.hashing.Follower`): it hashes the bytes and counts the
-lines of the COPY data (decompressing gzip as it goes), up to the end mark ``\\.`` that proves the
-file complete. What is left when pg_dump exits (``toc.dat``, large objects, the tail of the last
+lines of the COPY data (decompressing gzip as it goes) — two C-speed passes over each chunk, nothing
+per row in Python — and checks that the file ends with the end mark ``\\.`` that proves it complete
+(:class:`CopyData`); behind it, it starts writing the file back to disk, so that pg_dump's fsync at
+its end (a pass over every file) finds little left to write. What is left when pg_dump exits (``toc.dat``, large objects, the tail of the last
 files) is read on every core; the page cache still holds it. A data file it cannot decompress
 (lz4, zstd) is only hashed: its rows are then counted from what pg_restore prints.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import threading
@@ -20,24 +21,13 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 from ..safe_dirs import list_files, open_file
-from .dumptext import DumpReader
-from .hashing import READ_CHUNK, lower_thread_priority
+from .hashing import READ_CHUNK, Hashed, lower_thread_priority, start_writeback
 
 _CHUNK = READ_CHUNK
 _TURN = 16 << 20  # a file's share of one pass before the other files get their turn
+_WRITEBACK_STEP = 16 << 20  # the follower starts writing a data file back to disk behind it, in steps
 DATA_FILE = re.compile(r"^(\d+)\.dat(\.gz)?$")  # the data files whose rows are counted here
 UNCOUNTABLE = re.compile(r"^\d+\.dat\.(?!gz$)\w+$")  # lz4, zst: no decompressor in the standard library
-
-
-def sha256_file(dir_fd: int, name: str) -> tuple[int, str]:
-    """(size, sha256) of a file in a directory, read without following links."""
-    followed = Followed(name)
-    fd = open_file(dir_fd, name)
-    try:
-        followed.read(fd, complete=True)
-    finally:
-        os.close(fd)
-    return followed.size, followed.digest.hexdigest()
 
 
 def listing(files: dict[str, tuple[int, str]], prefix: str = "") -> str:
@@ -45,46 +35,88 @@ def listing(files: dict[str, tuple[int, str]], prefix: str = "") -> str:
     return "".join(f"{digest}  {prefix}{name}\n" for name, (_, digest) in sorted(files.items()))
 
 
-class Followed:
+class CopyData:
+    """The rows of one table's COPY data as it streams past (a data file of a directory archive).
+
+    pg_dump writes one row per line — a newline or backslash inside a value is escaped (``\\n``,
+    ``\\\\``), so every newline ends a row — then the end mark, the line ``\\.``, and blank lines.
+    Each chunk costs one ``bytes.count``; only its last bytes are looked at otherwise. At the end the
+    file's last non-blank line must be the end mark (:attr:`rows` is None otherwise: the file is
+    incomplete); its rows are its lines before that mark.
+    """
+
+    _TAIL = 64  # the bytes of a chunk looked at for its trailing newlines (more only when they are all newlines)
+
+    def __init__(self) -> None:
+        self.lines = 0  # newlines so far
+        self.blank = 0  # the newlines at the end of what was read so far
+        self.last = b""  # up to 3 bytes just before them (the end mark, at the end)
+
+    def feed(self, buf: bytes | bytearray, n: int | None = None) -> None:
+        n = len(buf) if n is None else n
+        if n <= 0:
+            return
+        self.lines += buf.count(b"\n", 0, n)
+        tail = bytes(buf[max(0, n - self._TAIL):n])
+        body = tail.rstrip(b"\n")
+        if len(body) < 3 and len(tail) < n:  # a long run of newlines, or a line end just before the tail: the whole chunk
+            tail = bytes(buf[:n])
+            body = tail.rstrip(b"\n")
+        if not body:
+            self.blank += n
+            return
+        self.last = (self.last + b"\n" * min(self.blank, 3) + body)[-3:]
+        self.blank = len(tail) - len(body)
+
+    @property
+    def rows(self) -> int | None:
+        """The rows before the end mark that closes the data; None when the data does not end with it."""
+        at_start = self.last == b"\\." and self.lines == self.blank  # an empty table: the mark is the first line
+        if not (self.last.endswith(b"\n\\.") or at_start):
+            return None
+        return self.lines - self.blank
+
+
+class Followed(Hashed):
     """One file read as it grows: its sha256 so far, and for a data file its rows so far."""
 
     def __init__(self, name: str, count: bool = False) -> None:
+        super().__init__(self._count)
         self.name = name
-        self.size = 0
-        self.digest = hashlib.sha256()
         match = DATA_FILE.match(name) if count else None
         self.dump_id = match.group(1) if match else None
-        self.reader = DumpReader(in_copy=self.dump_id) if match else None
+        self.copy = CopyData() if match else None
         self.inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if match and match.group(2) else None
+        if self.copy is None:
+            self.feed = None
         self.done = False
         self._rows: int | None = None
+        self.written_back = 0  # the bytes whose write-back was started
+
+    def _count(self, buffer: bytearray, n: int) -> None:
+        assert self.copy is not None
+        if self.inflate is not None:
+            self.copy.feed(self.inflate.decompress(memoryview(buffer)[:n]))
+        else:
+            self.copy.feed(buffer, n)
 
     def read(self, fd: int, complete: bool = False) -> int:
         """Read what was appended since last time (everything when ``complete``); the bytes read."""
-        buffer = bytearray(_CHUNK)
-        view = memoryview(buffer)
-        total = 0
-        while n := os.preadv(fd, [buffer], self.size):
-            self.digest.update(view[:n])
-            if self.reader is not None:
-                if self.inflate is not None:
-                    plain = self.inflate.decompress(view[:n])
-                    self.reader.feed(plain, len(plain))
-                else:
-                    self.reader.feed(buffer, n)
-            self.size += n
-            total += n
-            if not complete and total >= _TURN:
-                break  # give the other files their turn
+        total = super().read(fd, bytearray(_CHUNK), None if complete else _TURN)  # else: the other files' turn
         if complete:
             self.done = True
-            if self.reader is not None:
+            if self.copy is not None:
                 if self.inflate is not None:
-                    plain = self.inflate.flush()
-                    self.reader.feed(plain, len(plain))
-                contents = self.reader.finish()
-                self._rows = None if contents.open_block is not None else contents.rows.get(self.dump_id, 0)
+                    self.copy.feed(self.inflate.flush())
+                self._rows = self.copy.rows
         return total
+
+    def write_back(self, fd: int) -> None:
+        """Start writing what was read to disk, in steps (all of it once the file is complete). The pages stay
+        cached for pg_restore's read-back; pg_dump's own fsync at its end then has little left to write."""
+        if self.size - self.written_back >= _WRITEBACK_STEP or (self.done and self.size > self.written_back):
+            if start_writeback(fd, self.written_back, self.size - self.written_back):
+                self.written_back = self.size
 
     @property
     def rows(self) -> int | None:
@@ -139,6 +171,7 @@ class DirFollower:
                 continue
             try:
                 progressed |= followed.read(fd, complete=complete) > 0
+                followed.write_back(fd)
             finally:
                 os.close(fd)
         return progressed
@@ -149,13 +182,23 @@ class DirFollower:
             self._thread.join()
 
     def finish(self) -> dict[str, tuple[int, str]]:
-        """Every file's (size, sha256), the rest read now on every core (pg_dump has exited)."""
+        """Every file's (size, sha256), the rest read now on every core (pg_dump has exited). A file changed after
+        the follower read it (cut short, extended, rewritten: :meth:`Hashed.unchanged`) is read again whole."""
         self.stop()
         left = []
-        for name in list_files(self.fd):
-            followed = self.files.setdefault(name, Followed(name, count=True))
-            if not followed.done:
-                left.append(followed)
+        present = list_files(self.fd)
+        for name in present:
+            followed = self.files.get(name)
+            if followed is not None and followed.done:
+                fd = open_file(self.fd, name)
+                try:
+                    if followed.unchanged(fd):
+                        continue
+                finally:
+                    os.close(fd)
+            if followed is None or followed.done:
+                followed = self.files[name] = Followed(name, count=True)
+            left.append(followed)
 
         def complete(followed: Followed) -> None:
             fd = open_file(self.fd, followed.name)
@@ -166,6 +209,8 @@ class DirFollower:
 
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="migrate-tui-hash") as pool:
             list(pool.map(complete, left))
+        for name in set(self.files) - set(present):  # removed since it was read: not in the backup
+            del self.files[name]
         return {name: (f.size, f.digest.hexdigest()) for name, f in self.files.items()}
 
     def rows(self) -> dict[str, int | None]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import hashlib
 import os
 import threading
+from typing import Callable
 
 from .dumptext import DumpReader
 
@@ -16,6 +19,55 @@ from .dumptext import DumpReader
 READ_CHUNK = 256 << 10
 _HASH_NICE = 10  # without SCHED_IDLE, the follower thread runs at nice +10 (Linux: per thread)
 _WRITEBACK_STEP = 32 << 20  # the follower starts writing back (and then drops) what it hashed, in steps
+
+
+def file_stamp(st: os.stat_result) -> tuple[int, int, int]:
+    """Which file, and when it was last written (nanoseconds, at the file system's timestamp resolution)."""
+    return st.st_dev, st.st_ino, st.st_mtime_ns
+
+
+class Hashed:
+    """The sha256 of a file's first :attr:`size` bytes, read as the file grows, and what shows they are still
+    its bytes: the file's identity and modification time taken just before the last read that returned bytes.
+
+    Once the writer has exited, :meth:`unchanged` tells whether the file still holds exactly what was hashed:
+    the same size and no write since. A file cut short, extended, or changed in place after it was read (by
+    anyone: pg_dump has exited by then) is read again from its start by the caller. Not seen: a change that
+    keeps the size within the same tick of the file system's clock (a few milliseconds) as the last read — the
+    drill and the restore hash the whole backup again before they read it.
+    """
+
+    def __init__(self, feed: Callable[[bytearray, int], None] | None = None) -> None:
+        self.size = 0
+        self.digest = hashlib.sha256()
+        self.feed = feed  # every block read, after it was hashed (e.g. a row counter)
+        self.stamp: tuple[int, int, int] | None = None
+
+    def read(self, fd: int, buffer: bytearray, limit: int | None = None) -> int:
+        """Read what was appended since last time (at least ``limit`` bytes, when given, then return); the
+        bytes read."""
+        view = memoryview(buffer)
+        total = 0
+        while True:
+            before = os.fstat(fd)
+            n = os.preadv(fd, [buffer], self.size)
+            if not n:
+                return total
+            self.stamp = file_stamp(before)
+            self.digest.update(view[:n])
+            if self.feed is not None:
+                self.feed(buffer, n)
+            self.size += n
+            total += n
+            if limit is not None and total >= limit:
+                return total
+
+    def unchanged(self, fd: int) -> bool:
+        """The file holds what was hashed: its size, and not written since the last read (see the class)."""
+        st = os.fstat(fd)
+        if st.st_size != self.size:
+            return False
+        return self.size == 0 if self.stamp is None else self.stamp == file_stamp(st)
 
 
 class Follower(threading.Thread):
@@ -33,23 +85,22 @@ class Follower(threading.Thread):
         """``fd``: a read-only descriptor of the file being written; the follower closes it."""
         super().__init__(name="migrate-tui-backup-hash", daemon=True)
         self.fd = fd
-        self.digest = hashlib.sha256()
-        self.count = 0
         self.reader = DumpReader()
+        self.hashed = Hashed(self.reader.feed)
         self._handoff = threading.Event()
+
+    @property
+    def count(self) -> int:
+        """The bytes hashed so far."""
+        return self.hashed.size
 
     def run(self) -> None:
         lower_thread_priority()
         buffer = bytearray(READ_CHUNK)
-        view = memoryview(buffer)
         writeback = _Writeback()
         while not self._handoff.is_set():
-            n = os.preadv(self.fd, [buffer], self.count)
-            if n:
-                self.digest.update(view[:n])
-                self.reader.feed(buffer, n)
-                self.count += n
-                writeback.advance(self.fd, self.count)
+            if self.hashed.read(self.fd, buffer, limit=READ_CHUNK):
+                writeback.advance(self.fd, self.hashed.size)
             elif self._handoff.wait(0.05):
                 return
 
@@ -65,16 +116,12 @@ class Follower(threading.Thread):
             os.close(self.fd)
             self.fd = -1
 
-    def finish(self) -> str:
-        """The sha256 of the whole (complete) file: the rest is hashed here, in the caller's thread."""
+    def finish(self) -> str | None:
+        """The sha256 of the whole (complete) file: the rest is hashed here, in the caller's thread. None when
+        the file changed after a part of it was hashed (:meth:`Hashed.unchanged`): the caller reads it again."""
         self.stop()
-        buffer = bytearray(READ_CHUNK)
-        view = memoryview(buffer)
-        while n := os.preadv(self.fd, [buffer], self.count):
-            self.digest.update(view[:n])
-            self.reader.feed(buffer, n)
-            self.count += n
-        return self.digest.hexdigest()
+        self.hashed.read(self.fd, bytearray(READ_CHUNK))
+        return self.hashed.digest.hexdigest() if self.hashed.unchanged(self.fd) else None
 
 
 class _Writeback:
@@ -97,6 +144,27 @@ class _Writeback:
         except OSError:  # advice only; the final fsync still makes the file durable
             self.enabled = False
         self.previous, self.current = self.current, hashed
+
+
+_SYNC_FILE_RANGE_WRITE = 2  # Linux: start writing the range's dirty pages, do not wait for them
+
+
+@functools.lru_cache(maxsize=1)
+def _sync_file_range():
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range  # called without the GIL
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    function.restype = ctypes.c_int
+    return function
+
+
+def start_writeback(fd: int, offset: int, length: int) -> bool:
+    """Start writing a range of a file to disk without waiting, and keep its pages cached (Linux
+    ``sync_file_range(SYNC_FILE_RANGE_WRITE)``); False where that is not available (advice only)."""
+    function = _sync_file_range()
+    return function is not None and function(fd, offset, length, _SYNC_FILE_RANGE_WRITE) == 0
 
 
 def lower_thread_priority() -> None:

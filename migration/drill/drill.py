@@ -19,7 +19,6 @@ thread (Ctrl+C, SIGTERM) — unless ``keep`` hands a passed copy to the rehearsa
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,8 +43,9 @@ from ..options import DrillOptions
 from ..outcome import Outcome
 from ..settings import Settings
 from . import local
+from .check import BackupCheck
 from .compare import RowCounter, object_differences, sequence_differences
-from .restore import Restorer, open_checked
+from .restore import Restorer
 from .scratch import ScratchCopy
 
 APPLICATION_NAME = "migrate-tui drill"
@@ -82,7 +82,7 @@ class Drill(Operation):
         self._missing: tuple[str, ...] = ()
         self._restore_s = 0.0
         self._server = ""
-        self._checked: dict = {}  # the backup opened and checked against its manifest (or why not)
+        self._backup_check: BackupCheck | None = None  # the backup opened, hashed against its manifest
 
     # -- the lifecycle (migration.operation) ------------------------------------------------------------
     def _interrupt(self) -> None:
@@ -119,17 +119,15 @@ class Drill(Operation):
                                    "rows_exact" in m, removed,
                                    ScratchCopy(self.options.drill_url, self.settings).masked
                                    if self.options.drill_url else None))
-            # The sha256 of every byte is checked while the throwaway server starts (both take a second or more).
-            self.start_thread(lambda: self._check(loaded), "migrate-tui-drill-check")
-            try:
-                self._start_copy(m)
-            finally:
-                self._join_threads()
+            # The sha256 of every byte is checked while the throwaway server starts (both take a second or more),
+            # on the CPU initdb leaves idle; the restore waits for the rest of it (BackupCheck.finish).
+            self._backup_check = BackupCheck(loaded, self.options.jobs).start()
+            self._start_copy(m)
             self._restore(loaded)
         finally:
-            fd = self._checked.pop("fd", None)
-            if fd is not None:
-                os.close(fd)
+            check, self._backup_check = self._backup_check, None
+            if check is not None:
+                check.close()
             loaded.close()
         checks = self._count(rows, m.get("rows_exact") if self.options.exact else None)
         differences, notes = self._compare(m)
@@ -214,20 +212,15 @@ class Drill(Operation):
 
         how = "psql (one transaction)" if loaded.format == "plain" else f"pg_restore --jobs {self.options.jobs}"
         with self._phase("restore", f"Restoring the verified backup with {how}") as phase:
-            if "error" in self._checked:
-                raise self._checked["error"]
             self._restorer = Restorer(loaded, admin, jobs=self.options.jobs, bin_dir=getattr(copy, "bin_dir", None),
                                       server_major=copy.major, progress=progress, check_cancel=self.check_cancel,
                                       copy_rows=self._copy_rows)
-            self._restorer.run(self._checked.pop("fd"))
+            # Every byte checked against the manifest first: the restore reads nothing before.
+            fd = self._backup_check.finish(self.check_cancel)
+            started = time.perf_counter()  # the restore's own time (and its ETA) from here
+            self._restorer.run(fd)
             self._restore_s = time.perf_counter() - started
             phase.done(f"Restored with {self._restorer.tool.name} {self._restorer.tool.version}")
-
-    def _check(self, loaded: manifests.LoadedBackup) -> None:
-        try:
-            self._checked["fd"] = open_checked(loaded, self.options.jobs)
-        except BaseException as exc:  # noqa: BLE001 - raised in the drill's own thread before restoring
-            self._checked["error"] = exc
 
     def _copy_rows(self) -> dict[str, int]:
         """Rows the running COPYs have loaded so far (pg_stat_progress_copy on the copy): for the progress bar."""

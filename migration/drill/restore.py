@@ -1,12 +1,12 @@
 """Restoring exactly the verified backup into the drill's database, with progress.
 
-- A plain dump: its sha256 and size are checked against the manifest first, then the same bytes are
-  read again and streamed to ``psql -f -`` on its stdin (``--single-transaction``, ``ON_ERROR_STOP``),
-  hashed on the way: a file changed between the check and the restore fails the drill.
+- A plain dump: its sha256 and size are checked against the manifest first (:mod:`.check`), then the
+  same bytes are read again and streamed to ``psql -f -`` on its stdin (``--single-transaction``,
+  ``ON_ERROR_STOP``), hashed on the way: a file changed between the check and the restore fails the drill.
 - A custom archive: checked the same way, then ``pg_restore --jobs N`` reads ``/dev/fd/N``, the
   descriptor of the file that was checked.
-- A directory archive: the directory must hold exactly the manifest's files, each with its sha256
-  (hashed side by side), then ``pg_restore --jobs N`` reads ``/dev/fd/N``, the checked directory.
+- A directory archive: the directory must hold exactly the manifest's files, each with its sha256,
+  then ``pg_restore --jobs N`` reads ``/dev/fd/N``, the checked directory.
 
 The password reaches every child through a passfile of its own (:func:`migration.children.child_env`).
 """
@@ -19,10 +19,8 @@ import re
 import subprocess
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
-from ..backup.directory import sha256_file
 from ..backup.dumptext import DumpReader, split_identifiers
 from ..backup.hashing import READ_CHUNK
 from ..backup.manifest import LoadedBackup
@@ -31,63 +29,13 @@ from ..errors import MigrateError, OperatorError
 from ..operation import Cancelled
 from ..pgtools import Locator, PgTool, public_conninfo
 from ..redact import redact
-from ..safe_dirs import list_files, open_own_dir
 from ..settings import Settings
+from .check import changed, open_checked
 
 APPLICATION_NAME = "migrate-tui drill"
 _CHUNK = READ_CHUNK
 _STARTED = re.compile(r'processing data for table "(.+)"')
 _FINISHED = re.compile(r"finished item \d+ TABLE DATA (.+)$")
-
-
-def _changed(name: str) -> MigrateError:
-    return MigrateError(OperatorError(
-        f"The backup {name} no longer matches its manifest (its sha256 or size changed after it was written); "
-        "it was not restored.", "Do not use it: find out who changed it, and take a new backup."))
-
-
-def open_checked_file(backup: LoadedBackup) -> int:
-    """The dump file, the operator's own, whose sha256 and size match the manifest; its descriptor."""
-    fd = backup.directory.open_own(backup.name, "backup")
-    try:
-        digest, size = hashlib.sha256(), 0
-        buffer = bytearray(READ_CHUNK)
-        view = memoryview(buffer)
-        while n := os.preadv(fd, [buffer], size):
-            digest.update(view[:n])
-            size += n
-        if digest.hexdigest() != backup.manifest.get("sha256") or size != backup.manifest.get("size_bytes"):
-            raise _changed(backup.name)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def open_checked_directory(backup: LoadedBackup, workers: int) -> int:
-    """The archive directory, holding exactly the manifest's files, each with its sha256; its descriptor."""
-    fd = open_own_dir(backup.directory, backup.name)
-    try:
-        expected = {f["name"]: (f["size_bytes"], f["sha256"]) for f in backup.manifest.get("files", [])}
-        present = list_files(fd)
-        if set(present) != set(expected) or any(present[n] != expected[n][0] for n in expected):
-            raise _changed(backup.name)
-        names = sorted(expected, key=lambda n: -expected[n][0])
-        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="migrate-tui-drill-hash") as pool:
-            for name, result in zip(names, pool.map(lambda n: sha256_file(fd, n), names)):
-                if result != expected[name]:
-                    raise _changed(backup.name)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def open_checked(backup: LoadedBackup, workers: int) -> int:
-    """The backup (a file, or a directory of files) checked against its manifest; its descriptor."""
-    if backup.format == "directory":
-        return open_checked_directory(backup, workers)
-    return open_checked_file(backup)
 
 
 def find_tool(name: str, at_least: int, bin_dir=None) -> PgTool:
@@ -186,7 +134,7 @@ class Restorer:
             if proc.returncode != 0:
                 raise MigrateError(explain_restore_failure("psql", self.stderr, proc.returncode, self.settings))
             if digest.hexdigest() != self.backup.manifest.get("sha256"):
-                raise _changed(self.backup.name)
+                raise changed(self.backup.name)
             self.progress(len(reader.contents.rows), (), reader.rows_so_far, offset)
         finally:
             os.close(fd)

@@ -113,3 +113,45 @@ def test_publishing_never_replaces_what_is_at_the_final_name(tmp_path):
             pending.publish()
         assert (base / "x.dir").is_dir() and os.listdir(base / "x.dir") == []
         pending.discard()
+
+
+def test_the_backup_is_hashed_on_idle_cpu_while_the_server_starts_and_whole_before_the_restore(db, tmp_path,
+                                                                                              monkeypatch):
+    """The drill's check of every file's sha256 runs at idle priority (initdb keeps its CPU); whatever it has not
+    reached when the server is up is hashed before the restore reads anything: a changed byte is never restored."""
+    import threading
+
+    from migration.backup import manifest as manifests
+    from migration.drill import check as check_module
+    from migration.errors import MigrateError
+
+    policies: list[int] = []
+    real = check_module.lower_thread_priority
+
+    def recording() -> None:
+        real()
+        policies.append(os.sched_getscheduler(threading.get_native_id()))
+
+    monkeypatch.setattr(check_module, "lower_thread_priority", recording)
+    seed(db)
+    path = Path(backup(db, tmp_path, "directory", jobs=2).path)
+    smallest = min(path.iterdir(), key=lambda p: p.stat().st_size)  # the idle thread takes the largest first
+    original = smallest.read_bytes()
+    smallest.write_bytes(bytes([original[0] ^ 1]) + original[1:])
+    loaded = manifests.load(path)
+    try:
+        check = check_module.BackupCheck(loaded, 2).start()
+        with pytest.raises(MigrateError, match="no longer matches its manifest"):
+            check.finish()
+        check.close()
+        assert policies == [os.SCHED_IDLE]
+        smallest.write_bytes(original)
+        check = check_module.BackupCheck(loaded, 2).start()
+        fd = check.finish()
+        try:
+            assert sorted(os.listdir(fd)) == sorted(f["name"] for f in manifest(path)["files"])
+        finally:
+            os.close(fd)
+            check.close()
+    finally:
+        loaded.close()
