@@ -45,7 +45,7 @@ from .directory import UNCOUNTABLE, DirFollower, listing
 from .dumptext import DumpContents, DumpReader
 from .hashing import READ_CHUNK, Follower
 from .progress import CopyMonitor, Progress, TableSize, table_sizes
-from .verify import CUSTOM_MAGIC, ArchiveReader, sha256_fd, verify_plain
+from .verify import CUSTOM_MAGIC, ArchiveReader, missing_data, sha256_fd, verify_plain
 
 PREFIX = "backup_before_migration_"
 _TABLE_LINE = re.compile(r'dumping contents of table "(.+)"')
@@ -148,7 +148,8 @@ class Backup(Operation):
             os.fsync(pending.fd)  # pg_dump fsyncs the files of a directory archive itself
         source = self._source_facts()
         verify_from = self.elapsed_ms
-        digest, contents, files = self._verify(pending, follower, tool, source.pop("_table_oids", {}))
+        digest, contents, files = self._verify(pending, follower, tool, source.pop("_table_oids", {}),
+                                               _TABLE_LINE.findall(stderr))
         exact = self._exact_rows(contents) if self.options.exact else None
         verify_s = (self.elapsed_ms - verify_from) / 1000
         size = pending.size()
@@ -396,8 +397,9 @@ class Backup(Operation):
             eof.set()
 
     def _verify(self, pending: PendingFile | PendingDir, follower: Follower | None, tool: PgTool,
-                table_oids: dict[int, str]) -> tuple[str, DumpContents, dict[str, tuple[int, str]]]:
-        """(sha256, what the dump holds, the files of a directory archive with their sizes and sha256)."""
+                table_oids: dict[int, str], dumped: list[str]) -> tuple[str, DumpContents, dict[str, tuple[int, str]]]:
+        """(sha256, what the dump holds, the files of a directory archive with their sizes and sha256).
+        ``dumped``: the tables whose data pg_dump said it dumped; each must be in the dump read back."""
         reader = pending.reader()
         files: dict[str, tuple[int, str]] = {}
         try:
@@ -432,6 +434,7 @@ class Backup(Operation):
         finally:
             os.close(reader)
         self.check_cancel()  # a pg_restore stopped by a cancel is not a failed verification
+        problem = problem or missing_data(dumped, contents.rows)
         if problem:
             self._discard(pending)
             raise MigrateError(OperatorError(

@@ -35,16 +35,54 @@ def sha256_fd(fd: int) -> str:
     return digest.hexdigest()
 
 
+_RESTRICT = re.compile(rb"^\\restrict (\S+)$", re.M)
+_AFTER_TRAILER = re.compile(rb"(?:--[^\n]*\n|\n)*")  # the trailer's closing comment line, blank lines
+
+
 def verify_plain(fd: int) -> str | None:
-    """None when the plain dump is complete; else what is wrong. The trailer need not be last."""
+    """None when the plain dump is complete; else what is wrong.
+
+    The end-of-dump marker must be followed only by comment and blank lines, and — when the dump
+    starts with ``\\restrict KEY`` (pg_dump 18.0, 17.6, 16.10, 15.14, 14.19, 13.22 and later) — by
+    ``\\unrestrict KEY`` with the same key: a dump cut inside its last line, or with anything after
+    it, is not complete."""
     size = os.fstat(fd).st_size
-    head = os.pread(fd, 256, 0)
+    head = os.pread(fd, 4096, 0)
     tail = os.pread(fd, _TAIL, max(0, size - _TAIL))
-    if PLAIN_HEADER not in head:
+    if PLAIN_HEADER not in head[:256]:
         return "it does not start like a pg_dump plain-format dump"
-    if PLAIN_TRAILER not in tail:
+    at = tail.rfind(PLAIN_TRAILER)
+    if at < 0:
         return "the end-of-dump marker '-- PostgreSQL database dump complete' is missing (the dump is truncated)"
+    after = tail[at + len(PLAIN_TRAILER):]
+    after = after[after.find(b"\n") + 1:] if b"\n" in after else b""
+    after = after[_AFTER_TRAILER.match(after).end():]
+    restrict = _RESTRICT.search(head)
+    if restrict is not None:
+        closing = b"\\unrestrict " + restrict.group(1)
+        if not after.startswith(closing + b"\n"):
+            return ("the dump does not end with its closing \\unrestrict line after the end-of-dump marker "
+                    "(the dump is truncated or was changed)")
+        after = after[len(closing) + 1:]
+    if after.strip(b"\n"):
+        return "there is more after the end-of-dump marker than pg_dump writes (the dump was changed)"
     return None
+
+
+def missing_data(dumped: list[str], rows: dict[str, int]) -> str | None:
+    """None when the dump read back holds data for every table pg_dump said it dumped (``dumping contents of
+    table "schema.name"``, in ``dumped``); else what is missing. ``rows``: the tables read back, quoted names.
+
+    An archive whose table of contents was damaged can read back cleanly with fewer entries (or none)."""
+    if len(rows) >= len(dumped):
+        return None
+    from .dumptext import split_identifiers
+
+    read_back = {".".join(split_identifiers(name)) for name in rows}
+    missing = [name for name in dumped if name not in read_back]
+    named = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+    return (f"it holds the data of {len(rows)} of the {len(dumped)} tables pg_dump dumped"
+            + (f" (missing: {named})" if missing else ""))
 
 
 def verify_custom(fd: int, pg_restore: PgTool,
