@@ -21,6 +21,7 @@ import os
 import sys
 
 from migration import audit, exit_codes
+from migration.options import DEFAULT_RETRIES
 from migration.errors import ConfigError
 
 from ..options import (
@@ -71,6 +72,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument("--accept-loss", action="store_true",
                         help="rollback, with --cascade: also drop dependents no safety copy can hold (marked NOT "
                              "recoverable, e.g. a column of another table of the table's row type)")
+    parser.add_argument("--no-table-backup", action="store_true",
+                        help="rollback: do not take a pg_dump safety copy of each target's table first")
+    parser.add_argument("--retries", type=int, metavar="N", default=None,
+                        help=f"rollback: further attempts after a lock timeout, with backoff (default: "
+                             f"{DEFAULT_RETRIES})")
     parser.add_argument("--lock-wait", type=float, metavar="SECONDS", default=None,
                         help="how long each target waits for another running migration (overrides the file's "
                              "lock_wait; default 10)")
@@ -144,9 +150,14 @@ def _run(args, fleet, log, options) -> int:
 
 
 def _rollback_only(args) -> None:
-    """--cascade and --accept-loss confirm what a rollback drops: given to another action they would be ignored."""
+    """The rollback's own options (--cascade, --accept-loss, --no-table-backup, --retries): given to another action
+    they would be ignored, so they are refused."""
     check_accept_loss(args, f"migrate-tui fleet {args.file} rollback")
-    for flag, given in (("--cascade", args.cascade), ("--accept-loss", args.accept_loss)):
+    if args.retries is not None and args.retries < 0:
+        raise ConfigError("--retries must be 0 or more; nothing was started.", "Pass --retries 0 or a positive "
+                          "number.")
+    for flag, given in (("--cascade", args.cascade), ("--accept-loss", args.accept_loss),
+                        ("--no-table-backup", args.no_table_backup), ("--retries", args.retries is not None)):
         if given and args.action != "rollback":
             raise ConfigError(f"{flag} is an option of the fleet's rollback, not of {args.action}; nothing was "
                               "started.", f"Leave {flag} out, or roll back: migrate-tui fleet {args.file} rollback "

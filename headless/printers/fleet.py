@@ -16,6 +16,7 @@ from migration.events import (
     RehearsalFinished,
     RunFinished,
     SafetyCopyFinished,
+    SafetyCopySkipped,
 )
 from migration.fleet import (
     DrillSkipped,
@@ -94,6 +95,8 @@ class FleetPrinter:
             self.line(f"[{name}]   ✓ safety copy: {event.copy.path} ({event.copy.rows} rows)")
             for lost in event.copy.not_kept:
                 self.line(f"[{name}]   ⚠️  not in the copy (cannot be recreated): {lost}")
+        elif isinstance(event, SafetyCopySkipped):
+            self.line(f"[{name}]   ⚠️  no safety copy: {event.reason}")
         elif isinstance(event, Dropped):
             self.line(f"[{name}]   ✓ dropped: {event.statement}")
             for label in event.dependents:

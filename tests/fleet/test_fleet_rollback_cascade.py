@@ -5,6 +5,7 @@ read back; the output and the summary say what was dropped with each table, and 
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from cli.cli_support import run_cli
@@ -95,3 +96,44 @@ def test_cascade_and_accept_loss_confirm_per_target_as_rollback_does(tmp_path, s
     for result in (wrong, first, second, third):
         assert CANARY not in result.output
     assert CANARY not in (tmp_path / "audit.log").read_text()
+
+
+def test_no_table_backup_and_retries_are_the_rollback_s_own(tmp_path, server18, server15, make_db):
+    """``--no-table-backup`` drops each target's table without a copy (and says so per target); ``--retries N``
+    sets the attempts after a lock timeout; both are refused for another action, as --cascade is."""
+    first, second = make_db(server18), make_db(server15)
+    migrate(first)
+    migrate(second)
+    urls = {"first": first.url, "second": second.url}
+    path = write_fleet(tmp_path / "fleet.toml", [target(name, "all") for name in urls])
+    env = fleet_env(urls)
+    backups = tmp_path / "b"
+    for action, flag in (("run", ("--no-table-backup",)), ("verify", ("--retries", "2"))):
+        wrong = run_cli("fleet", str(path), action, "--yes", *flag, "--backup-dir", str(backups), cwd=tmp_path,
+                        env=env)
+        assert wrong.returncode == exit_codes.CONFIG, wrong.output
+        assert f"{flag[0]} is an option of the fleet's rollback, not of {action}" in wrong.output, wrong.output
+    negative = run_cli("fleet", str(path), "rollback", "--yes", "--retries", "-1", cwd=tmp_path, env=env)
+    assert negative.returncode == exit_codes.CONFIG and "--retries must be 0 or more" in negative.output
+    assert first.table_exists() and second.table_exists() and not backups.exists()  # nothing attempted
+
+    with second.admin() as reader:  # a reader holds the table: second's DROP times out, with no further attempt
+        reader.execute("BEGIN")
+        reader.execute("LOCK TABLE public.database_backups IN ACCESS SHARE MODE")
+        held = run_cli("fleet", str(path), "rollback", "--yes", "--retries", "0", "--only", "second", "--json",
+                       "--backup-dir", str(backups), cwd=tmp_path, env=env)
+        reader.execute("ROLLBACK")
+    assert held.returncode == exit_codes.FAILURE, held.output
+    (only,) = json.loads(held.stdout)["targets"]
+    assert only["outcome"] == "failed" and "in 1 attempt(s) of 3000 ms each" in only["error"]["message"], only
+    assert second.table_exists()
+    shutil.rmtree(backups)  # the safety copy that attempt took
+
+    done = run_cli("fleet", str(path), "rollback", "--yes", "--no-table-backup", "--retries", "0",
+                   "--backup-dir", str(backups), "--audit-log", str(tmp_path / "audit.log"), cwd=tmp_path, env=env)
+    assert done.returncode == exit_codes.OK, done.output
+    for name in urls:
+        assert f"[{name}]   ⚠️  no safety copy: --no-table-backup" in done.stdout, done.stdout
+    assert not first.table_exists() and not second.table_exists()
+    assert not list(backups.rglob("*")), list(backups.rglob("*"))  # no safety copy written anywhere
+    assert CANARY not in done.output
