@@ -37,6 +37,12 @@ PASS_DIR_PREFIX = "migrate-tui-pass-"
 _PASS_DIR = re.compile(rf"^{PASS_DIR_PREFIX}(\d+)-")
 
 
+# How long a probe of a local tool (``--version``, ``pg_config --sharedir``, a compression check) may take. It answers
+# in milliseconds; on a loaded machine, or traced, a wrapper script can take seconds: too short a limit would
+# quietly take a working tool for a broken one.
+PROBE_TIMEOUT_S = 60.0
+
+
 def child_environ(secrets: list[str] | tuple[str, ...] = (), environ: Mapping[str, str] | None = None
                   ) -> dict[str, str]:
     """The allowlisted part of our environment, without any variable whose value holds a secret."""

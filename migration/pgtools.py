@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterator, Mapping
 from urllib.parse import quote
 
-from .children import child_environ
+from .children import PROBE_TIMEOUT_S, child_environ
 from .errors import OperatorError
 from .pgserver import SYSTEM_PG_ROOT, embedded_bin_dir
 from .redact import redact
@@ -101,7 +101,7 @@ def tool_version(path: Path) -> tuple[str, int] | None:
 
 def _run_version(path: Path, env: dict[str, str]) -> tuple[str, int] | None:
     try:
-        out = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=10,
+        out = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=PROBE_TIMEOUT_S,
                              stdin=subprocess.DEVNULL, env=env).stdout
     except (OSError, subprocess.SubprocessError):
         return None

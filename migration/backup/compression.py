@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import subprocess
 
-from ..children import child_environ
+from ..children import PROBE_TIMEOUT_S, child_environ
 from ..errors import MigrateError, OperatorError
 from ..options import COMPRESSIONS
 
@@ -33,7 +33,7 @@ def offers(pg_dump: str, major: int, method: str) -> bool:
     try:
         proc = subprocess.run([pg_dump, "--format=directory", f"--compress={method}", "--file=/nonexistent/x",
                                f"--dbname={_NO_SERVER}", "--no-password"], capture_output=True, text=True,
-                              timeout=10, stdin=subprocess.DEVNULL, env=child_environ())
+                              timeout=PROBE_TIMEOUT_S, stdin=subprocess.DEVNULL, env=child_environ())
     except (OSError, subprocess.SubprocessError):
         return False
     return "does not support compression" not in proc.stderr and "invalid compression" not in proc.stderr

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..children import child_environ
+from ..children import PROBE_TIMEOUT_S, child_environ
 from ..errors import MigrateError, OperatorError
 from ..pgserver import SYSTEM_PG_ROOT, LocalServer, embedded_bin_dir, scratch_dir
 from . import pg_bin
@@ -54,7 +54,7 @@ class Candidate:
 
 def _version(bin_dir: Path) -> tuple[str, int] | None:
     try:
-        out = subprocess.run([str(bin_dir / "postgres"), "--version"], capture_output=True, text=True, timeout=10,
+        out = subprocess.run([str(bin_dir / "postgres"), "--version"], capture_output=True, text=True, timeout=PROBE_TIMEOUT_S,
                              stdin=subprocess.DEVNULL, env=child_environ()).stdout
     except (OSError, subprocess.SubprocessError):
         return None
@@ -66,7 +66,7 @@ def _version(bin_dir: Path) -> tuple[str, int] | None:
 
 def _extensions(bin_dir: Path) -> frozenset[str]:
     try:
-        share = subprocess.run([str(bin_dir / "pg_config"), "--sharedir"], capture_output=True, text=True, timeout=10,
+        share = subprocess.run([str(bin_dir / "pg_config"), "--sharedir"], capture_output=True, text=True, timeout=PROBE_TIMEOUT_S,
                                stdin=subprocess.DEVNULL, env=child_environ()).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         share = ""

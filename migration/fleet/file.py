@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..errors import ConfigError, MigrateError, OperatorError
+from ..errors import ConfigError, MigrateError
 from ..redact import password_guesses, redact
 from ..settings import DEFAULT_LOCK_WAIT_S, Settings, check_identifier, load_settings
 from ..url import conninfo, plain_url

@@ -8,9 +8,7 @@ import json
 import re
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest

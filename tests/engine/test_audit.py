@@ -7,7 +7,7 @@ import os
 import stat
 
 import pytest
-from rollback_support import Holder, Recorder, migrate_with_rows, rollback
+from rollback_support import Holder, Recorder, migrate_with_rows
 
 from migration import audit
 from migration.errors import ConfigError

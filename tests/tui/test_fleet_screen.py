@@ -366,7 +366,7 @@ async def test_keep_going_concurrency_and_only_in_the_wizard(tmp_path, monkeypat
 
     monkeypatch.setattr(FleetScreen, "_refresh_row", refresh)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await loaded(app, pilot)
+        await loaded(app, pilot)
         assert list(board(app).rows) == ["broken", "fine", "later"]  # --only: left-out is not in the table
         text = flat(screen_text(app))
         assert "3 targets in 2 waves" in text and "only broken, fine, later; up to 1 at once; --keep-going" in text

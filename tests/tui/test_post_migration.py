@@ -41,7 +41,6 @@ async def test_verify_then_cron_secret_into_the_env_in_use_then_ticks(db18, tmp_
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await to_post_migration(app, pilot)
         assert screen.verified.ok
-        text = flat(screen_text(app))
         assert "Post-migration" in screen_text(app).splitlines()[0]  # the path shows where we are
         listed = widget_text(screen, "#post-listed")
         assert listed == "✓ It lists database_backups (1 row)."
