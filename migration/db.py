@@ -79,6 +79,9 @@ class PinnedCursor(psycopg.Cursor):
             return self
         if not conn._pinned and keyword not in _ENDS:
             raise UnpinnedTransaction("this transaction did not pin search_path (use PinnedConnection.begin())")
+        if keyword == "ROLLBACK" and params is None:  # never fails: a dead connection has nothing to end
+            _end(conn, "ROLLBACK")
+            return self
         return super().execute(query, params, prepare=prepare, binary=binary)
 
     def executemany(self, query, params_seq, *, returning=False):
@@ -99,9 +102,19 @@ def _end(conn: "PinnedConnection", command: str) -> None:
 
 
 class PinnedConnection(psycopg.Connection):
-    """An autocommit connection whose transactions are opened with :meth:`begin`."""
+    """An autocommit connection whose transactions are opened with :meth:`begin`.
+
+    ``ROLLBACK`` never raises: on a connection the server closed (a terminated session, a lost server) the
+    transaction is already gone, and the ``ROLLBACK`` of a ``finally`` must not replace the error that says
+    what happened with "the connection is closed"."""
 
     _pinned = False
+
+    def execute(self, query, params=None, *, prepare=None, binary=False):
+        if self.closed and params is None and _keyword(query, self) == "ROLLBACK":
+            self._pinned = False
+            return None
+        return super().execute(query, params, prepare=prepare, binary=binary)
 
     def begin(self, mode: str = "", local: dict[str, str] | None = None) -> None:
         """``BEGIN [mode]`` and pin ``search_path``, in one round trip (the simple query protocol).

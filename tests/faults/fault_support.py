@@ -64,11 +64,12 @@ def backend_count(db: Database, like: str) -> int:
                             (db.name, like)).fetchone()[0]
 
 
-def waiting_on_lock(db: Database, like: str) -> bool:
+def waiting_on_lock(db: Database, like: str, unlike: str = "") -> bool:
+    """A session whose application_name is LIKE ``like`` (and not LIKE ``unlike``) waits for a lock."""
     with db.admin() as conn:
         return bool(conn.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND application_name LIKE %s "
-            "AND wait_event_type = 'Lock'", (db.name, like)).fetchone()[0])
+            "AND application_name NOT LIKE %s AND wait_event_type = 'Lock'", (db.name, like, unlike)).fetchone()[0])
 
 
 class PrivateServer:

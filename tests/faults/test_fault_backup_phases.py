@@ -70,7 +70,9 @@ class Phase:
         cli = LiveCli(*self.args, cwd=self.tmp_path, env=self.env)
         self.dump_app = pg_dump_app(cli)
         if self.name == "lock-wait":
-            wait_until(lambda: waiting_on_lock(self.db, self.dump_app), 60, "pg_dump to wait on the locked table")
+            # pg_dump itself (the backup's catalog read, "...-catalog", may wait on the same lock before it)
+            wait_until(lambda: waiting_on_lock(self.db, self.dump_app, unlike="%-catalog"), 60,
+                       "pg_dump to wait on the locked table")
         elif self.name == "copy":
             while True:
                 self.held = self.proxy.next_held()
