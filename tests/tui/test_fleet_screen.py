@@ -302,6 +302,49 @@ def test_fleet_screen_snapshot_in_the_middle_of_a_wave(snap_compare, monkeypatch
     assert snap_compare(app, run_before=run_before, terminal_size=SIZE)
 
 
+def test_fleet_screen_snapshot_after_a_failed_wave_with_the_command_line_s_choices(snap_compare, monkeypatch):
+    """--only (the source's selection), --concurrency 2 and --keep-going in the header; the wave that ended says how
+    many failed, and n is offered (with --keep-going a failed wave does not stop the later ones)."""
+    from migration.events import FleetHeld
+    from migration.fleet import TargetFinished
+    from migration.operation import Operation
+    from migration.options import FleetOptions, OperatorOptions
+    from tui.fleet_source import FleetSource
+
+    fleet, replayed = _replayed_fleet()
+    events = [e for e in replayed if getattr(e, "wave", None) != "production" and getattr(e, "target", "")
+              not in ("prod-eu", "prod-us", "prod-asia")]
+    events[-1] = TargetFinished(Outcome.FAILED, "checklist failed: the server is not reachable", None, 310.0,
+                                "canary", "canary", "checklist")
+    events.append(FleetHeld("production", ("prod-eu", "prod-us", "prod-asia", "prod-au", "prod-sa"),
+                            after_wave="canary"))
+
+    class Replay(Operation):
+        name = "fleet"
+
+        def _perform(self):
+            for event in events:
+                self.emit(event)
+            while True:  # held: the keys of a fleet that waits for n; the app's exit cancels it
+                self.pause(0.05)
+
+    monkeypatch.setattr(FleetScreen, "_build", lambda self, emit, log: Replay(fleet.targets[0].settings, emit))
+    source = FleetSource(lambda: fleet, "only staging, canary, prod-eu, prod-us, prod-asia, prod-au, prod-sa")
+    app = FleetApp(source, deterministic=True,
+                   options=OperatorOptions(fleet=FleetOptions(concurrency=2, keep_going=True)))
+
+    async def run_before(pilot):
+        await wait_until(pilot, lambda: board(app) is not None, "the fleet")
+        await confirm(pilot, "s")
+        await wait_until(pilot, lambda: board(app).held is not None, "the replay")
+        await pilot.pause()
+        text = flat(screen_text(app))
+        assert "up to 2 at once; --keep-going" in text, text
+        assert "Wave canary done, 1 failed. Press n to start wave production (5 targets)." in text, text
+
+    assert snap_compare(app, run_before=run_before, terminal_size=SIZE)
+
+
 def _offline_fleet(tmp_path, monkeypatch, names=("a", "b", "c", "d", "e")) -> Path:
     """A valid fleet file whose URLs are never connected to (only the command line is checked)."""
     for name in names:
