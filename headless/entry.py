@@ -95,21 +95,17 @@ def _no_fleet_options(args: argparse.Namespace) -> None:
 
 
 class _Selection:
-    """``--only NAME…`` and ``--shard K/N`` (or ``--shard-count N`` with $JOB_COMPLETION_INDEX), as ``migrate-tui
-    fleet`` applies them: checked now (exit 78), applied to the fleet when it is read."""
+    """The fleet command's selection (:class:`migration.fleet.shard.Selection`), checked now (exit 78) and applied
+    when the fleet is read; the wizard has nothing to show for an empty one (a configuration error)."""
 
     def __init__(self, only, shard) -> None:
-        self.only, self.shard = only, shard
-        parts = ([f"only {', '.join(only)}"] if only else []) + ([f"shard {shard[0]}/{shard[1]}"] if shard else [])
-        self.description = "; ".join(parts)
+        from migration.fleet.shard import Selection
+
+        self._select = Selection(only, shard)
+        self.description = self._select.description
 
     def __call__(self, fleet):
-        from migration.fleet import select_shard
-
-        if self.only:
-            fleet = fleet.only(self.only)
-        if self.shard is not None:
-            fleet = select_shard(fleet, *self.shard)
+        fleet = self._select(fleet)
         if not fleet.targets:
             from migration.errors import ConfigError
 

@@ -32,6 +32,7 @@ from ..options import (
     backup_options,
     check_accept_loss,
     drill_options,
+    non_negative,
     rollback_options,
 )
 from ..running import print_error, run_cancellable
@@ -74,7 +75,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                              "recoverable, e.g. a column of another table of the table's row type)")
     parser.add_argument("--no-table-backup", action="store_true",
                         help="rollback: do not take a pg_dump safety copy of each target's table first")
-    parser.add_argument("--retries", type=int, metavar="N", default=None,
+    parser.add_argument("--retries", type=non_negative, metavar="N", default=None,
                         help=f"rollback: further attempts after a lock timeout, with backoff (default: "
                              f"{DEFAULT_RETRIES})")
     parser.add_argument("--lock-wait", type=float, metavar="SECONDS", default=None,
@@ -89,7 +90,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def handle(args: argparse.Namespace) -> int:
     from migration.fleet import FleetFileError, read_fleet
-    from migration.fleet.shard import parse_shard, select_shard
+    from migration.fleet.shard import Selection, parse_shard
 
     try:
         if args.action in CHANGES and not args.yes and not sys.stdin.isatty():
@@ -97,12 +98,8 @@ def handle(args: argparse.Namespace) -> int:
                               f"Pass --yes to run non-interactively, e.g. migrate-tui fleet {args.file} "
                               f"{args.action} --yes")
         _rollback_only(args)
-        shard = parse_shard(args.shard, args.shard_count, os.environ)
-        fleet = read_fleet(args.file, lock_wait=args.lock_wait)
-        if args.only:
-            fleet = fleet.only(args.only)
-        if shard is not None:
-            fleet = select_shard(fleet, *shard)
+        select = Selection(args.only, parse_shard(args.shard, args.shard_count, os.environ))
+        fleet = select(read_fleet(args.file, lock_wait=args.lock_wait))
         options = dict(backup=backup_options(args), drill=drill_options(args), rollback=rollback_options(args))
         log = audit.AuditLog(getattr(args, "audit_log", None)).ensure()
     except FleetFileError as exc:
@@ -153,9 +150,6 @@ def _rollback_only(args) -> None:
     """The rollback's own options (--cascade, --accept-loss, --no-table-backup, --retries): given to another action
     they would be ignored, so they are refused."""
     check_accept_loss(args, f"migrate-tui fleet {args.file} rollback")
-    if args.retries is not None and args.retries < 0:
-        raise ConfigError("--retries must be 0 or more; nothing was started.", "Pass --retries 0 or a positive "
-                          "number.")
     for flag, given in (("--cascade", args.cascade), ("--accept-loss", args.accept_loss),
                         ("--no-table-backup", args.no_table_backup), ("--retries", args.retries is not None)):
         if given and args.action != "rollback":

@@ -14,7 +14,14 @@ from pathlib import Path
 from migration import audit, exit_codes
 from migration.options import DEFAULT_RETRIES
 
-from ..options import add_audit_option, add_target_options, add_trust_option, check_accept_loss, rollback_options
+from ..options import (
+    add_audit_option,
+    add_target_options,
+    add_trust_option,
+    check_accept_loss,
+    non_negative,
+    rollback_options,
+)
 from ..printers.rollback import RestorePrinter, RollbackPrinter
 from ..running import print_error, run_cancellable, target
 
@@ -35,7 +42,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument("--backup-dir", metavar="DIR", type=Path, default=DEFAULT_BACKUP_DIR,
                         help=f"where the safety copy is written (default: ./{DEFAULT_BACKUP_DIR})")
     add_trust_option(parser)
-    parser.add_argument("--retries", type=int, metavar="N", default=DEFAULT_RETRIES,
+    parser.add_argument("--retries", type=non_negative, metavar="N", default=DEFAULT_RETRIES,
                         help=f"further attempts after a lock timeout, with backoff (default: {DEFAULT_RETRIES})")
     # --lock-timeout MS is one of the shared target options; for the rollback its default is 3000 ms.
     parser.add_argument("--restore", metavar="FILE", type=Path, default=None,
@@ -47,9 +54,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def handle(args: argparse.Namespace) -> int:
     from migration.rollback import Restore, Rollback
 
-    if args.retries < 0:
-        print("Error: --retries must be 0 or more.\n  Fix: pass --retries 0 or a positive number.")
-        return exit_codes.USAGE
     check_accept_loss(args, "migrate-tui rollback")
     log = audit.AuditLog(getattr(args, "audit_log", None))
     with target(args) as settings:

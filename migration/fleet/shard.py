@@ -49,3 +49,20 @@ def parse_shard(text: str | None, count: int | None, environ: Mapping[str, str])
 def select_shard(fleet: Fleet, k: int, n: int) -> Fleet:
     names = shard_of([t.name for t in fleet.targets], k, n)
     return Fleet(fleet.path, tuple(t for t in fleet.targets if t.name in names))
+
+
+class Selection:
+    """``--only NAME…`` and ``--shard K/N``: the targets of a fleet this run takes (``fleet FILE …`` and the Fleet
+    screen alike); :attr:`description` names the choice ("" for the whole file). The result may be empty."""
+
+    def __init__(self, only: list[str] | None, shard: tuple[int, int] | None) -> None:
+        self.only, self.shard = only, shard
+        parts = ([f"only {', '.join(only)}"] if only else []) + ([f"shard {shard[0]}/{shard[1]}"] if shard else [])
+        self.description = "; ".join(parts)
+
+    def __call__(self, fleet: Fleet) -> Fleet:
+        if self.only:
+            fleet = fleet.only(self.only)
+        if self.shard is not None:
+            fleet = select_shard(fleet, *self.shard)
+        return fleet

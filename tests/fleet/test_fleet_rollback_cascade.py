@@ -114,7 +114,7 @@ def test_no_table_backup_and_retries_are_the_rollback_s_own(tmp_path, server18, 
         assert wrong.returncode == exit_codes.CONFIG, wrong.output
         assert f"{flag[0]} is an option of the fleet's rollback, not of {action}" in wrong.output, wrong.output
     negative = run_cli("fleet", str(path), "rollback", "--yes", "--retries", "-1", cwd=tmp_path, env=env)
-    assert negative.returncode == exit_codes.CONFIG and "--retries must be 0 or more" in negative.output
+    assert negative.returncode == exit_codes.USAGE and "--retries: must be 0 or more" in negative.output  # as rollback
     assert first.table_exists() and second.table_exists() and not backups.exists()  # nothing attempted
 
     with second.admin() as reader:  # a reader holds the table: second's DROP times out, with no further attempt
