@@ -21,7 +21,7 @@ import os
 import sys
 
 from migration import audit, exit_codes
-from migration.options import DEFAULT_RETRIES
+from migration.options import DEFAULT_FLEET_CONCURRENCY, DEFAULT_RETRIES, MAX_FLEET_CONCURRENCY
 from migration.errors import ConfigError
 
 from ..options import (
@@ -46,8 +46,8 @@ def _positive(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if not 1 <= value <= 64:
-        raise argparse.ArgumentTypeError("must be between 1 and 64")
+    if not 1 <= value <= MAX_FLEET_CONCURRENCY:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_FLEET_CONCURRENCY}")
     return value
 
 
@@ -56,8 +56,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument("file", metavar="FILE", help="the fleet file (TOML; see README.md, Fleets)")
     parser.add_argument("action", choices=ACTIONS, help="what to do on every target")
     parser.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation (run, rollback)")
-    parser.add_argument("--concurrency", type=_positive, metavar="N", default=4,
-                        help="targets of a wave at once (default 4)")
+    parser.add_argument("--concurrency", type=_positive, metavar="N", default=DEFAULT_FLEET_CONCURRENCY,
+                        help=f"targets of a wave at once (default {DEFAULT_FLEET_CONCURRENCY})")
     parser.add_argument("--keep-going", action="store_true",
                         help="go on with the later waves after a target failed (default: stop after that wave)")
     parser.add_argument("--only", nargs="+", action="extend", metavar="NAME", default=None,
